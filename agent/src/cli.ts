@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// openrds-agent: the daemon on a PostgreSQL host, and the archive-push / archive-get commands
+// that PostgreSQL's archive_command and restore_command call.
+import * as path from 'node:path';
+import { Config, OpenrdsError, commandHelp, configLoad, errorWrap, log, logInit } from '@openrds/common';
+import type { CommandName } from '@openrds/common';
+
+const PROGRAM = 'openrds-agent';
+/** Exit code of archive-get for any error: above 125 PostgreSQL aborts recovery instead of ending it. */
+export const ARCHIVE_GET_ERROR_EXIT = 126;
+
+const commands: Record<string, CommandName> = {
+  serve: 'agent', 'archive-push': 'archive-push', 'archive-get': 'archive-get', version: 'version', help: 'help',
+};
+
+async function main(argv: string[]): Promise<number> {
+  const word = argv.find((a) => !a.startsWith('-'));
+  if (!word || word === 'help' || argv.includes('--help')) {
+    process.stdout.write(commandHelp(PROGRAM, word && word !== 'help' ? commands[word] : undefined));
+    return 0;
+  }
+  const command = commands[word];
+  if (!command) {
+    process.stderr.write(`ERROR: unknown command '${word}'\nHINT: run '${PROGRAM} help' for the list of commands\n`);
+    return 27;
+  }
+  if (command === 'version') {
+    const { OPENRDS_VERSION } = await import('@openrds/common');
+    process.stdout.write(`${PROGRAM} ${OPENRDS_VERSION}\n`);
+    return 0;
+  }
+  const rest = [...argv];
+  rest.splice(argv.indexOf(word), 1);
+  let config: Config | undefined;
+  try {
+    config = configLoad({ command, argv: rest });
+    logInit({
+      process: PROGRAM, command, stanza: config.stanza, levelConsole: config.str('log-level-console'),
+      levelFile: config.str('log-level-file'), logPath: config.str('log-path'), timestamp: config.bool('log-timestamp'),
+    });
+    switch (command) {
+      case 'agent': {
+        const { agentServe } = await import('./daemon/serve');
+        await agentServe(config);
+        return 0;
+      }
+      case 'archive-push': {
+        const { archivePushCommand } = await import('./command/archive/command');
+        return await archivePushCommand(config, path.resolve(config.args[0] ?? ''));
+      }
+      case 'archive-get': {
+        const { archiveGetCommand } = await import('./command/archive/command');
+        return await archiveGetCommand(config, config.args[0] ?? '', path.resolve(config.args[1] ?? ''));
+      }
+      default:
+        return 27;
+    }
+  } catch (err) {
+    const e = errorWrap(err);
+    log.error(`[${e.code}]: ${e.toDisplay()}`);
+    if (!(err instanceof OpenrdsError)) log.debug((err as Error).stack ?? '');
+    return command === 'archive-get' ? ARCHIVE_GET_ERROR_EXIT : e.code;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err) => {
+  process.stderr.write(`ERROR: ${String(err)}\n`);
+  process.exitCode = 122;
+});

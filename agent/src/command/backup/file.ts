@@ -1,0 +1,54 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Sha256Filter, SizeFilter, compressFilters, pgControlReadBytes } from '@openrds/common';
+
+export interface BackupFileOptions {
+  pgPath: string;
+  name: string;                // relative to PGDATA
+  size: number;                // listed size: bytes past it come from WAL replay
+  compressType: 'none' | 'zst';
+  compressLevel: number;
+  signal?: AbortSignal;
+}
+
+export interface BackupFileResult {
+  missing: boolean;
+  size: number; sha256: string;
+  repoSize: number; repoSha256: string;
+}
+
+/**
+ * Copies one PGDATA file into `sink` (compressed), reading at most its listed size, and reports
+ * the checksums of the original and of the repo bytes. A file removed since the listing is
+ * reported as missing, which is normal (a table dropped during the backup). pg_control is read
+ * with the torn-read retry so that the copy is always a consistent one.
+ */
+export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
+  const source = await backupFileOpen(opts);
+  if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+  const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
+  await pipeline(source, sha.stream, size.stream,
+    ...compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream),
+    repoSha.stream, repoSize.stream, sink(), ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+  return { missing: false, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), repoSha256: repoSha.result() };
+}
+
+async function backupFileOpen(opts: BackupFileOptions): Promise<Readable | undefined> {
+  if (opts.name === 'global/pg_control') {
+    return Readable.from([await pgControlReadBytes(opts.pgPath)]);
+  }
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(path.join(opts.pgPath, opts.name), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (opts.size === 0) {
+    await fh.close();
+    return Readable.from([]);
+  }
+  return fh.createReadStream({ start: 0, end: opts.size - 1, highWaterMark: 1024 * 1024, autoClose: true });
+}

@@ -1,0 +1,46 @@
+import * as fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ChecksumError, Sha256Filter, SizeFilter, decompressFilters } from '@openrds/common';
+
+export interface RestoreFileOptions {
+  destination: string;         // absolute path
+  size: number;
+  sha256: string;
+  mtime: number;               // unix seconds
+  mode: number;
+  compressType: 'none' | 'zst';
+  signal?: AbortSignal;
+}
+
+export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/**
+ * Writes one file of a backup from its repo bytes: decompresses, checks size and sha256 against
+ * the manifest, fsyncs, and sets mode and mtime. A mismatch fails the restore naming the file,
+ * since a corrupt repo file must never become a silently corrupt cluster.
+ */
+export async function restoreFile(source: (() => Readable) | undefined, opts: RestoreFileOptions): Promise<void> {
+  const fh = await fs.promises.open(opts.destination, 'w', opts.mode);
+  try {
+    if (opts.size > 0) {
+      if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
+      const sha = new Sha256Filter(), size = new SizeFilter();
+      await pipeline(source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
+        fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }),
+        ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+      if (size.result() !== opts.size || sha.result() !== opts.sha256) {
+        throw new ChecksumError(
+          `restored file '${opts.destination}' has size ${size.result()} sha256 ${sha.result()}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+          { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
+      }
+    } else if (opts.sha256 && opts.sha256 !== SHA256_EMPTY) {
+      throw new ChecksumError(`manifest lists '${opts.destination}' with size 0 but a non-empty checksum`);
+    }
+    await fh.chmod(opts.mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.utimes(opts.destination, opts.mtime, opts.mtime);
+}

@@ -1,0 +1,265 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client as PgClient } from 'pg';
+import {
+  AssertError, Config, DbConnectError, DbQueryError, FileExistsError, PathNotEmptyError, PgRunningError,
+  forEachLimit, grpcChunkReader, grpcChunkWriter, grpcClientStream, grpcMessages, grpcWrite, log, pgControlRead,
+  pgSql,
+} from '@openrds/common';
+import type {
+  AgentGatewayClient, DataChunk__Output, FileEntry, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
+  RestoreFileSpec__Output,
+} from '@openrds/common';
+import { backupFile } from '../command/backup/file';
+import { restoreFile } from '../command/restore/file';
+import { pgDataList } from './list';
+import { fsyncDir, recoveryWrite } from './recovery';
+import { agentRestoreCommand } from './self';
+
+const LIST_PAGE_SIZE = 2000;
+
+export type JobEmit = (event: Omit<JobEvent, 'jobId'>) => Promise<void>;
+
+/** What a job needs from the daemon: where the cluster is and how to reach the repo-server. */
+export interface JobContext {
+  config: Config;
+  stanza: string;
+  pgPath: string;
+  pgVersion: number;
+  client: AgentGatewayClient;
+}
+
+/**
+ * Runs the jobs the repo-server sends on the session. PostgreSQL sessions opened by DbOpen live
+ * until DbClose or until `closeAll` (the session stream ended): a non-exclusive backup belongs to
+ * its PostgreSQL session, so losing the repo-server must abort it.
+ */
+export class JobRunner {
+  private readonly dbSessions = new Map<string, PgClient>();
+
+  constructor(private readonly ctx: JobContext) {}
+
+  /** Runs one job; the result (done or error) is emitted, never thrown. */
+  async run(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<void> {
+    try {
+      const result = await this.dispatch(job, emit, signal);
+      await emit({ done: { resultJson: JSON.stringify(result ?? {}) } });
+    } catch (err) {
+      const e = err as Error & { code?: unknown; hint?: string };
+      log.warn(`job ${job.kind} '${job.jobId}' failed: ${e.message}`);
+      await emit({
+        error: {
+          name: e.name, code: typeof e.code === 'number' ? e.code : 0,
+          message: e.message, hint: e.hint ?? '',
+        },
+      }).catch(() => undefined);
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const clients = [...this.dbSessions.values()];
+    this.dbSessions.clear();
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+
+  private async dispatch(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    switch (job.kind) {
+      case 'dbOpen': return this.dbOpen(job.dbOpen!.dbSessionId, job.dbOpen!.applicationName);
+      case 'dbQuery': return this.dbQuery(job.dbQuery!.dbSessionId, job.dbQuery!.sql, job.dbQuery!.params);
+      case 'dbClose': return this.dbClose(job.dbClose!.dbSessionId);
+      case 'controlRead': return pgControlRead(this.ctx.pgPath);
+      case 'clock': return { timeMs: Date.now() };
+      case 'list': return this.list(job.list!.followTablespaces, emit);
+      case 'backupFiles': return this.backupFiles(job, emit, signal);
+      case 'restorePrepare': return this.restorePrepare(job);
+      case 'restoreFiles': return this.restoreFiles(job, emit, signal);
+      case 'restoreFinish': return this.restoreFinish(job, signal);
+      default: throw new AssertError(`unknown job kind '${String(job.kind)}'`, { hint: 'upgrade openrds-agent to the version of the repo-server' });
+    }
+  }
+
+  private async dbOpen(id: string, applicationName: string): Promise<unknown> {
+    const { config } = this.ctx;
+    const client = new PgClient({
+      host: config.str('pg1-socket-path'), port: config.int('pg1-port'), user: config.str('pg1-user'),
+      database: config.str('pg1-database'), application_name: applicationName || 'openrds',
+    });
+    // A broken connection must not crash the daemon; the next query reports it.
+    client.on('error', (err) => log.warn(`database session '${id}' lost: ${err.message}`));
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new DbConnectError(`unable to connect to the cluster at socket '${config.str('pg1-socket-path')}' port ${config.int('pg1-port')}: ${(err as Error).message}`,
+        { hint: 'check pg1-socket-path, pg1-port and pg1-user, and that PostgreSQL is running' });
+    }
+    const rows = await client.query('SELECT current_setting(\'server_version_num\')::int AS v');
+    for (const sql of pgSql(Math.floor(rows.rows[0].v / 10000)).sessionSetup) await client.query(sql);
+    this.dbSessions.set(id, client);
+    return {};
+  }
+
+  private async dbQuery(id: string, sql: string, params: string[]): Promise<unknown> {
+    const client = this.dbSessions.get(id);
+    if (!client) throw new DbQueryError(`database session '${id}' is not open`, { hint: 'the agent may have restarted: retry the command' });
+    try {
+      const res = await client.query(sql, params.length > 0 ? params : undefined);
+      return { rows: res.rows };
+    } catch (err) {
+      throw new DbQueryError(`query failed: ${(err as Error).message}\nquery: ${sql}`);
+    }
+  }
+
+  private async dbClose(id: string): Promise<unknown> {
+    const client = this.dbSessions.get(id);
+    this.dbSessions.delete(id);
+    await client?.end();
+    return {};
+  }
+
+  private async list(followTablespaces: boolean, emit: JobEmit): Promise<unknown> {
+    let page: FileEntry[] = [];
+    let count = 0;
+    for await (const entry of pgDataList(this.ctx.pgPath, { followTablespaces })) {
+      page.push(entry);
+      count++;
+      if (page.length >= LIST_PAGE_SIZE) {
+        await emit({ listPage: { entries: page } });
+        page = [];
+      }
+    }
+    if (page.length > 0) await emit({ listPage: { entries: page } });
+    return { count, timeMs: Date.now() };
+  }
+
+  private async backupFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    const spec = job.backupFiles!;
+    const compressType = spec.compressType as 'none' | 'zst';
+    await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
+      signal.throwIfAborted();
+      const { call, response } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
+        (cb) => this.ctx.client.putBackupFile(cb));
+      await grpcWrite(call, { header: { jobId: job.jobId, name: file.name, compressType } });
+      let result;
+      try {
+        result = await backupFile(() => grpcChunkWriter<PutFileMessage>(call, (data) => ({ chunk: { data } })), {
+          pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType,
+          compressLevel: spec.compressLevel, signal,
+        });
+        await grpcWrite(call, {
+          trailer: {
+            size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
+            missing: result.missing, mtime: 0, pageChecksumErrors: [],
+          },
+        });
+        call.end();
+      } catch (err) {
+        call.cancel();
+        await response.catch(() => undefined);
+        throw err;
+      }
+      await response;
+      await emit({ fileDone: { name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 } });
+    });
+    return {};
+  }
+
+  private async restorePrepare(job: Job__Output): Promise<unknown> {
+    const spec = job.restorePrepare!;
+    const pgPath = spec.pgPath;
+    if (!path.isAbsolute(pgPath)) throw new AssertError(`restore path '${pgPath}' is not absolute`);
+    if (fs.existsSync(path.join(pgPath, 'postmaster.pid'))) {
+      throw new PgRunningError(`unable to restore while PostgreSQL is running: '${pgPath}/postmaster.pid' exists`,
+        { hint: 'stop the cluster first; if it is not running, remove the stale postmaster.pid' });
+    }
+    let entries: string[] = [];
+    try { entries = await fs.promises.readdir(pgPath); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (entries.length > 0) {
+      throw new PathNotEmptyError(`unable to restore to path '${pgPath}' because it contains files`,
+        { hint: 'try restore into an empty directory (delta restore, --delta, is not available yet)' });
+    }
+    await fs.promises.mkdir(pgPath, { recursive: true, mode: 0o700 });
+    const root = spec.paths.find((p) => p.name === '');
+    await fs.promises.chmod(pgPath, root?.mode || 0o700);
+    for (const link of spec.links) {
+      let linkEntries: string[] = [];
+      try { linkEntries = await fs.promises.readdir(link.destination); } catch { /* created below */ }
+      if (linkEntries.length > 0) {
+        throw new PathNotEmptyError(`unable to restore link '${link.name}' to path '${link.destination}' because it contains files`,
+          { hint: 'remove the old tablespace directory or map it elsewhere' });
+      }
+      await fs.promises.mkdir(link.destination, { recursive: true, mode: 0o700 });
+    }
+    for (const p of [...spec.paths].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (p.name === '') continue;
+      const abs = path.join(pgPath, p.name);
+      const link = spec.links.find((l) => l.name === p.name);
+      if (link) {
+        await fs.promises.mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
+        await fs.promises.symlink(link.destination, abs).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') throw new FileExistsError(`link '${abs}' already exists`);
+          throw err;
+        });
+        continue;
+      }
+      await fs.promises.mkdir(abs, { recursive: true, mode: p.mode || 0o700 });
+      await fs.promises.chmod(abs, p.mode || 0o700);
+    }
+    for (const link of spec.links) {
+      const abs = path.join(pgPath, link.name);
+      if (!fs.existsSync(abs)) await fs.promises.symlink(link.destination, abs);
+    }
+    return {};
+  }
+
+  private async fetchFile(jobId: string, file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): Promise<void> {
+    await restoreFile(() => {
+      const call = this.ctx.client.getBackupFile({ jobId, repoKey: file.repoKey });
+      return grpcChunkReader<DataChunk__Output>(grpcMessages(call), (m) => m.data, () => call.cancel());
+    }, {
+      destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
+      compressType: file.compressType as 'none' | 'zst', signal,
+    });
+  }
+
+  private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    const spec = job.restoreFiles!;
+    await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
+      signal.throwIfAborted();
+      await this.fetchFile(job.jobId, file, path.join(spec.pgPath, file.name), signal);
+      await emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
+    });
+    return {};
+  }
+
+  private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {
+    const spec = job.restoreFinish!;
+    const settings = spec.recovery.map((s) => ({ key: s.key, value: s.value }));
+    if (spec.restoreCommandAuto) {
+      settings.unshift({ key: 'restore_command', value: agentRestoreCommand(this.ctx.config, spec.stanza) });
+    }
+    await recoveryWrite({ pgPath: spec.pgPath, pgVersion: spec.pgVersion, settings, signalFile: spec.signalFile });
+    // pg_control goes last: until it is in place the directory cannot be started by mistake.
+    if (spec.pgControl) {
+      const tmp = path.join(spec.pgPath, 'global', 'pg_control.openrds.tmp');
+      await this.fetchFile(job.jobId, spec.pgControl, tmp, signal);
+      await fs.promises.rename(tmp, path.join(spec.pgPath, 'global', 'pg_control'));
+    }
+    await fsyncTree(spec.pgPath);
+    return {};
+  }
+}
+
+/** fsyncs every directory of a tree (files were synced as they were written). */
+async function fsyncTree(root: string): Promise<void> {
+  const dirs = [root];
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!;
+    for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) dirs.push(path.join(dir, e.name));
+      else if (e.isSymbolicLink() && dir === path.join(root, 'pg_tblspc')) dirs.push(await fs.promises.realpath(path.join(dir, e.name)));
+    }
+    await fsyncDir(dir);
+  }
+}

@@ -1,0 +1,62 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Config, OptionInvalidError, log, pgControlRead } from '@openrds/common';
+import type { PgControl } from '@openrds/common';
+import { archiveGetFile } from '../command/archive/get';
+import { archivePushFile } from '../command/archive/push';
+import { repoClientNew } from '../repo-client';
+import { localServerStart } from './local-server';
+import { AgentSession, agentHelloNew } from './session';
+
+/** pg_control as carried on the wire. */
+export function pgControlToInfo(c: PgControl) {
+  return {
+    systemId: c.systemId, pgVersion: c.pgVersion, controlVersion: c.controlVersion, catalogVersion: c.catalogVersion,
+    walSegmentSize: c.walSegmentSize, pageSize: c.pageSize, checksumVersion: c.checksumVersion,
+    checkpointLsn: c.checkpointLsn, timeline: c.timeline, state: c.state,
+  };
+}
+
+/**
+ * `openrds-agent serve`: the daemon on a PostgreSQL host. Registers its stanza with the
+ * repo-server, runs the jobs it sends, and answers the local archive-push/archive-get calls.
+ */
+export async function agentServe(config: Config): Promise<void> {
+  const stanza = config.str('stanza');
+  const pgPath = path.resolve(config.str('pg1-path'));
+  const control = await pgControlRead(pgPath);
+  const client = repoClientNew(config);
+  const agentId = `${os.hostname()}:${pgPath}`;
+  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client };
+  const session = new AgentSession(ctx, agentHelloNew({
+    agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
+  }));
+  const timeoutMs = config.num('archive-timeout') * 1000;
+  const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
+    if (req.cmd !== 'ping' && req.stanza !== stanza) {
+      throw new OptionInvalidError(`this agent serves stanza '${stanza}', not '${req.stanza}'`,
+        { hint: 'check --stanza in archive_command / restore_command and agent-socket-path' });
+    }
+    if (req.cmd === 'archive-push') {
+      const res = await archivePushFile(client, {
+        stanza, walPath: req.path, compressType: config.str('compress-type') as 'none' | 'zst',
+        compressLevel: config.int('compress-level'), agentId, timeoutMs,
+      });
+      return res.warning ? { warning: res.warning } : {};
+    }
+    if (req.cmd === 'archive-get') {
+      return { found: await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs }) };
+    }
+    return {};
+  });
+  log.info(`agent for stanza '${stanza}' (PostgreSQL ${control.pgVersion}, system-id ${control.systemId}, '${pgPath}') started`);
+  const shutdown = (sig: string): void => {
+    log.info(`${sig} received: agent stopping`);
+    session.stop();
+    local.close();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  await session.run();
+  client.close();
+}

@@ -1,0 +1,31 @@
+import type * as grpc from '@grpc/grpc-js';
+import { errorFromGrpc } from './error-transport';
+
+/**
+ * Starts a client-streaming call and returns it with a promise of its single response; a gRPC
+ * error is rebuilt as the OpenrdsError the far side threw.
+ */
+export function grpcClientStream<Req, Res>(
+  start: (cb: grpc.requestCallback<Res>) => grpc.ClientWritableStream<Req>,
+): { call: grpc.ClientWritableStream<Req>; response: Promise<Res> } {
+  let resolve!: (r: Res) => void;
+  let reject!: (e: Error) => void;
+  const response = new Promise<Res>((res, rej) => { resolve = res; reject = rej; });
+  const call = start((err, res) => {
+    if (err) reject(errorFromGrpc(err));
+    else resolve(res as Res);
+  });
+  // A write after the call failed would otherwise surface as an unhandled 'error' event.
+  call.on('error', () => undefined);
+  return { call, response };
+}
+
+/** Writes one message honouring backpressure. */
+export async function grpcWrite<M>(call: { write(m: M): boolean; once(ev: 'drain', f: () => void): unknown }, msg: M): Promise<void> {
+  if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
+}
+
+/** Deadline `ms` from now, for call options. */
+export function grpcDeadline(ms: number): Date {
+  return new Date(Date.now() + ms);
+}

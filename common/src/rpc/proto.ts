@@ -1,0 +1,54 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import * as path from 'node:path';
+import type { ProtoGrpcType } from '../proto-gen/openrds';
+
+/** Directory of the .proto files: <root>/proto, found from common/dist/rpc or common/src/rpc. */
+export const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto');
+
+let loaded: ProtoGrpcType | undefined;
+
+/** The openrds.v1 package, loaded once per process. */
+export function protoLoad(): ProtoGrpcType['openrds']['v1'] {
+  if (!loaded) {
+    const def = protoLoader.loadSync('openrds/v1/openrds.proto', {
+      includeDirs: [PROTO_DIR],
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
+  }
+  return loaded.openrds.v1;
+}
+
+/** Largest chunk of file bytes in one message. */
+export const CHUNK_SIZE = 1024 * 1024;
+
+/**
+ * Channel options shared by every client and the server. The default HTTP/2 flow-control window
+ * (64 KiB) caps a stream far below disk speed, so clients ask for a larger one.
+ */
+export const GRPC_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
+};
+
+export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
+
+/** host:port for grpc-js, bracketing IPv6 literals. */
+export function grpcAddress(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}

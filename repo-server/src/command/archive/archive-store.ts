@@ -1,0 +1,177 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
+  compressExtension, decompressFilters, log, walFileKind, walHeaderParse,
+} from '@openrds/common';
+import type { IoFilter } from '@openrds/common';
+import { VerifyTap } from '../../server/verify-tap';
+import { Repo, archiveIdOf, type ArchiveInfo } from '../../repo/repo';
+
+/** Keeps the first `size` bytes that pass through (the WAL long page header). */
+class HeadFilter implements IoFilter<Buffer> {
+  readonly name = 'head';
+  private readonly parts: Buffer[] = [];
+  private length = 0;
+  readonly stream: Transform;
+
+  constructor(private readonly size: number) {
+    this.stream = new Transform({
+      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
+        if (this.length < this.size) {
+          const part = chunk.subarray(0, this.size - this.length);
+          this.parts.push(Buffer.from(part));
+          this.length += part.length;
+        }
+        cb(null, chunk);
+      },
+    });
+  }
+
+  result(): Buffer { return Buffer.concat(this.parts); }
+}
+
+export interface ArchivePushRequest {
+  stanza: string;
+  walName: string;
+  size: number;
+  sha256: string;
+  compressType: 'none' | 'zst';
+}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const WAL_HEADER_READ = 64;
+
+/**
+ * The WAL archive of a repository: stores pushed files complete-or-missing after checking them
+ * (the WAL header against the stanza, the checksum of the bytes received), refuses to overwrite a
+ * different file of the same name, and finds files for archive-get.
+ */
+export class ArchiveStore {
+  private readonly mutex = new KeyedMutex();
+
+  constructor(private readonly repo: Repo) {}
+
+  /** Repo key of a pushed WAL file. History files keep their name; others carry their sha256. */
+  keyOf(stanza: string, archiveId: string, walName: string, sha256: string, compressType: 'none' | 'zst'): string {
+    if (walFileKind(walName) === 'history') return `${this.repo.archiveIdPath(stanza, archiveId)}/${walName}${compressExtension[compressType]}`;
+    return `${this.repo.walDir(stanza, archiveId, walName)}/${walName}-${sha256}${compressExtension[compressType]}`;
+  }
+
+  /** Existing copies of a WAL file in one archive id: their keys and sha256. */
+  async find(stanza: string, archiveId: string, walName: string): Promise<{ key: string; sha256: string; compressType: 'none' | 'zst' }[]> {
+    const kind = walFileKind(walName);
+    if (kind === 'history') {
+      const dir = this.repo.archiveIdPath(stanza, archiveId);
+      const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace('.', '\\.')}(\\.zst)?$`) });
+      return names.map((n) => ({ key: `${dir}/${n}`, sha256: '', compressType: n.endsWith('.zst') ? 'zst' : 'none' }));
+    }
+    const dir = this.repo.walDir(stanza, archiveId, walName);
+    const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace(/\./g, '\\.')}-[0-9a-f]{64}(\\.zst)?$`) });
+    return names.map((n) => ({
+      key: `${dir}/${n}`, sha256: n.slice(walName.length + 1, walName.length + 65),
+      compressType: n.endsWith('.zst') ? 'zst' : 'none',
+    }));
+  }
+
+  /**
+   * Stores one pushed file from `source` (bytes compressed as the request says). Resolves once the
+   * file is durable; a duplicate of identical content resolves with a warning.
+   */
+  async push(info: ArchiveInfo, req: ArchivePushRequest, source: Readable): Promise<{ duplicate: boolean; warning: string; key: string }> {
+    const kind = walFileKind(req.walName);
+    if (!kind) throw new FormatError(`'${req.walName}' is not a WAL file name`);
+    if (!SHA256_RE.test(req.sha256)) throw new FormatError(`invalid sha256 '${req.sha256}' for WAL file '${req.walName}'`);
+    const archiveId = archiveIdOf(info.db);
+    return this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
+      const existing = await this.find(req.stanza, archiveId, req.walName);
+      if (existing.length > 0) {
+        const same = kind === 'history'
+          ? await this.historySha(existing[0]!.key, existing[0]!.compressType) === req.sha256
+          : existing.some((e) => e.sha256 === req.sha256);
+        source.resume();
+        if (same) {
+          const warning = `WAL file '${req.walName}' already exists in the archive with the same checksum\nHINT: this is valid in some recovery scenarios but may also indicate a problem.`;
+          log.warn(warning);
+          return { duplicate: true, warning, key: existing[0]!.key };
+        }
+        throw new ArchiveDuplicateError(`WAL file '${req.walName}' already exists in the archive of stanza '${req.stanza}' with a different checksum`,
+          { hint: 'this is a serious problem: is another cluster archiving to this stanza? nothing was overwritten' });
+      }
+      const key = this.keyOf(req.stanza, archiveId, req.walName, req.sha256, req.compressType);
+      const sha = new Sha256Filter(), size = new SizeFilter(), head = new HeadFilter(WAL_HEADER_READ);
+      const tap = new VerifyTap([...decompressFilters(req.compressType), head, sha, size], () => {
+        if (sha.result() !== req.sha256 || size.result() !== req.size) {
+          throw new ChecksumError(`WAL file '${req.walName}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${req.sha256} size ${req.size}`,
+            { hint: 'the file changed while it was read, or the transfer was damaged: PostgreSQL will retry' });
+        }
+        if (kind === 'segment' || kind === 'partial') {
+          const header = walHeaderParse(head.result());
+          if (header.systemId !== info.db.systemId || header.pgVersion !== info.db.pgVersion) {
+            throw new ArchiveMismatchError(
+              `WAL file '${req.walName}' is from PostgreSQL ${header.pgVersion} with system-id ${header.systemId}, but stanza '${req.stanza}' is PostgreSQL ${info.db.pgVersion} with system-id ${info.db.systemId}`,
+              { hint: 'is archive_command pointing at the correct stanza? nothing was stored' });
+          }
+        }
+      });
+      await pipeline(source, tap, this.repo.storage.newWrite(key));
+      return { duplicate: false, warning: '', key };
+    });
+  }
+
+  private async historySha(key: string, compressType: 'none' | 'zst'): Promise<string> {
+    const sha = new Sha256Filter();
+    await pipeline(await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
+      async function* (src: AsyncIterable<Buffer>) { for await (const _ of src) { /* drain */ } });
+    return sha.result();
+  }
+
+  /** Looks a file up across the stanza's archive ids, newest db first. */
+  async get(info: ArchiveInfo, stanza: string, walName: string): Promise<{ key: string; sha256: string; compressType: 'none' | 'zst'; archiveId: string; size: number } | undefined> {
+    if (!walFileKind(walName)) throw new FormatError(`'${walName}' is not a WAL file name`);
+    const dbs = [...info.history].sort((a, b) => b.id - a.id)
+      .filter((db) => db.systemId === info.db.systemId && db.pgVersion === info.db.pgVersion);
+    for (const db of dbs) {
+      const archiveId = archiveIdOf(db);
+      const found = await this.find(stanza, archiveId, walName);
+      if (found.length > 1) log.warn(`WAL file '${walName}' has ${found.length} copies in archive '${archiveId}': using the first`);
+      const hit = found[0];
+      if (!hit) continue;
+      let sha256 = hit.sha256;
+      if (!sha256) sha256 = await this.historySha(hit.key, hit.compressType);
+      return { ...hit, sha256, archiveId, size: -1 };
+    }
+    return undefined;
+  }
+
+  /** True when every segment is in the archive id. */
+  async missing(stanza: string, archiveId: string, segments: string[]): Promise<string[]> {
+    const missing: string[] = [];
+    const byDir = new Map<string, Set<string>>();
+    for (const seg of segments) {
+      const dir = this.repo.walDir(stanza, archiveId, seg);
+      let names = byDir.get(dir);
+      if (!names) {
+        names = new Set((await this.repo.storage.list(dir)).map((n) => n.slice(0, 24)));
+        byDir.set(dir, names);
+      }
+      if (!names.has(seg)) missing.push(seg);
+    }
+    return missing;
+  }
+
+  /** The lowest and highest segment in an archive id, for `info`. */
+  async range(stanza: string, archiveId: string): Promise<{ min: string; max: string } | undefined> {
+    const dirs = (await this.repo.storage.list(this.repo.archiveIdPath(stanza, archiveId), { expression: /^[0-9A-F]{16}$/ }));
+    let min: string | undefined, max: string | undefined;
+    for (const dir of [dirs[0], dirs[dirs.length - 1]]) {
+      if (!dir) continue;
+      const segs = (await this.repo.storage.list(`${this.repo.archiveIdPath(stanza, archiveId)}/${dir}`))
+        .map((n) => n.slice(0, 24)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+      if (segs.length === 0) continue;
+      if (!min || segs[0]! < min) min = segs[0];
+      if (!max || segs[segs.length - 1]! > max) max = segs[segs.length - 1];
+    }
+    return min && max ? { min, max } : undefined;
+  }
+}

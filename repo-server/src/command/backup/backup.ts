@@ -1,0 +1,217 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNew, compressFilters, forEachLimit,
+  lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
+} from '@openrds/common';
+import type { FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
+import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
+import type { BackupFileStored } from '../../server/transfers';
+import { archiveWait } from '../archive/archive-wait';
+import type { CommandContext, CommandOutput } from '../context';
+import { RemoteDb } from '../remote-db';
+import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
+
+/** Files per backup job: small enough that a job's file list is a modest message. */
+const JOB_FILES_MAX = 1000;
+const JOB_BYTES_MAX = 4 * 1024 * 1024 * 1024;
+
+const running = new Set<string>();
+
+/**
+ * `backup --type=full`: a non-exclusive online backup through the agent. One PostgreSQL session
+ * is held from start to stop; the files are streamed by the agent (compressed and checksummed on
+ * the database host) into the repo; backup_label and tablespace_map from the stop call are stored
+ * as files; the backup counts (is added to backup.info) only once every WAL segment from start to
+ * stop is in the archive. A failed backup is removed and never touches older ones.
+ */
+export async function backup(ctx: CommandContext): Promise<CommandOutput> {
+  const stanza = ctx.config.str('stanza');
+  const type = ctx.config.str('type');
+  if (type !== 'full') {
+    throw new OptionInvalidError(`backup type '${type}' is not supported yet`, { hint: 'use --type=full (diff and incr are coming)' });
+  }
+  if (running.has(stanza)) {
+    throw new LockAcquireError(`a backup of stanza '${stanza}' is already running`, { hint: 'wait for it to finish' });
+  }
+  running.add(stanza);
+  try {
+    return await backupRun(ctx, stanza);
+  } finally {
+    running.delete(stanza);
+  }
+}
+
+async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOutput> {
+  const { repo, config } = ctx;
+  const archiveInfo = await repo.archiveInfoLoad(stanza);
+  const backupInfo = await repo.backupInfoLoad(stanza);
+  const agent = ctx.agents.forStanza(stanza);
+  const registration = agent.registration(stanza)!;
+  const control = await agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
+  stanzaDbCheck(stanza, backupInfo.db, control, 'the cluster');
+  const compressType = config.str('compress-type') as 'none' | 'zst';
+  const compressLevel = config.int('compress-level');
+  const processMax = config.int('process-max');
+  const sql = pgSql(control.pgVersion);
+  const archiveId = archiveIdOf(archiveInfo.db);
+
+  const existing = backupInfo.backups.map((b) => b.label);
+  let label = backupLabelNew('full', undefined, new Date());
+  while (existing.some((l) => l >= label)) label = backupLabelNew('full', undefined, new Date(labelTime(label) + 1000));
+  const setPath = repo.backupSetPath(stanza, label);
+  log.info(`backup start: label ${label}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
+
+  const db = await RemoteDb.open(agent, stanza, 'openrds backup');
+  let started = false;
+  try {
+    const settings = await db.one<{ archive_mode: string }>(sql.settings);
+    if (settings.archive_mode === 'off') {
+      throw new OptionInvalidError('archive_mode must be enabled for an online backup', { hint: 'set archive_mode = on and restart PostgreSQL' });
+    }
+    const startFast = config.bool('start-fast');
+    const timestampStart = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
+    const start = await db.one<{ lsn: string; wal_file: string }>(sql.backupStart(label, startFast));
+    started = true;
+    log.info(`backup start archive = ${start.wal_file}, lsn = ${start.lsn}`);
+    const timeline = parseInt(start.wal_file.slice(0, 8), 16);
+
+    // Tablespace names for the manifest; the listing follows pg_tblspc links.
+    const tablespaces = new Map<number, string>();
+    for (const t of await db.query<{ oid: number | string; name: string }>(sql.tablespaceList)) tablespaces.set(Number(t.oid), t.name);
+    const entries: FileEntry[] = [];
+    await agent.job(stanza, { list: { followTablespaces: true } }, {
+      onEvent: (ev) => { if (ev.listPage) entries.push(...ev.listPage.entries); },
+      signal: ctx.signal,
+    });
+    const rootMode = 0o700;
+    const filtered = pgDataFilter(entries.map(fileEntryToPgData), { pgVersion: control.pgVersion, online: true, exclude: config.list('exclude') });
+    for (const x of filtered.excluded) log.debug(`exclude '${x.name}': ${x.reason}`);
+    const content = manifestContentBuild(registration.pgPath, rootMode, filtered.kept, tablespaces);
+
+    // Copy: largest files first so that the tail of the backup stays short.
+    const byPgName = new Map<string, ManifestFile>();
+    for (const f of content.files) byPgName.set(pgName(f.name), f);
+    const stored = new Map<string, BackupFileStored>();
+    const order = [...content.files].sort((a, b) => b.size - a.size);
+    const batches: ManifestFile[][] = [];
+    let batch: ManifestFile[] = [], batchBytes = 0;
+    for (const f of order) {
+      if (batch.length >= JOB_FILES_MAX || (batchBytes + f.size > JOB_BYTES_MAX && batch.length > 0)) {
+        batches.push(batch); batch = []; batchBytes = 0;
+      }
+      batch.push(f); batchBytes += f.size;
+    }
+    if (batch.length > 0) batches.push(batch);
+    let copied = 0;
+    const totalBytes = order.reduce((n, f) => n + f.size, 0);
+    for (const files of batches) {
+      const names = new Set(files.map((f) => pgName(f.name)));
+      await ctx.transfers.withJob({
+        kind: 'backup', stanza,
+        keyFor: (name) => (names.has(name) ? repo.backupFileKey(stanza, label, manifestName(name), compressType) : undefined),
+        onStored: (name, result) => { stored.set(name, result); },
+      }, (jobId) => agent.job(stanza, {
+        backupFiles: {
+          label, compressType, compressLevel, pageSize: control.pageSize, processMax,
+          files: files.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })),
+        },
+      }, { signal: ctx.signal, jobId }));
+      copied += files.length;
+      log.detail(`backup copied ${copied}/${order.length} files`);
+    }
+
+    const stop = await db.one<{ lsn: string; label_file: string; spcmap_file: string | null }>(sql.backupStop);
+    started = false;
+    const timestampStop = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
+    const walStop = walSegmentName(timeline, lsnParse(stop.lsn), control.walSegmentSize);
+    log.info(`backup stop archive = ${walStop}, lsn = ${stop.lsn}`);
+
+    // backup_label and tablespace_map from the stop call are files of the backup.
+    const extra: ManifestFile[] = [];
+    const stopSeconds = Math.floor(timestampStop / 1000);
+    extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel));
+    if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel));
+
+    const files: ManifestFile[] = [];
+    for (const f of content.files) {
+      const r = stored.get(pgName(f.name));
+      if (!r) throw new Error(`file '${f.name}' was not copied`);
+      if (r.missing) { log.detail(`skip file removed by the database: '${f.name}'`); continue; }
+      files.push({ ...f, size: r.size, sha256: r.sha256, repoSize: r.repoSize });
+    }
+    files.push(...extra);
+    files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+    // The backup is consistent only with every WAL segment from start to stop.
+    const segments = walSegmentRange(timeline, lsnParse(start.lsn), lsnParse(stop.lsn), control.walSegmentSize);
+    if (config.bool('archive-check')) {
+      log.info(`check archive for segment(s) ${segments[0]}:${segments[segments.length - 1]}`);
+      await archiveWait(ctx, stanza, archiveId, segments, config.num('archive-timeout') * 1000);
+    }
+
+    const size = files.reduce((n, f) => n + f.size, 0);
+    const repoSize = files.reduce((n, f) => n + f.repoSize, 0);
+    const manifest: Manifest = {
+      version: 1,
+      backup: {
+        label, type: 'full', timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
+        walStart: start.wal_file, walStop, timeline, online: true, archiveId, backupSize: size, repoSize,
+      },
+      db: {
+        id: backupInfo.db.id, systemId: control.systemId, pgVersion: control.pgVersion, catalogVersion: control.catalogVersion,
+        controlVersion: control.controlVersion, walSegmentSize: control.walSegmentSize, pageSize: control.pageSize,
+        checksumVersion: control.checksumVersion,
+      },
+      options: { compressType, compressLevel, processMax, checksumPage: false },
+      targets: content.targets, paths: content.paths, links: content.links, files,
+    };
+    await manifestSave(repo.storage, repo.manifestKey(stanza, label), manifest);
+    const entry: BackupInfoEntry = {
+      label, type: 'full', timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
+      walStart: start.wal_file, walStop, archiveId, dbId: backupInfo.db.id, size, delta: size, repoSize, repoDelta: repoSize,
+      fileCount: files.length, online: true,
+    };
+    const latest = await repo.backupInfoLoad(stanza);
+    latest.backups.push(entry);
+    latest.backups.sort((a, b) => (a.label < b.label ? -1 : 1));
+    await repo.backupInfoSave(stanza, latest);
+    const seconds = ((timestampStop - timestampStart) / 1000).toFixed(1);
+    const text = `full backup ${label} complete: ${files.length} files, ${fmtBytes(size)} (${fmtBytes(repoSize)} in the repo), ${seconds}s (${fmtBytes(totalBytes / Math.max(0.001, Number(seconds)))}/s)\n`;
+    log.info(text.trim());
+    return { text, json: entry };
+  } catch (err) {
+    log.error(`backup ${label} failed: ${(err as Error).message}`);
+    if (started) await db.query(sql.backupStop).catch(() => undefined);
+    await repo.storage.pathRemove(setPath, { recurse: true }).catch((e: Error) => log.warn(`unable to remove failed backup '${setPath}': ${e.message}`));
+    throw err;
+  } finally {
+    await db.close();
+  }
+}
+
+function pgName(manifestFileName: string): string {
+  return manifestFileName.startsWith('pg_data/') ? manifestFileName.slice('pg_data/'.length) : manifestFileName;
+}
+
+/** Stores a small text file (backup_label, tablespace_map) as a file of the backup. */
+async function textFileStore(ctx: CommandContext, stanza: string, label: string, name: string, text: string, mtime: number,
+  compressType: 'none' | 'zst', compressLevel: number): Promise<ManifestFile> {
+  const data = Buffer.from(text, 'utf8');
+  const sha = new Sha256Filter(), size = new SizeFilter(), repoSize = new SizeFilter();
+  await pipeline(Readable.from([data]), sha.stream, size.stream, ...compressFilters(compressType, compressLevel).map((f) => f.stream),
+    repoSize.stream, ctx.repo.storage.newWrite(ctx.repo.backupFileKey(stanza, label, name, compressType)));
+  return { name, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), mtime, mode: 0o600 };
+}
+
+function labelTime(label: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(label)!;
+  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+}
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 1)}${units[i]}`;
+}

@@ -1,0 +1,47 @@
+import { ConfigError, log, pgSql } from '@openrds/common';
+import { archiveIdOf, stanzaDbCheck } from '../repo/repo';
+import { archiveWait } from './archive/archive-wait';
+import type { CommandContext, CommandOutput } from './context';
+import { RemoteDb } from './remote-db';
+import { controlReadRemote } from './stanza-create';
+
+/**
+ * `check`: the stanza matches the cluster, archiving is configured, and a WAL segment forced
+ * out now reaches the archive within archive-timeout.
+ */
+export async function check(ctx: CommandContext): Promise<CommandOutput> {
+  const stanza = ctx.config.str('stanza');
+  const info = await ctx.repo.archiveInfoLoad(stanza);
+  await ctx.repo.backupInfoLoad(stanza);
+  const control = await controlReadRemote(ctx, stanza);
+  stanzaDbCheck(stanza, info.db, control, 'the cluster');
+  const agent = ctx.agents.forStanza(stanza);
+  const db = await RemoteDb.open(agent, stanza, 'openrds check');
+  try {
+    const sql = pgSql(control.pgVersion);
+    const settings = await db.one<{ archive_mode: string; archive_command: string }>(sql.settings);
+    if (settings.archive_mode === 'off') {
+      throw new ConfigError('archive_mode must be enabled', { hint: "set archive_mode = on in postgresql.conf and restart PostgreSQL" });
+    }
+    if (!settings.archive_command || settings.archive_command === '(disabled)') {
+      throw new ConfigError('archive_command must be set', { hint: `set archive_command = 'openrds-agent archive-push %p --stanza=${stanza}'` });
+    }
+    if (!settings.archive_command.includes('openrds-agent') && !settings.archive_command.includes('archive-push')) {
+      log.warn(`archive_command '${settings.archive_command}' does not call openrds-agent archive-push`);
+    }
+    const recovery = await db.one<{ in_recovery: boolean }>(sql.isInRecovery);
+    if (recovery.in_recovery) {
+      return { text: `stanza '${stanza}': the cluster is a standby; archive check skipped\n`, json: { stanza, standby: true } };
+    }
+    await db.query(sql.createRestorePoint('openrds archive check'));
+    const { wal_file: walFile } = await db.one<{ wal_file: string }>(sql.switchWal);
+    const timeoutMs = ctx.config.num('archive-timeout') * 1000;
+    log.info(`waiting for WAL segment ${walFile} to be archived`);
+    await archiveWait(ctx, stanza, archiveIdOf(info.db), [walFile], timeoutMs);
+    const text = `stanza '${stanza}': WAL segment ${walFile} successfully archived to repo1 '${archiveIdOf(info.db)}'\n`;
+    log.info(text.trim());
+    return { text, json: { stanza, walSegment: walFile, archiveId: archiveIdOf(info.db) } };
+  } finally {
+    await db.close();
+  }
+}

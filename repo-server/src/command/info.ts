@@ -1,0 +1,95 @@
+import { StanzaMissingError } from '@openrds/common';
+import { archiveIdOf, type BackupInfoEntry } from '../repo/repo';
+import { fmtBytes } from './backup/backup';
+import type { CommandContext, CommandOutput } from './context';
+
+/** pgBackRest's `info --output=json` shape, so that monitoring written for it reads ours. */
+export interface StanzaInfoJson {
+  name: string;
+  status: { code: number; message: string; lock: { backup: { held: boolean } } };
+  cipher: string;
+  db: { id: number; 'repo-key': number; 'system-id': string; version: string }[];
+  archive: { database: { id: number; 'repo-key': number }; id: string; max: string | null; min: string | null }[];
+  backup: {
+    label: string; type: string; prior: string | null; reference: string[] | null; error: boolean;
+    timestamp: { start: number; stop: number };
+    lsn: { start: string; stop: string };
+    archive: { start: string; stop: string };
+    info: { size: number; delta: number; repository: { size: number; delta: number } };
+    database: { id: number; 'repo-key': number };
+  }[];
+  repo: { key: number; cipher: string; status: { code: number; message: string } }[];
+}
+
+function fmtTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '+00');
+}
+
+async function stanzaInfo(ctx: CommandContext, stanza: string): Promise<StanzaInfoJson> {
+  const backupInfo = await ctx.repo.backupInfoLoad(stanza);
+  const archiveInfo = await ctx.repo.archiveInfoLoad(stanza);
+  const archive: StanzaInfoJson['archive'] = [];
+  for (const db of archiveInfo.history) {
+    const id = archiveIdOf(db);
+    const range = await ctx.archive.range(stanza, id);
+    if (range || db.id === archiveInfo.db.id) archive.push({ database: { id: db.id, 'repo-key': 1 }, id, min: range?.min ?? null, max: range?.max ?? null });
+  }
+  const backups = backupInfo.backups.map((b: BackupInfoEntry) => ({
+    label: b.label, type: b.type, prior: b.prior ?? null, reference: b.reference ?? null, error: false,
+    timestamp: { start: Math.floor(b.timestampStart / 1000), stop: Math.floor(b.timestampStop / 1000) },
+    lsn: { start: b.lsnStart, stop: b.lsnStop },
+    archive: { start: b.walStart, stop: b.walStop },
+    info: { size: b.size, delta: b.delta, repository: { size: b.repoSize, delta: b.repoDelta } },
+    database: { id: b.dbId, 'repo-key': 1 },
+  }));
+  const status = backups.length === 0 ? { code: 2, message: 'no valid backups' } : { code: 0, message: 'ok' };
+  return {
+    name: stanza,
+    status: { ...status, lock: { backup: { held: false } } },
+    cipher: 'none',
+    db: backupInfo.history.map((d) => ({ id: d.id, 'repo-key': 1, 'system-id': d.systemId, version: String(d.pgVersion) })),
+    archive,
+    backup: backups,
+    repo: [{ key: 1, cipher: 'none', status }],
+  };
+}
+
+function stanzaText(s: StanzaInfoJson, set: string | undefined): string {
+  const lines = [`stanza: ${s.name}`, `    status: ${s.status.code === 0 ? 'ok' : `error (${s.status.message})`}`, `    cipher: ${s.cipher}`];
+  const current = s.db[s.db.length - 1];
+  for (const a of s.archive) {
+    lines.push('', `    db (${a.database.id === current?.id ? 'current' : 'prior'})`);
+    lines.push(`        wal archive min/max (${a.id}): ${a.min && a.max ? `${a.min}/${a.max}` : 'none present'}`);
+    for (const b of s.backup.filter((x) => x.database.id === a.database.id && (!set || x.label === set))) {
+      lines.push('', `        ${b.type} backup: ${b.label}`);
+      lines.push(`            timestamp start/stop: ${fmtTime(b.timestamp.start * 1000)} / ${fmtTime(b.timestamp.stop * 1000)}`);
+      lines.push(`            wal start/stop: ${b.archive.start} / ${b.archive.stop}`);
+      lines.push(`            lsn start/stop: ${b.lsn.start} / ${b.lsn.stop}`);
+      lines.push(`            database size: ${fmtBytes(b.info.size)}, database backup size: ${fmtBytes(b.info.delta)}`);
+      lines.push(`            repo1: backup set size: ${fmtBytes(b.info.repository.size)}, backup size: ${fmtBytes(b.info.repository.delta)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `info`: the stanzas (or one), their WAL archive range and backups, as text or pgBackRest-shaped JSON. */
+export async function info(ctx: CommandContext): Promise<CommandOutput> {
+  const stanza = ctx.config.strOpt('stanza');
+  const stanzas = stanza ? [stanza] : await ctx.repo.stanzaList();
+  const result: StanzaInfoJson[] = [];
+  for (const s of stanzas) {
+    try {
+      result.push(await stanzaInfo(ctx, s));
+    } catch (err) {
+      if (!(err instanceof StanzaMissingError)) throw err;
+      result.push({
+        name: s, status: { code: 1, message: 'missing stanza path', lock: { backup: { held: false } } }, cipher: 'none',
+        db: [], archive: [], backup: [], repo: [{ key: 1, cipher: 'none', status: { code: 1, message: 'missing stanza path' } }],
+      });
+    }
+  }
+  const set = ctx.config.strOpt('set');
+  const text = result.length === 0 ? 'No stanzas exist in the repository.\n'
+    : result.map((s) => (s.status.code === 1 ? `stanza: ${s.name}\n    status: error (missing stanza path)\n` : stanzaText(s, set))).join('\n');
+  return { text, json: result };
+}

@@ -1,0 +1,32 @@
+import { log } from '@openrds/common';
+import type { PgControlInfo__Output } from '@openrds/common';
+import { dbEntryFromControl, stanzaDbCheck } from '../repo/repo';
+import type { CommandContext, CommandOutput } from './context';
+
+/** Reads the cluster's pg_control through the agent serving the stanza. */
+export async function controlReadRemote(ctx: CommandContext, stanza: string): Promise<PgControlInfo__Output> {
+  const agent = ctx.agents.forStanza(stanza);
+  return agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
+}
+
+/**
+ * `stanza-create`: records the cluster's system id and version (read through the agent) in
+ * archive.info and backup.info. Running it again for the same cluster is fine; for another
+ * cluster it is refused.
+ */
+export async function stanzaCreate(ctx: CommandContext): Promise<CommandOutput> {
+  const stanza = ctx.config.str('stanza');
+  const control = await controlReadRemote(ctx, stanza);
+  if (await ctx.repo.stanzaExists(stanza)) {
+    const info = await ctx.repo.archiveInfoLoad(stanza);
+    stanzaDbCheck(stanza, info.db, control, 'the cluster');
+    await ctx.repo.backupInfoLoad(stanza);
+    log.info(`stanza '${stanza}' already exists and matches the cluster`);
+    return { text: `stanza '${stanza}' already exists and is valid\n`, json: { stanza, created: false } };
+  }
+  const db = dbEntryFromControl(1, control);
+  await ctx.repo.archiveInfoSave(stanza, { version: 1, db, history: [db] });
+  await ctx.repo.backupInfoSave(stanza, { version: 1, db, history: [db], backups: [] });
+  log.info(`stanza '${stanza}' created for PostgreSQL ${db.pgVersion}, system-id ${db.systemId}`);
+  return { text: `stanza '${stanza}' created\n`, json: { stanza, created: true, systemId: db.systemId, pgVersion: db.pgVersion } };
+}

@@ -1,0 +1,134 @@
+import {
+  DbMismatchError, FileMissingError, StanzaMissingError, compressExtension, infoFileLoad, infoFileSave,
+} from '@openrds/common';
+import type { PgControlInfo__Output, Storage } from '@openrds/common';
+
+/** One database of a stanza's history (a new one after each pg_upgrade). */
+export interface DbHistoryEntry {
+  id: number;
+  systemId: string;
+  pgVersion: number;
+  catalogVersion: number;
+  controlVersion: number;
+}
+
+export interface ArchiveInfo {
+  version: 1;
+  db: DbHistoryEntry;
+  history: DbHistoryEntry[];
+}
+
+/** One backup in backup.info: what `info` shows without opening manifests. */
+export interface BackupInfoEntry {
+  label: string;
+  type: 'full' | 'diff' | 'incr';
+  prior?: string;
+  reference?: string[];
+  timestampStart: number;
+  timestampStop: number;
+  lsnStart: string;
+  lsnStop: string;
+  walStart: string;
+  walStop: string;
+  archiveId: string;
+  dbId: number;
+  size: number;
+  delta: number;
+  repoSize: number;
+  repoDelta: number;
+  fileCount: number;
+  online: boolean;
+}
+
+export interface BackupInfo {
+  version: 1;
+  db: DbHistoryEntry;
+  history: DbHistoryEntry[];
+  backups: BackupInfoEntry[];
+}
+
+/** archive id of a db history entry, as in the repository layout: '<pgmajor>-<id>'. */
+export function archiveIdOf(db: DbHistoryEntry): string {
+  return `${db.pgVersion}-${db.id}`;
+}
+
+/**
+ * The repository of one repo-server: its layout (one place for every key) and the stanza info
+ * files. Keys follow ARCHITECTURE.md's layout so that object stores use the same names.
+ */
+export class Repo {
+  constructor(readonly storage: Storage) {}
+
+  archivePath(stanza: string): string { return `archive/${stanza}`; }
+  archiveInfoKey(stanza: string): string { return `archive/${stanza}/archive.info`; }
+  archiveIdPath(stanza: string, archiveId: string): string { return `archive/${stanza}/${archiveId}`; }
+  /** Directory of a WAL segment (or .partial/.backup file): the first 16 hex characters. */
+  walDir(stanza: string, archiveId: string, walName: string): string {
+    return `archive/${stanza}/${archiveId}/${walName.slice(0, 16)}`;
+  }
+  backupPath(stanza: string): string { return `backup/${stanza}`; }
+  backupInfoKey(stanza: string): string { return `backup/${stanza}/backup.info`; }
+  backupSetPath(stanza: string, label: string): string { return `backup/${stanza}/${label}`; }
+  manifestKey(stanza: string, label: string): string { return `backup/${stanza}/${label}/backup.manifest`; }
+  /** Repo key of a backup file by its manifest name ('pg_data/...' or 'pg_tblspc/<oid>/...'). */
+  backupFileKey(stanza: string, label: string, manifestName: string, compressType: 'none' | 'zst'): string {
+    return `backup/${stanza}/${label}/${manifestName}${compressExtension[compressType]}`;
+  }
+
+  async stanzaExists(stanza: string): Promise<boolean> {
+    return (await this.storage.exists(this.archiveInfoKey(stanza))) || (await this.storage.exists(`${this.archiveInfoKey(stanza)}.copy`));
+  }
+
+  async archiveInfoLoad(stanza: string): Promise<ArchiveInfo> {
+    try {
+      return await infoFileLoad<ArchiveInfo>(this.storage, this.archiveInfoKey(stanza));
+    } catch (err) {
+      if (err instanceof FileMissingError) throw stanzaMissing(stanza);
+      throw err;
+    }
+  }
+
+  async backupInfoLoad(stanza: string): Promise<BackupInfo> {
+    try {
+      return await infoFileLoad<BackupInfo>(this.storage, this.backupInfoKey(stanza));
+    } catch (err) {
+      if (err instanceof FileMissingError) throw stanzaMissing(stanza);
+      throw err;
+    }
+  }
+
+  async archiveInfoSave(stanza: string, info: ArchiveInfo): Promise<void> {
+    await infoFileSave(this.storage, this.archiveInfoKey(stanza), info);
+  }
+
+  async backupInfoSave(stanza: string, info: BackupInfo): Promise<void> {
+    await infoFileSave(this.storage, this.backupInfoKey(stanza), info);
+  }
+
+  /** Stanzas in the repo (those with an archive.info). */
+  async stanzaList(): Promise<string[]> {
+    return this.storage.list('archive');
+  }
+}
+
+function stanzaMissing(stanza: string): StanzaMissingError {
+  return new StanzaMissingError(`stanza '${stanza}' does not exist in the repo`,
+    { hint: `run 'openrds-admin stanza-create --stanza=${stanza}' first, or check the stanza name` });
+}
+
+/**
+ * Refuses a cluster whose pg_control (or WAL header) does not match the stanza's current db:
+ * archiving or backing up another cluster into this stanza would mix two histories.
+ */
+export function stanzaDbCheck(stanza: string, db: DbHistoryEntry, found: { systemId: string; pgVersion: number }, what: string): void {
+  if (found.systemId !== db.systemId || found.pgVersion !== db.pgVersion) {
+    throw new DbMismatchError(
+      `${what} is PostgreSQL ${found.pgVersion} with system-id ${found.systemId}, but stanza '${stanza}' is PostgreSQL ${db.pgVersion} with system-id ${db.systemId}`,
+      { hint: 'is this the correct stanza? (after pg_upgrade, run stanza-upgrade)' });
+  }
+}
+
+/** The db history entry described by a cluster's pg_control. */
+export function dbEntryFromControl(id: number, c: PgControlInfo__Output): DbHistoryEntry {
+  return { id, systemId: c.systemId, pgVersion: c.pgVersion, catalogVersion: c.catalogVersion, controlVersion: c.controlVersion };
+}

@@ -1,0 +1,82 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type * as grpc from '@grpc/grpc-js';
+import {
+  CommandInvalidError, OPENRDS_VERSION, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
+} from '@openrds/common';
+import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
+import { backup } from '../command/backup/backup';
+import { check } from '../command/check';
+import type { CommandContext, CommandOutput } from '../command/context';
+import { info } from '../command/info';
+import { restore } from '../command/restore/restore';
+import { stanzaCreate } from '../command/stanza-create';
+import type { ArchiveStore } from '../command/archive/archive-store';
+import type { Repo } from '../repo/repo';
+import type { AgentRegistry } from './agent-registry';
+import type { TransferRegistry } from './transfers';
+
+type Handler = (ctx: CommandContext) => Promise<CommandOutput>;
+
+/** `agents`: who is connected, for which stanza, since when. */
+async function agentsList(ctx: CommandContext): Promise<CommandOutput> {
+  const rows = ctx.agents.list().map((a) => ({
+    agentId: a.hello.agentId, hostname: a.hello.hostname, version: a.hello.version, stanzas: a.stanzas, peer: a.peer,
+    osUser: a.hello.osUser, connectedAt: new Date(a.connectedAt).toISOString(), lastContact: new Date(a.lastContact).toISOString(),
+  }));
+  const text = rows.length === 0 ? 'no agents connected\n'
+    : rows.map((r) => `agent ${r.agentId} (${r.version}) stanza ${r.stanzas.join(',')} host ${r.hostname} user ${r.osUser} from ${r.peer}, connected ${r.connectedAt}, last contact ${r.lastContact}`).join('\n') + '\n';
+  return { text, json: rows };
+}
+
+const handlers: Partial<Record<CommandName, Handler>> = {
+  'stanza-create': stanzaCreate, check, backup, info, restore, agents: agentsList,
+};
+
+/** The command each admin request runs in, so that its log lines reach its own client only. */
+const commandScope = new AsyncLocalStorage<symbol>();
+
+/**
+ * The Admin service: runs a command of openrds-admin on the repo-server, with the options the
+ * admin sent over the server's own configuration, and streams the command's log lines back.
+ */
+export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
+  configPath: string | undefined }): AdminHandlers {
+  return {
+    Run(call: grpc.ServerWritableStream<CommandRequest__Output, CommandEvent>) {
+      const req = call.request;
+      const scope = Symbol(req.command);
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort(new Error('the admin client went away')));
+      const unsubscribe = logSubscribe((rec) => {
+        if (commandScope.getStore() === scope) call.write({ log: { level: rec.level, message: rec.message, timeMs: rec.time } });
+      });
+      void commandScope.run(scope, async () => {
+        const handler = handlers[req.command as CommandName];
+        if (!handler) throw new CommandInvalidError(`command '${req.command}' is not run by the repo-server`, { hint: 'run openrds-admin help' });
+        const argv = Object.entries(req.options).map(([k, v]) => `--${k}=${v}`);
+        argv.push(...req.listOptions.map((kv) => `--${kv}`));
+        if (req.stanza) argv.push(`--stanza=${req.stanza}`);
+        if (deps.configPath) argv.push(`--config=${deps.configPath}`);
+        const config = configLoad({ command: req.command as CommandName, argv, env: process.env });
+        log.info(`${req.command} command begin ${OPENRDS_VERSION}: ${argv.filter((a) => !a.startsWith('--config=')).join(' ')}`);
+        const started = Date.now();
+        const out = await handler({ config, repo: deps.repo, agents: deps.agents, transfers: deps.transfers, archive: deps.archive, signal: abort.signal });
+        log.info(`${req.command} command end: completed successfully (${Date.now() - started}ms)`);
+        return out;
+      }).then((out) => {
+        unsubscribe();
+        call.write({ result: { text: out.text, json: JSON.stringify(out.json ?? null) } });
+        call.end();
+      }, (err) => {
+        const e = errorWrap(err);
+        commandScope.run(scope, () => log.error(`${req.command} command end: aborted with exception [${e.code}]`));
+        unsubscribe();
+        call.emit('error', errorToGrpc(e));
+      });
+    },
+
+    Ping(_call, callback) {
+      callback(null, { version: OPENRDS_VERSION, timeMs: Date.now() });
+    },
+  };
+}
