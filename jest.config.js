@@ -2,6 +2,7 @@
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }] };
 const moduleNameMapper = { '^@openrds/common$': '<rootDir>/common/src/index.ts' };
 module.exports = {
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
   projects: [
     {
       displayName: 'unit',

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumError, Sha256Filter, SizeFilter, decompressFilters } from '@openrds/common';
+import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, decompressFilters } from '@openrds/common';
 
 export interface RestoreFileOptions {
   destination: string;         // absolute path
@@ -26,9 +26,16 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     if (opts.size > 0) {
       if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
       const sha = new Sha256Filter(), size = new SizeFilter();
-      await pipeline(source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
-        fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }),
-        ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+      try {
+        await pipeline(source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
+          fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }),
+          ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+      } catch (err) {
+        // A decompression failure means the repo bytes are damaged: say so, naming the file.
+        if (err instanceof OpenrdsError || opts.signal?.aborted || !isDecodeError(err)) throw err;
+        throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${(err as Error).message}`,
+          { hint: 'the repo copy of this file is damaged: restore from another backup set (--set) and run verify' });
+      }
       if (size.result() !== opts.size || sha.result() !== opts.sha256) {
         throw new ChecksumError(
           `restored file '${opts.destination}' has size ${size.result()} sha256 ${sha.result()}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
@@ -43,4 +50,9 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     await fh.close();
   }
   await fs.promises.utimes(opts.destination, opts.mtime, opts.mtime);
+}
+
+/** True for errors of the decompressor: network (gRPC) and disk errors carry a code, zstd's do not. */
+function isDecodeError(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
 }

@@ -1,4 +1,4 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
@@ -122,7 +122,7 @@ export class ArchiveStore {
   private async historySha(key: string, compressType: 'none' | 'zst'): Promise<string> {
     const sha = new Sha256Filter();
     await pipeline(await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
-      async function* (src: AsyncIterable<Buffer>) { for await (const _ of src) { /* drain */ } });
+      new Writable({ write: (_chunk, _enc, cb) => cb() }));
     return sha.result();
   }
 

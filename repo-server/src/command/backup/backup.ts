@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNew, compressFilters, forEachLimit,
+  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNew, compressFilters,
   lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';

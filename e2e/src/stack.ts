@@ -1,0 +1,120 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PgCluster } from './harness/cluster';
+import { freePort, osUser, runCommand, spawnService, tmpDir } from './harness/processes';
+
+/** The installed programs (deploy/install.sh run by the e2e global setup). */
+export function installedBin(name: 'openrds-agent' | 'openrds-admin' | 'openrds-repo-server'): string {
+  const prefix = process.env.OPENRDS_E2E_PREFIX;
+  if (!prefix) throw new Error('OPENRDS_E2E_PREFIX is not set: the e2e global setup did not install the programs (run npm run build)');
+  return path.join(prefix, 'bin', name);
+}
+
+export interface StackOptions {
+  version: number;
+  stanza?: string;
+  dataChecksums?: boolean;
+  /** Extra [global] lines for openrds.conf. */
+  globalOptions?: Record<string, string>;
+}
+
+type Service = Awaited<ReturnType<typeof spawnService>>;
+
+/**
+ * One database host and one backup host on this machine, for a scenario: a real PostgreSQL
+ * cluster archiving through a real openrds-agent to a real openrds-repo-server, run as a DBA would
+ * (the agent and PostgreSQL as the postgres OS user, from the installed programs).
+ */
+export class Stack {
+  server: Service | undefined;
+  agent: Service | undefined;
+  private constructor(readonly dir: string, readonly conf: string, readonly stanza: string, readonly serverPort: number,
+    readonly cluster: PgCluster) {}
+
+  static async create(opts: StackOptions): Promise<Stack> {
+    const stanza = opts.stanza ?? 'e2e';
+    const dir = await tmpDir('openrds-stack-');
+    const pg = osUser('postgres');
+    const run = path.join(dir, 'run');
+    fs.mkdirSync(run, { mode: 0o755 });
+    fs.mkdirSync(path.join(dir, 'repo'));
+    fs.chownSync(run, pg.uid, pg.gid);
+    const serverPort = await freePort();
+    const conf = path.join(dir, 'openrds.conf');
+    const cluster = await PgCluster.create({
+      version: opts.version, dataChecksums: opts.dataChecksums ?? true,
+      archiveCommand: `${installedBin('openrds-agent')} archive-push %p --stanza=${stanza} --config=${conf}`,
+    });
+    const global = {
+      'repo1-path': path.join(dir, 'repo'), 'tls-server-address': '127.0.0.1', 'tls-server-port': String(serverPort),
+      'repo-host': '127.0.0.1', 'repo-host-port': String(serverPort), 'agent-socket-path': path.join(run, 'agent.sock'),
+      'log-level-console': 'detail', 'archive-timeout': '30', ...opts.globalOptions,
+    };
+    const text = ['[global]', ...Object.entries(global).map(([k, v]) => `${k}=${v}`), '',
+      `[${stanza}]`, `pg1-path=${cluster.dataDir}`, `pg1-port=${cluster.port}`, `pg1-socket-path=${cluster.socketDir}`, ''].join('\n');
+    fs.writeFileSync(conf, text, { mode: 0o644 });
+    return new Stack(dir, conf, stanza, serverPort, cluster);
+  }
+
+  async startServer(): Promise<void> {
+    this.server = await spawnService({
+      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: process.env,
+      logFile: path.join(this.dir, 'repo-server.log'),
+      readyWhen: async () => fs.existsSync(path.join(this.dir, 'repo-server.log'))
+        && fs.readFileSync(path.join(this.dir, 'repo-server.log'), 'utf8').includes('listening on'),
+      timeoutMs: 20_000,
+    });
+  }
+
+  async startAgent(): Promise<void> {
+    const pg = osUser('postgres');
+    this.agent = await spawnService({
+      cmd: installedBin('openrds-agent'), args: ['serve', `--stanza=${this.stanza}`, `--config=${this.conf}`], env: process.env,
+      uid: pg.uid, gid: pg.gid, logFile: path.join(this.dir, 'agent.log'),
+      readyWhen: async () => (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`),
+      timeoutMs: 20_000,
+    });
+  }
+
+  /** Starts the cluster, the repo-server and the agent. */
+  async start(): Promise<void> {
+    await this.cluster.start();
+    await this.startServer();
+    await this.startAgent();
+  }
+
+  /** Runs openrds-admin with the stack's config; never throws on a non-zero exit. */
+  async admin(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCommand(installedBin('openrds-admin'), [...args, `--config=${this.conf}`], { env: process.env, timeoutMs: opts.timeoutMs ?? 240_000 });
+  }
+
+  /** openrds-admin that must succeed; its stdout. */
+  async adminOk(args: string[]): Promise<string> {
+    const r = await this.admin(args);
+    if (r.code !== 0) throw new Error(`openrds-admin ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Runs openrds-agent as postgres (archive-push / archive-get, as PostgreSQL would). */
+  async agentCommand(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const pg = osUser('postgres');
+    return runCommand(installedBin('openrds-agent'), [...args, `--stanza=${this.stanza}`, `--config=${this.conf}`],
+      { env: process.env, uid: pg.uid, gid: pg.gid, timeoutMs: 120_000, ...(cwd ? { cwd } : {}) });
+  }
+
+  /** A directory owned by postgres for a restore target (it must not exist yet: restore creates it). */
+  restoreDir(name: string): string {
+    const parent = path.join(this.dir, 'restores');
+    const pg = osUser('postgres');
+    fs.mkdirSync(parent, { recursive: true, mode: 0o755 });
+    fs.chownSync(parent, pg.uid, pg.gid);
+    return path.join(parent, name);
+  }
+
+  async destroy(): Promise<void> {
+    await this.agent?.stop('SIGTERM').catch(() => undefined);
+    await this.server?.stop('SIGTERM').catch(() => undefined);
+    await this.cluster.destroy().catch(() => undefined);
+    if (!process.env.OPENRDS_E2E_KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
