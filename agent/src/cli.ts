@@ -40,16 +40,16 @@ async function main(argv: string[]): Promise<number> {
     });
     switch (command) {
       case 'agent': {
-        const { agentServe } = await import('./daemon/serve');
+        const { agentServe } = await import('./daemon/serve.js');
         await agentServe(config);
         return 0;
       }
       case 'archive-push': {
-        const { archivePushCommand } = await import('./command/archive/command');
+        const { archivePushCommand } = await import('./command/archive/command.js');
         return await archivePushCommand(config, path.resolve(config.args[0] ?? ''));
       }
       case 'archive-get': {
-        const { archiveGetCommand } = await import('./command/archive/command');
+        const { archiveGetCommand } = await import('./command/archive/command.js');
         return await archiveGetCommand(config, config.args[0] ?? '', path.resolve(config.args[1] ?? ''));
       }
       default:

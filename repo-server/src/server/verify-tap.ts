@@ -14,7 +14,7 @@ export class VerifyTap extends Transform {
 
   constructor(filters: IoFilter[], private readonly check: () => void | Promise<void>) {
     super({ highWaterMark: 1024 * 1024 });
-    this.sideDone = pipeline(this.side, ...filters.map((f) => f.stream), new Writable({ write: (_c, _e, cb) => cb() }));
+    this.sideDone = pipeline([this.side, ...filters.map((f) => f.stream), new Writable({ write: (_c, _e, cb) => cb() })]);
     this.sideDone.catch((err: Error) => this.destroy(err));
   }
 

@@ -26,8 +26,8 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
     return 0;
   }
   log.detail('no local agent daemon: pushing directly to the repo-server');
-  const { repoClientNew } = await import('../../repo-client');
-  const { archivePushFile } = await import('./push');
+  const { repoClientNew } = await import('../../repo-client.js');
+  const { archivePushFile } = await import('./push.js');
   const client = repoClientNew(config);
   try {
     const result = await archivePushFile(client, {
@@ -60,8 +60,8 @@ export async function archiveGetCommand(config: Config, walName: string, destina
     if (!res.ok) throw localError(res);
     found = res.found === true;
   } else {
-    const { repoClientNew } = await import('../../repo-client');
-    const { archiveGetFile } = await import('./get');
+    const { repoClientNew } = await import('../../repo-client.js');
+    const { archiveGetFile } = await import('./get.js');
     const client = repoClientNew(config);
     try {
       found = await archiveGetFile(client, { stanza, walName, destination, timeoutMs });

@@ -38,10 +38,10 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
   const sha = new Sha256Filter();
   const size = new SizeFilter();
   try {
-    await pipeline(
+    await pipeline([
       grpcChunkReader(iter, (m) => m.chunk?.data, () => call.cancel()),
       ...decompressFilters(header.compressType as 'none' | 'zst').map((f) => f.stream),
-      sha.stream, size.stream, fs.createWriteStream(tmp, { mode: 0o600 }));
+      sha.stream, size.stream, fs.createWriteStream(tmp, { mode: 0o600 })]);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });
     throw errorFromGrpc(err as Error);

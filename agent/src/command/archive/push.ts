@@ -45,8 +45,8 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   });
   const filters = compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream);
   try {
-    await pipeline(fs.createReadStream(opts.walPath), ...filters,
-      grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } })));
+    await pipeline([fs.createReadStream(opts.walPath), ...filters,
+      grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }))]);
     call.end();
   } catch (err) {
     call.cancel();

@@ -29,9 +29,9 @@ export async function backupFile(sink: () => Writable, opts: BackupFileOptions):
   const source = await backupFileOpen(opts);
   if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
-  await pipeline(source, sha.stream, size.stream,
+  await pipeline([source, sha.stream, size.stream,
     ...compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream),
-    repoSha.stream, repoSize.stream, sink(), ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+    repoSha.stream, repoSize.stream, sink()], opts.signal ? { signal: opts.signal } : {});
   return { missing: false, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), repoSha256: repoSha.result() };
 }
 

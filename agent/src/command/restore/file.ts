@@ -27,9 +27,8 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
       if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
       const sha = new Sha256Filter(), size = new SizeFilter();
       try {
-        await pipeline(source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
-          fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 }),
-          ...(opts.signal ? [{ signal: opts.signal }] : []) as []);
+        await pipeline([source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
+          fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 })], opts.signal ? { signal: opts.signal } : {});
       } catch (err) {
         // A decompression failure means the repo bytes are damaged: say so, naming the file.
         if (err instanceof OpenrdsError || opts.signal?.aborted || !isDecodeError(err)) throw err;

@@ -121,8 +121,8 @@ export class ArchiveStore {
 
   private async historySha(key: string, compressType: 'none' | 'zst'): Promise<string> {
     const sha = new Sha256Filter();
-    await pipeline(await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
-      new Writable({ write: (_chunk, _enc, cb) => cb() }));
+    await pipeline([await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
+      new Writable({ write: (_chunk, _enc, cb) => cb() })]);
     return sha.result();
   }
 

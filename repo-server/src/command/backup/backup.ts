@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNew, compressFilters,
+  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
   lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
 } from '@openrds/common';
-import type { FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
+import type { FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
 import { archiveWait } from '../archive/archive-wait';
@@ -57,8 +57,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const archiveId = archiveIdOf(archiveInfo.db);
 
   const existing = backupInfo.backups.map((b) => b.label);
-  let label = backupLabelNew('full', undefined, new Date());
-  while (existing.some((l) => l >= label)) label = backupLabelNew('full', undefined, new Date(labelTime(label) + 1000));
+  const label = backupLabelNext(existing, 'full', undefined, new Date());
   const setPath = repo.backupSetPath(stanza, label);
   log.info(`backup start: label ${label}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
 
@@ -199,14 +198,9 @@ async function textFileStore(ctx: CommandContext, stanza: string, label: string,
   compressType: 'none' | 'zst', compressLevel: number): Promise<ManifestFile> {
   const data = Buffer.from(text, 'utf8');
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSize = new SizeFilter();
-  await pipeline(Readable.from([data]), sha.stream, size.stream, ...compressFilters(compressType, compressLevel).map((f) => f.stream),
-    repoSize.stream, ctx.repo.storage.newWrite(ctx.repo.backupFileKey(stanza, label, name, compressType)));
+  await pipeline([Readable.from([data]), sha.stream, size.stream, ...compressFilters(compressType, compressLevel).map((f) => f.stream),
+    repoSize.stream, ctx.repo.storage.newWrite(ctx.repo.backupFileKey(stanza, label, name, compressType))]);
   return { name, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), mtime, mode: 0o600 };
-}
-
-function labelTime(label: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})/.exec(label)!;
-  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
 }
 
 export function fmtBytes(n: number): string {

@@ -1,4 +1,4 @@
-import type { FileEntry, ManifestFile, ManifestLink, ManifestPath, ManifestTarget, PgDataEntry } from '@openrds/common';
+import type { FileEntry__Output as FileEntry, ManifestFile, ManifestLink, ManifestPath, ManifestTarget, PgDataEntry } from '@openrds/common';
 
 const TBLSPC_RE = /^pg_tblspc\/(\d+)(\/.*)?$/;
 

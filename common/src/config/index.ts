@@ -1,0 +1,3 @@
+export * from './option-table';
+export * from './config';
+export * from './help';

@@ -1,0 +1,143 @@
+/**
+ * Every option of every openrds program, defined once: type, default, which commands take it,
+ * where it may appear, whether it is a secret. Names follow pgBackRest where it has the option.
+ */
+export type CommandName =
+  | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
+  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'agents' | 'version' | 'help';
+
+export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
+export type OptionValue = string | number | boolean | string[] | Record<string, string>;
+
+export interface OptionDef {
+  name: string;
+  type: OptionType;
+  default?: OptionValue;
+  allowed?: readonly string[];
+  commands: readonly CommandName[] | 'all';
+  /** Where it may be set: 'global'/'stanza' = config file, env and command line; 'command-line' = not in the file. */
+  section: 'global' | 'stanza' | 'command-line';
+  secret?: boolean;
+  description: string;
+  min?: number;
+  max?: number;
+  required?: readonly CommandName[];
+  /** Per-command default and allowed values (the same name means different things per command). */
+  commandDefault?: Partial<Record<CommandName, OptionValue>>;
+  commandAllowed?: Partial<Record<CommandName, readonly string[]>>;
+}
+
+export interface CommandDef {
+  name: CommandName;
+  program: 'openrds-agent' | 'openrds-repo-server' | 'openrds-admin';
+  /** The word typed on the command line (the daemon of the agent is 'serve'). */
+  word: string;
+  summary: string;
+  args?: string;
+}
+
+export const commandTable: readonly CommandDef[] = [
+  { name: 'repo-server', program: 'openrds-repo-server', word: 'serve', summary: 'run the repo-server daemon on the backup host' },
+  { name: 'agent', program: 'openrds-agent', word: 'serve', summary: 'run the agent daemon on a PostgreSQL host (as the PGDATA owner)' },
+  { name: 'archive-push', program: 'openrds-agent', word: 'archive-push', summary: 'push a WAL file to the archive (archive_command)', args: '%p' },
+  { name: 'archive-get', program: 'openrds-agent', word: 'archive-get', summary: 'get a WAL file from the archive (restore_command): exit 0 found, 1 not found, 126 error', args: '%f "%p"' },
+  { name: 'stanza-create', program: 'openrds-admin', word: 'stanza-create', summary: 'create the stanza from the cluster the agent serves' },
+  { name: 'check', program: 'openrds-admin', word: 'check', summary: 'check the configuration and that WAL reaches the archive' },
+  { name: 'backup', program: 'openrds-admin', word: 'backup', summary: 'take a backup' },
+  { name: 'info', program: 'openrds-admin', word: 'info', summary: 'show backups and WAL archive' },
+  { name: 'restore', program: 'openrds-admin', word: 'restore', summary: 'restore a backup, optionally to a point in time' },
+  { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
+  { name: 'version', program: 'openrds-admin', word: 'version', summary: 'print the version' },
+  { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
+];
+
+const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'agents'];
+const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
+const CLIENTS: CommandName[] = [...AGENT, ...ADMIN];
+const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
+const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
+
+export const optionTable: readonly OptionDef[] = [
+  // --- general
+  { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
+    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore'] },
+  { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file' },
+  { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'info', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
+    commandDefault: { 'archive-push': 'warn', 'archive-get': 'warn' } },
+  { name: 'log-level-file', type: 'enum', allowed: LOG_LEVELS, default: 'off', commands: 'all', section: 'global', description: 'level of log lines in the log file' },
+  { name: 'log-path', type: 'path', default: '/var/log/openrds', commands: 'all', section: 'global', description: 'directory of log files' },
+  { name: 'log-timestamp', type: 'boolean', default: true, commands: 'all', section: 'global', description: 'timestamp console log lines' },
+  { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents'], section: 'command-line', description: 'output format' },
+
+  // --- repository (repo-server)
+  { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
+  { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
+  { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'repository passphrase (encryption is not available yet)' },
+
+  // --- repo-server listener and how clients reach it
+  { name: 'tls-server-address', type: 'string', default: '127.0.0.1', commands: ['repo-server'], section: 'global', description: 'address the repo-server listens on (non-loopback requires TLS)' },
+  { name: 'tls-server-port', type: 'integer', default: 8432, min: 0, max: 65535, commands: ['repo-server'], section: 'global', description: 'port the repo-server listens on' },
+  { name: 'tls-server-cert-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server certificate (TLS)' },
+  { name: 'tls-server-key-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server private key (TLS)' },
+  { name: 'tls-server-ca-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'CA of client certificates (TLS)' },
+  { name: 'repo-host', type: 'string', default: '127.0.0.1', commands: CLIENTS, section: 'global', description: 'host of the repo-server that agents and openrds-admin dial' },
+  { name: 'repo-host-port', type: 'integer', default: 8432, min: 1, max: 65535, commands: CLIENTS, section: 'global', description: 'port of the repo-server' },
+
+  // --- the cluster (agent; pg1-path also for restore)
+  { name: 'pg1-path', type: 'path', commands: [...AGENT, 'restore'], section: 'stanza', description: 'PGDATA of the cluster (restore: where to restore, default the agent\'s PGDATA)',
+    required: ['agent'] },
+  { name: 'pg1-port', type: 'integer', default: 5432, min: 1, max: 65535, commands: AGENT, section: 'stanza', description: 'port of the cluster' },
+  { name: 'pg1-socket-path', type: 'path', default: '/var/run/postgresql', commands: AGENT, section: 'stanza', description: 'unix socket directory of the cluster' },
+  { name: 'pg1-user', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database user the agent connects as' },
+  { name: 'pg1-database', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database the agent connects to' },
+  { name: 'agent-socket-path', type: 'path', default: '/var/run/openrds/agent.sock', commands: AGENT, section: 'global', description: 'unix socket of the agent daemon for archive-push/archive-get' },
+  { name: 'spool-path', type: 'path', default: '/var/spool/openrds', commands: AGENT, section: 'global', description: 'spool directory (asynchronous archiving)' },
+  { name: 'lock-path', type: 'path', default: '/tmp/openrds', commands: 'all', section: 'global', description: 'directory of lock files' },
+  { name: 'cmd', type: 'path', commands: ['agent'], section: 'global', description: 'openrds-agent path written into restore_command (default: this installation)' },
+
+  // --- compression and transfer
+  { name: 'compress-type', type: 'enum', allowed: ['none', 'zst'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository' },
+  { name: 'compress-level', type: 'integer', default: 3, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level' },
+  { name: 'compress-level-network', type: 'integer', default: 1, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level on the wire when compress-type=none' },
+  { name: 'process-max', type: 'integer', default: 1, min: 1, max: 999, commands: ['agent', 'backup', 'restore'], section: 'global', description: 'files transferred at once' },
+  { name: 'buffer-size', type: 'size', default: 1024 * 1024, min: 16384, commands: 'all', section: 'global', description: 'buffer size of file transfers' },
+
+  // --- timeouts
+  { name: 'archive-timeout', type: 'time', default: 60, min: 0.1, max: 86400, commands: ['agent', 'archive-push', 'archive-get', 'check', 'backup'], section: 'global', description: 'seconds to wait for WAL to be archived (per segment without progress)' },
+  { name: 'db-timeout', type: 'time', default: 1800, min: 0.1, commands: ['agent', 'backup', 'check'], section: 'global', description: 'seconds a database query may take' },
+  { name: 'io-timeout', type: 'time', default: 60, min: 0.1, commands: 'all', section: 'global', description: 'seconds without progress on a transfer' },
+  { name: 'protocol-timeout', type: 'time', default: 1830, min: 0.1, commands: 'all', section: 'global', description: 'seconds a remote operation may take' },
+
+  // --- backup
+  { name: 'type', type: 'enum', commands: ['backup', 'restore'], section: 'command-line', description: 'backup type (full|diff|incr) or restore type (default|immediate|time|xid|lsn|name|standby|preserve|none)',
+    commandDefault: { backup: 'full', restore: 'default' },
+    commandAllowed: { backup: ['full', 'diff', 'incr'], restore: ['default', 'immediate', 'time', 'xid', 'lsn', 'name', 'standby', 'preserve', 'none'] } },
+  { name: 'start-fast', type: 'boolean', default: false, commands: ['backup'], section: 'global', description: 'force an immediate checkpoint to start the backup' },
+  { name: 'online', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'back up a running cluster' },
+  { name: 'archive-check', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'wait until the WAL of the backup is archived' },
+  { name: 'exclude', type: 'list', default: [], commands: ['backup'], section: 'global', description: "PGDATA-relative path to exclude ('dir/' for its contents)" },
+  { name: 'checksum-page', type: 'boolean', commands: ['backup'], section: 'global', description: 'validate data page checksums (default: when the cluster has them)' },
+
+  // --- restore
+  { name: 'set', type: 'string', commands: ['restore', 'info'], section: 'command-line', description: 'backup set (label); default the latest' },
+  { name: 'target', type: 'string', commands: ['restore'], section: 'command-line', description: 'recovery target (time, xid, lsn or name, by --type)' },
+  { name: 'target-action', type: 'enum', allowed: ['pause', 'promote', 'shutdown'], default: 'pause', commands: ['restore'], section: 'command-line', description: 'action when the target is reached' },
+  { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },
+  { name: 'target-timeline', type: 'string', commands: ['restore'], section: 'command-line', description: 'timeline to recover along (current, latest or a number)' },
+  { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'checksum-based comparison (not available yet)' },
+  { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'force the operation' },
+  { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'extra recovery setting key=value (repeatable)' },
+  { name: 'archive-mode', type: 'enum', allowed: ['preserve', 'off'], default: 'preserve', commands: ['restore'], section: 'command-line', description: 'archive_mode of the restored cluster' },
+];
+
+const byName = new Map(optionTable.map((o) => [o.name, o]));
+
+/** The definition of an option, or undefined. */
+export function optionFind(name: string): OptionDef | undefined {
+  return byName.get(name);
+}
+
+/** True when the option applies to the command. */
+export function optionValidFor(def: OptionDef, command: CommandName): boolean {
+  return def.commands === 'all' || def.commands.includes(command);
+}

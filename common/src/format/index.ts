@@ -1,0 +1,3 @@
+export * from './info-file';
+export * from './manifest';
+export * from './backup-label';
