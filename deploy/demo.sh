@@ -42,7 +42,7 @@ cleanup
 rm -rf "$DEMO"
 mkdir -p "$DEMO"/{run,log,repo}
 chmod 755 "$DEMO"
-chown postgres:postgres "$DEMO"/{run,log}
+chown postgres:postgres "$DEMO" "$DEMO"/{run,log}
 CONF=$DEMO/openrds.conf
 cat > "$CONF" <<CONF
 [global]
@@ -89,7 +89,7 @@ say "some data, then openrds-admin backup --type=full"
 as_pg "$PGBIN/pgbench" -h "$DEMO/run" -p "$PORT" -i -s 5 -q postgres 2>&1 | tail -1
 psql_src -c "CREATE TABLE demo_events (id int PRIMARY KEY, note text, at timestamptz DEFAULT clock_timestamp())"
 psql_src -c "INSERT INTO demo_events SELECT g, 'before the backup' FROM generate_series(1, 1000) g"
-"$ADMIN" backup --stanza=$STANZA --type=full --config="$CONF"
+"$ADMIN" backup --stanza=$STANZA --type=full --start-fast --config="$CONF"
 
 say "more writes: rows 1001-2000 before the target time, rows 2001-3000 after it"
 psql_src -c "INSERT INTO demo_events SELECT g, 'after the backup, before the target' FROM generate_series(1001, 2000) g"

@@ -47,7 +47,7 @@ describe('PostgreSQL 15: full backup and point-in-time restore', () => {
     await stack.cluster.pgbench(['-i', '-s', '2', '-q']);
     await stack.cluster.query('CREATE TABLE sentinel (id int PRIMARY KEY, phase text)');
     await stack.cluster.query("INSERT INTO sentinel VALUES (1, 'before backup')");
-    const out = await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full']);
+    const out = await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     expect(out).toMatch(/full backup \d{8}-\d{6}F complete/);
 
     const text = await stack.adminOk(['info', `--stanza=${stack.stanza}`]);

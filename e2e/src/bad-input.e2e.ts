@@ -125,7 +125,7 @@ describe('bad input: clear errors, nothing lost', () => {
   });
 
   it('refuses to restore into a non-empty directory and leaves it as it was', async () => {
-    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full']);
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     const dir = stack.restoreDir('not-empty');
     fs.mkdirSync(dir, { mode: 0o700 });
     fs.writeFileSync(path.join(dir, 'precious.txt'), 'keep me');

@@ -21,7 +21,7 @@ describe.each([13, 18])('PostgreSQL %i: stanza-create, full backup, restore, sta
     await stack.adminOk(['check', `--stanza=${stack.stanza}`]);
     await stack.cluster.query('CREATE TABLE smoke AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g');
     const [{ sum }] = await stack.cluster.query("SELECT md5(string_agg(v, ',' ORDER BY id)) AS sum FROM smoke");
-    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full']);
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     const info = JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']));
     expect(info[0].db[0].version).toBe(String(version));
 

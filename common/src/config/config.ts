@@ -33,7 +33,7 @@ function optionSuggest(name: string): string | undefined {
 }
 
 function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array.from({ length: b.length }, () => 0)]);
   for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
@@ -92,7 +92,7 @@ export function optionParse(def: OptionDef, raw: string, command: CommandName): 
 /** Accumulates repeatable options (list, hash), replaces the others. */
 function merge(def: OptionDef, prior: OptionValue | undefined, next: OptionValue): OptionValue {
   if (def.type === 'list') return [...((prior as string[] | undefined) ?? []), ...(next as string[])];
-  if (def.type === 'hash') return { ...((prior as Record<string, string> | undefined) ?? {}), ...(next as Record<string, string>) };
+  if (def.type === 'hash') return { ...(prior as Record<string, string> | undefined), ...(next as Record<string, string>) };
   return next;
 }
 

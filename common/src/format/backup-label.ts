@@ -28,7 +28,8 @@ export function backupLabelNext(existing: string[], type: 'full' | 'diff' | 'inc
   const latest = existing.map(timeOf).sort().pop();
   let d = date;
   let label = backupLabelNew(type, priorFull, d);
-  while (latest && timeOf(label) <= latest) {
+  if (latest === undefined) return label;
+  while (timeOf(label) <= latest) {
     d = new Date(d.getTime() + 1000);
     label = backupLabelNew(type, priorFull, d);
   }

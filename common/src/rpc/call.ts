@@ -12,11 +12,19 @@ export function grpcClientStream<Req, Res>(
   let reject!: (e: Error) => void;
   const response = new Promise<Res>((res, rej) => { resolve = res; reject = rej; });
   const call = start((err, res) => {
-    if (err) reject(errorFromGrpc(err));
-    else resolve(res as Res);
+    if (err) {
+      const e = errorFromGrpc(err);
+      reject(e);
+      // Fails whatever still writes to the call instead of leaving it waiting for 'drain'.
+      call.destroy(e);
+    } else {
+      resolve(res as Res);
+    }
   });
-  // A write after the call failed would otherwise surface as an unhandled 'error' event.
+  // A write after the call failed would otherwise surface as an unhandled 'error' event, and a
+  // caller still busy writing would leave the rejection unhandled until it awaits the response.
   call.on('error', () => undefined);
+  response.catch(() => undefined);
   return { call, response };
 }
 

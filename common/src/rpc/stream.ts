@@ -8,15 +8,28 @@ import { CHUNK_SIZE } from './proto';
  */
 export function grpcChunkWriter<M>(call: grpc.ClientWritableStream<M> | grpc.ServerWritableStream<unknown, M>,
   wrap: (data: Buffer) => M): Writable {
+  let failure: Error | undefined;
+  let waiting: ((err?: Error) => void) | undefined;
+  const onEnd = (err?: Error): void => {
+    failure ??= err ?? new Error('the call ended before all data was sent');
+    const w = waiting;
+    waiting = undefined;
+    w?.(failure);
+  };
+  call.once('error', (err: Error) => onEnd(err));
+  call.once('close', () => onEnd());
   return new Writable({
     highWaterMark: CHUNK_SIZE,
     write(chunk: Buffer, _enc, cb) {
       let offset = 0;
       const next = (): void => {
+        waiting = undefined;
+        if (failure) return cb(failure);
         while (offset < chunk.length) {
           const part = chunk.subarray(offset, offset + CHUNK_SIZE);
           offset += part.length;
           if (!call.write(wrap(part))) {
+            waiting = cb;
             call.once('drain', next);
             return;
           }

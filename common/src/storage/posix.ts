@@ -20,7 +20,7 @@ async function pathCreate(dir: string, mode: number): Promise<void> {
     missing.push(d);
     d = path.dirname(d);
   }
-  for (const m of missing.reverse()) {
+  for (const m of missing.toReversed()) {
     try {
       await fs.promises.mkdir(m, { mode });
     } catch (err) {

@@ -21,33 +21,34 @@ export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
  * since a corrupt repo file must never become a silently corrupt cluster.
  */
 export async function restoreFile(source: (() => Readable) | undefined, opts: RestoreFileOptions): Promise<void> {
-  const fh = await fs.promises.open(opts.destination, 'w', opts.mode);
-  try {
-    if (opts.size > 0) {
-      if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
-      const sha = new Sha256Filter(), size = new SizeFilter();
-      try {
-        await pipeline([source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
-          fh.createWriteStream({ autoClose: false, highWaterMark: 1024 * 1024 })], opts.signal ? { signal: opts.signal } : {});
-      } catch (err) {
-        // A decompression failure means the repo bytes are damaged: say so, naming the file.
-        if (err instanceof OpenrdsError || opts.signal?.aborted || !isDecodeError(err)) throw err;
-        throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${(err as Error).message}`,
-          { hint: 'the repo copy of this file is damaged: restore from another backup set (--set) and run verify' });
-      }
-      if (size.result() !== opts.size || sha.result() !== opts.sha256) {
-        throw new ChecksumError(
-          `restored file '${opts.destination}' has size ${size.result()} sha256 ${sha.result()}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
-          { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
-      }
-    } else if (opts.sha256 && opts.sha256 !== SHA256_EMPTY) {
+  if (opts.size > 0) {
+    if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
+    const sha = new Sha256Filter(), size = new SizeFilter();
+    try {
+      // The write stream owns the descriptor and fsyncs it before closing (flush).
+      await pipeline([source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
+        fs.createWriteStream(opts.destination, { mode: opts.mode, flush: true, highWaterMark: 1024 * 1024 })],
+      opts.signal ? { signal: opts.signal } : {});
+    } catch (err) {
+      // A decompression failure means the repo bytes are damaged: say so, naming the file.
+      if (err instanceof OpenrdsError || opts.signal?.aborted || !isDecodeError(err)) throw err;
+      throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${(err as Error).message}`,
+        { hint: 'the repo copy of this file is damaged: restore from another backup set (--set) and run verify' });
+    }
+    if (size.result() !== opts.size || sha.result() !== opts.sha256) {
+      throw new ChecksumError(
+        `restored file '${opts.destination}' has size ${size.result()} sha256 ${sha.result()}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+        { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
+    }
+  } else {
+    if (opts.sha256 && opts.sha256 !== SHA256_EMPTY) {
       throw new ChecksumError(`manifest lists '${opts.destination}' with size 0 but a non-empty checksum`);
     }
-    await fh.chmod(opts.mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fs.promises.open(opts.destination, 'w', opts.mode);
+    try { await fh.sync(); } finally { await fh.close(); }
   }
+  // The umask may have narrowed the mode at create.
+  await fs.promises.chmod(opts.destination, opts.mode);
   await fs.promises.utimes(opts.destination, opts.mtime, opts.mtime);
 }
 
