@@ -56,13 +56,15 @@ export class Stack {
     return new Stack(dir, conf, stanza, serverPort, cluster);
   }
 
+  /** Starts (or restarts) the repo-server; once an agent runs, waits until it has reconnected. */
   async startServer(): Promise<void> {
+    const logFile = path.join(this.dir, 'repo-server.log');
+    const offset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     this.server = await spawnService({
-      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: process.env,
-      logFile: path.join(this.dir, 'repo-server.log'),
-      readyWhen: async () => fs.existsSync(path.join(this.dir, 'repo-server.log'))
-        && fs.readFileSync(path.join(this.dir, 'repo-server.log'), 'utf8').includes('listening on'),
-      timeoutMs: 20_000,
+      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: process.env, logFile,
+      readyWhen: async () => fs.readFileSync(logFile).subarray(offset).toString().includes('listening on')
+        && (!this.agent || (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`)),
+      timeoutMs: 30_000,
     });
   }
 

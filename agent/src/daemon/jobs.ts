@@ -136,7 +136,7 @@ export class JobRunner {
     const compressType = spec.compressType as 'none' | 'zst';
     await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
       signal.throwIfAborted();
-      const { call, response } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
+      const { call, response, failure } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
         (cb) => this.ctx.client.putBackupFile(cb));
       await grpcWrite(call, { header: { jobId: job.jobId, name: file.name, compressType } });
       let result;
@@ -153,9 +153,9 @@ export class JobRunner {
         });
         call.end();
       } catch (err) {
+        // When the repo-server refused the file, its reason is the error to report.
         call.cancel();
-        await response.catch(() => undefined);
-        throw err;
+        throw failure() ?? err;
       }
       await response;
       await emit({ fileDone: { name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 } });

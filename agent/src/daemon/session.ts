@@ -3,7 +3,7 @@ import type { AgentHello, AgentMessage, PgControlInfo, ServerMessage__Output } f
 import { JobRunner, type JobContext } from './jobs';
 
 const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 15_000;
+const BACKOFF_MAX_MS = 5_000;
 
 /**
  * The agent's session with the repo-server: dials out, registers its stanza, runs the jobs sent

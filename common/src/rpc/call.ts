@@ -3,17 +3,20 @@ import { errorFromGrpc } from './error-transport';
 
 /**
  * Starts a client-streaming call and returns it with a promise of its single response; a gRPC
- * error is rebuilt as the OpenrdsError the far side threw.
+ * error is rebuilt as the OpenrdsError the far side threw, and `failure()` tells whether the call
+ * has already failed (the far side's reason beats a local write error it caused).
  */
 export function grpcClientStream<Req, Res>(
   start: (cb: grpc.requestCallback<Res>) => grpc.ClientWritableStream<Req>,
-): { call: grpc.ClientWritableStream<Req>; response: Promise<Res> } {
+): { call: grpc.ClientWritableStream<Req>; response: Promise<Res>; failure: () => Error | undefined } {
+  let failed: Error | undefined;
   let resolve!: (r: Res) => void;
   let reject!: (e: Error) => void;
   const response = new Promise<Res>((res, rej) => { resolve = res; reject = rej; });
   const call = start((err, res) => {
     if (err) {
       const e = errorFromGrpc(err);
+      failed = e;
       reject(e);
       // Fails whatever still writes to the call instead of leaving it waiting for 'drain'.
       call.destroy(e);
@@ -25,7 +28,7 @@ export function grpcClientStream<Req, Res>(
   // caller still busy writing would leave the rejection unhandled until it awaits the response.
   call.on('error', () => undefined);
   response.catch(() => undefined);
-  return { call, response };
+  return { call, response, failure: () => failed };
 }
 
 /** Writes one message honouring backpressure. */

@@ -87,11 +87,15 @@ export class PgCluster {
     }
   }
 
-  /** pg_dumpall of the whole cluster (Debian's 15 client works against 13..18). */
+  /**
+   * pg_dumpall of the whole cluster (Debian's 15 client works against 13..18), without the random
+   * \\restrict keys that pg_dump writes since 15.14, so that two dumps of equal data are equal.
+   */
   async dumpAll(): Promise<string> {
     const pg = osUser('postgres');
-    return runOk(path.join(PG_TOOLS, 'pg_dumpall'), ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '--no-sync'],
+    const out = await runOk(path.join(PG_TOOLS, 'pg_dumpall'), ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '--no-sync'],
       { uid: pg.uid, gid: pg.gid, cwd: this.dir, timeoutMs: 300_000 });
+    return out.split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
   }
 
   async pgbench(args: string[]): Promise<string> {

@@ -4,6 +4,7 @@ import { archiveWait } from './archive/archive-wait';
 import type { CommandContext, CommandOutput } from './context';
 import { RemoteDb } from './remote-db';
 import { controlReadRemote } from './stanza-create';
+import { AGENT_WAIT_MS } from '../server/agent-registry';
 
 /**
  * `check`: the stanza matches the cluster, archiving is configured, and a WAL segment forced
@@ -15,7 +16,7 @@ export async function check(ctx: CommandContext): Promise<CommandOutput> {
   await ctx.repo.backupInfoLoad(stanza);
   const control = await controlReadRemote(ctx, stanza);
   stanzaDbCheck(stanza, info.db, control, 'the cluster');
-  const agent = ctx.agents.forStanza(stanza);
+  const agent = await ctx.agents.waitForStanza(stanza, AGENT_WAIT_MS);
   const db = await RemoteDb.open(agent, stanza, 'openrds check');
   try {
     const sql = pgSql(control.pgVersion);

@@ -2,10 +2,11 @@ import { log } from '@openrds/common';
 import type { PgControlInfo__Output } from '@openrds/common';
 import { dbEntryFromControl, stanzaDbCheck } from '../repo/repo';
 import type { CommandContext, CommandOutput } from './context';
+import { AGENT_WAIT_MS } from '../server/agent-registry';
 
 /** Reads the cluster's pg_control through the agent serving the stanza. */
 export async function controlReadRemote(ctx: CommandContext, stanza: string): Promise<PgControlInfo__Output> {
-  const agent = ctx.agents.forStanza(stanza);
+  const agent = await ctx.agents.waitForStanza(stanza, AGENT_WAIT_MS);
   return agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
 }
 

@@ -85,6 +85,9 @@ export class AgentConnection {
   }
 }
 
+/** How long a command waits for the agent of its stanza to (re)connect, e.g. after a restart. */
+export const AGENT_WAIT_MS = 10_000;
+
 /** The agents connected to this repo-server, by stanza. */
 export class AgentRegistry {
   private readonly connections = new Set<AgentConnection>();
@@ -114,6 +117,7 @@ export class AgentRegistry {
   /** Waits up to `ms` for an agent of the stanza to connect (an agent restarting, say). */
   async waitForStanza(stanza: string, ms: number): Promise<AgentConnection> {
     const until = Date.now() + ms;
+    if (!this.list().some((c) => c.stanzas.includes(stanza))) log.detail(`waiting up to ${ms / 1000}s for the agent of stanza '${stanza}'`);
     for (;;) {
       try {
         return this.forStanza(stanza);

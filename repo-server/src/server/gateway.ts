@@ -100,7 +100,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const result = await archive.push(info, {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
           compressType: header.compressType as 'none' | 'zst',
-        }, grpcChunkReader(iter, (m) => m.chunk?.data));
+        }, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
         log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}'`);
         return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
       })().then((r) => callback(null, r), (err) => {

@@ -35,7 +35,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     }
     throw err;
   }
-  const { call, response } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
+  const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
     (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
   await grpcWrite(call, {
     header: {
@@ -49,9 +49,9 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
       grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }))]);
     call.end();
   } catch (err) {
+    // When the repo-server refused the file, its reason is the error to report.
     call.cancel();
-    await response.catch(() => undefined);
-    throw err;
+    throw failure() ?? err;
   }
   return response;
 }

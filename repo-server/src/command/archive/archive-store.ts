@@ -89,8 +89,9 @@ export class ArchiveStore {
         const same = kind === 'history'
           ? await this.historySha(existing[0]!.key, existing[0]!.compressType) === req.sha256
           : existing.some((e) => e.sha256 === req.sha256);
-        source.resume();
         if (same) {
+          // Read the rest of the upload so that the agent's stream ends cleanly before the answer.
+          await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
           const warning = `WAL file '${req.walName}' already exists in the archive with the same checksum\nHINT: this is valid in some recovery scenarios but may also indicate a problem.`;
           log.warn(warning);
           return { duplicate: true, warning, key: existing[0]!.key };

@@ -11,6 +11,7 @@ import { archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
 import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
+import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 /** Files per backup job: small enough that a job's file list is a modest message. */
 const JOB_FILES_MAX = 1000;
@@ -46,7 +47,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const { repo, config } = ctx;
   const archiveInfo = await repo.archiveInfoLoad(stanza);
   const backupInfo = await repo.backupInfoLoad(stanza);
-  const agent = ctx.agents.forStanza(stanza);
+  const agent = await ctx.agents.waitForStanza(stanza, AGENT_WAIT_MS);
   const registration = agent.registration(stanza)!;
   const control = await agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
   stanzaDbCheck(stanza, backupInfo.db, control, 'the cluster');

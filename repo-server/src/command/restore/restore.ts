@@ -6,6 +6,7 @@ import type { BackupInfo, BackupInfoEntry } from '../../repo/repo';
 import type { CommandContext, CommandOutput } from '../context';
 import { fmtBytes } from '../backup/backup';
 import { pgRelativeName } from '../backup/manifest-build';
+import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 const JOB_FILES_MAX = 1000;
 const TARGET_TYPES = new Set(['time', 'xid', 'lsn', 'name']);
@@ -85,7 +86,7 @@ export async function restore(ctx: CommandContext): Promise<CommandOutput> {
     ...(target ? { target } : {}),
     ...(config.strOpt('target-timeline') ? { targetTimeline: config.str('target-timeline') } : {}),
   });
-  const agent = ctx.agents.forStanza(stanza);
+  const agent = await ctx.agents.waitForStanza(stanza, AGENT_WAIT_MS);
   const pgPath = config.strOpt('pg1-path') ?? agent.registration(stanza)!.pgPath;
   log.info(`restore backup set ${chosen.label} (PostgreSQL ${manifest.db.pgVersion}) to '${pgPath}'`);
 
