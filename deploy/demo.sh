@@ -107,7 +107,7 @@ say "openrds-admin info"
 
 say "restore to the target time into $DEMO/restore"
 "$ADMIN" restore --stanza=$STANZA --config="$CONF" --pg1-path="$DEMO/restore" \
-  --type=time --target="$TARGET" --target-action=promote
+  --type=time --target="$TARGET" --target-action=promote --archive-mode=off
 as_pg "$PGBIN/pg_ctl" -D "$DEMO/restore" -o "-p $PORT2" -l "$DEMO/log/restore.log" -w -t 120 start >/dev/null
 for _ in $(seq 1 120); do [ "$(psql_dst -At -c 'SELECT pg_is_in_recovery()')" = f ] && break; sleep 0.5; done
 GOT=$(psql_dst -At -c "SELECT count(*) || ' rows, ' || md5(string_agg(id || note, ',' ORDER BY id)) FROM demo_events")

@@ -23,7 +23,8 @@ describe('PostgreSQL 15: full backup and point-in-time restore', () => {
   /** Restores with the given options into a new directory, starts it, and waits for promotion. */
   async function restoreAndStart(name: string, args: string[]): Promise<PgCluster> {
     const dir = stack.restoreDir(name);
-    const out = await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, ...args]);
+    // A copy for inspection: it must not archive its new timeline into the stanza.
+    const out = await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', ...args]);
     expect(out).toMatch(/restore of backup set \d{8}-\d{6}F complete/);
     const cluster = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     restored.push(cluster);

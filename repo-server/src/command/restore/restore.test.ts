@@ -62,6 +62,11 @@ describe('recoverySettings', () => {
       { key: 'recovery_target_timeline', value: 'current' },
     ]);
   });
+  it('turns archiving off in the restored cluster with archive-mode=off', () => {
+    expect(recoverySettings({ ...base, type: 'default', archiveMode: 'off' }).settings).toEqual([{ key: 'archive_mode', value: 'off' }]);
+    expect(recoverySettings({ ...base, type: 'default', archiveMode: 'preserve' }).settings).toEqual([]);
+  });
+
   it('requires a target for time, xid, lsn and name', () => {
     for (const type of ['time', 'xid', 'lsn', 'name']) expect(() => recoverySettings({ ...base, type })).toThrow(OptionRequiredError);
   });

@@ -47,7 +47,7 @@ export function restoreSetSelect(info: BackupInfo, set: string | undefined, type
 
 /** recovery settings for the restore type and target (restore_command is added by the agent). */
 export function recoverySettings(opts: { type: string; target?: string; targetAction: string; targetExclusive: boolean;
-  targetTimeline?: string; pgVersion: number; extra: Record<string, string> }): { settings: { key: string; value: string }[]; signal: string; restoreCommand: boolean } {
+  targetTimeline?: string; pgVersion: number; extra: Record<string, string>; archiveMode?: string }): { settings: { key: string; value: string }[]; signal: string; restoreCommand: boolean } {
   const settings: { key: string; value: string }[] = [];
   if (opts.type === 'none' || opts.type === 'preserve') return { settings, signal: '', restoreCommand: false };
   if (TARGET_TYPES.has(opts.type)) {
@@ -63,6 +63,8 @@ export function recoverySettings(opts: { type: string; target?: string; targetAc
   if (hasTarget && opts.type !== 'standby') settings.push({ key: 'recovery_target_action', value: opts.targetAction });
   if (opts.targetTimeline) settings.push({ key: 'recovery_target_timeline', value: opts.targetTimeline });
   else if (opts.type === 'immediate' && opts.pgVersion >= 12) settings.push({ key: 'recovery_target_timeline', value: 'current' });
+  // A copy restored for inspection must not archive a new timeline into the stanza.
+  if (opts.archiveMode === 'off') settings.push({ key: 'archive_mode', value: 'off' });
   for (const [key, value] of Object.entries(opts.extra)) settings.push({ key, value });
   return { settings, signal: opts.type === 'standby' ? 'standby.signal' : 'recovery.signal', restoreCommand: true };
 }
@@ -82,7 +84,7 @@ export async function restore(ctx: CommandContext): Promise<CommandOutput> {
   const manifest: Manifest = await manifestLoad(repo.storage, repo.manifestKey(stanza, chosen.label));
   const recovery = recoverySettings({
     type, targetAction: config.str('target-action'), targetExclusive: config.bool('target-exclusive'),
-    pgVersion: manifest.db.pgVersion, extra: config.hash('recovery-option'),
+    pgVersion: manifest.db.pgVersion, extra: config.hash('recovery-option'), archiveMode: config.str('archive-mode'),
     ...(target ? { target } : {}),
     ...(config.strOpt('target-timeline') ? { targetTimeline: config.str('target-timeline') } : {}),
   });
