@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as ini from 'ini';
 import { ConfigError, OptionInvalidError, OptionRequiredError } from '../error';
 import { logRedact } from '../log';
 import {
@@ -16,6 +15,30 @@ export interface ConfigLoadOptions {
 }
 
 const DEFAULT_CONFIG = '/etc/openrds/openrds.conf';
+
+/**
+ * Reads pgBackRest-style INI: [section] headers, key=value lines, '#' and ';' comments. A key
+ * repeated in a section accumulates (list and hash options are written that way).
+ */
+export function iniParse(text: string, file: string): Record<string, Record<string, string[]>> {
+  const out: Record<string, Record<string, string[]>> = {};
+  let section: Record<string, string[]> | undefined;
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    const header = /^\[([^\]]+)\]$/.exec(line);
+    if (header) {
+      section = out[header[1]!.trim()] ??= {};
+      return;
+    }
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`unable to read line ${i + 1} of config file '${file}': expected key=value`);
+    if (!section) throw new ConfigError(`option '${line.slice(0, eq).trim()}' in config file '${file}' is outside any section`, { hint: 'put it under [global] or [<stanza>]' });
+    const key = line.slice(0, eq).trim();
+    (section[key] ??= []).push(line.slice(eq + 1).trim());
+  });
+  return out;
+}
 
 /** OPENRDS_<NAME> for an option name. */
 export function optionEnvName(name: string): string {
@@ -239,14 +262,10 @@ export function configLoad(opts: ConfigLoadOptions): Config {
   const configDef = optionFind('config')!;
   const configPath = (cli.get('config')?.value as string | undefined) ?? (envValue(configDef) as string | undefined);
   const stanza = (cli.get('stanza')?.value as string | undefined) ?? env[optionEnvName('stanza')];
-  let file: Record<string, Record<string, unknown>> = {};
+  let file: Record<string, Record<string, string[]>> = {};
   const path = configPath ?? DEFAULT_CONFIG;
   if (fs.existsSync(path)) {
-    try {
-      file = ini.parse(fs.readFileSync(path, 'utf8')) as Record<string, Record<string, unknown>>;
-    } catch (err) {
-      throw new ConfigError(`unable to read config file '${path}': ${(err as Error).message}`);
-    }
+    file = iniParse(fs.readFileSync(path, 'utf8'), path);
   } else if (configPath) {
     throw new ConfigError(`config file '${configPath}' does not exist`, { hint: 'check --config or OPENRDS_CONFIG' });
   }
@@ -255,9 +274,6 @@ export function configLoad(opts: ConfigLoadOptions): Config {
     `global:${command}`, 'global',
   ];
   for (const [section, body] of Object.entries(file)) {
-    if (typeof body !== 'object' || body === null) {
-      throw new ConfigError(`option '${section}' in config file '${path}' is outside any section`, { hint: 'put it under [global] or [<stanza>]' });
-    }
     for (const key of Object.keys(body)) {
       const def = optionFind(key);
       if (!def) throw unknownOption(key, ` in config file '${path}' section [${section}]`);
@@ -270,10 +286,8 @@ export function configLoad(opts: ConfigLoadOptions): Config {
     for (const section of sections) {
       const body = file[section];
       if (!body || !(def.name in body)) continue;
-      const raw = body[def.name];
-      const items = Array.isArray(raw) ? raw.map(String) : [String(raw)];
       let acc: OptionValue | undefined;
-      for (const item of items) acc = merge(def, acc, optionParse(def, item === 'true' && def.type === 'boolean' ? 'y' : item, command));
+      for (const item of body[def.name]!) acc = merge(def, acc, optionParse(def, item, command));
       return acc;
     }
     return undefined;
