@@ -14,9 +14,11 @@ const commands: Record<string, CommandName> = {
 };
 
 async function main(argv: string[]): Promise<number> {
-  const word = argv.find((a) => !a.startsWith('-'));
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const word = words[0];
   if (!word || word === 'help' || argv.includes('--help')) {
-    process.stdout.write(commandHelp(PROGRAM, word && word !== 'help' ? commands[word] : undefined));
+    const about = word === 'help' ? words[1] : word;
+    process.stdout.write(commandHelp(PROGRAM, about ? commands[about] : undefined));
     return 0;
   }
   const command = commands[word];

@@ -17,9 +17,11 @@ function logLine(level: string, message: string): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const word = argv.find((a) => !a.startsWith('-'));
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const word = words[0];
   if (!word || word === 'help' || argv.includes('--help')) {
-    process.stdout.write(commandHelp(PROGRAM, word && word !== 'help' ? word as CommandName : undefined));
+    const about = word === 'help' ? words[1] : word;
+    process.stdout.write(commandHelp(PROGRAM, about && REMOTE.includes(about as CommandName) ? about as CommandName : undefined));
     return 0;
   }
   if (word === 'version') {

@@ -54,5 +54,6 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
 
 /** True for errors of the decompressor: network (gRPC) and disk errors carry a code, zstd's do not. */
 function isDecodeError(err: unknown): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
+  // Not `instanceof Error`: errors made by the native addon may come from another realm.
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === undefined;
 }
