@@ -1,6 +1,9 @@
 // Two layers: fast unit tests next to the code, and e2e scenarios on real clusters and servers.
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }] };
-const moduleNameMapper = { '^@openrds/common$': '<rootDir>/common/src/index.ts' };
+const moduleNameMapper = {
+  '^@openrds/common$': '<rootDir>/common/src/index.ts',
+  '^@openrds/common/dist/(.*?)(\\.js)?$': '<rootDir>/common/src/$1',
+};
 module.exports = {
   reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
   projects: [

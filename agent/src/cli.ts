@@ -2,8 +2,10 @@
 // openrds-agent: the daemon on a PostgreSQL host, and the archive-push / archive-get commands
 // that PostgreSQL's archive_command and restore_command call.
 import * as path from 'node:path';
-import { Config, OpenrdsError, commandHelp, configLoad, errorWrap, log, logInit } from '@openrds/common';
-import type { CommandName } from '@openrds/common';
+// Only light modules here: PostgreSQL starts this program for every WAL file.
+import { commandHelp, configLoad, type CommandName, type Config } from '@openrds/common/dist/config';
+import { OpenrdsError, errorWrap } from '@openrds/common/dist/error';
+import { log, logInit } from '@openrds/common/dist/log';
 
 const PROGRAM = 'openrds-agent';
 /** Exit code of archive-get for any error: above 125 PostgreSQL aborts recovery instead of ending it. */
@@ -27,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
     return 27;
   }
   if (command === 'version') {
-    const { OPENRDS_VERSION } = await import('@openrds/common');
+    const { OPENRDS_VERSION } = await import('@openrds/common/dist/version.js');
     process.stdout.write(`${PROGRAM} ${OPENRDS_VERSION}\n`);
     return 0;
   }

@@ -1,12 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as winston from 'winston';
 
 /** Log levels, from least to most verbose; 'off' logs nothing. */
 export const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-
-const winstonLevels: Record<string, number> = { error: 0, warn: 1, info: 2, detail: 3, debug: 4, trace: 5 };
 
 export interface LogRecord {
   level: Exclude<LogLevel, 'off'>;
@@ -53,35 +50,42 @@ export function logFormatLine(level: string, message: string, timestamp: boolean
   return `${timestamp ? `${logTimestamp(time)} ` : ''}P00 ${lvl} ${message}`;
 }
 
-function formatFor(timestamp: boolean): winston.Logform.Format {
-  return winston.format.printf((info) => logFormatLine(String(info.level), String(info.message), timestamp));
+interface Sink { level: number; write(line: string, time: Date): void; close?(): void }
+
+const levelRank = (level: string): number => LOG_LEVELS.indexOf(level as LogLevel);
+
+/** Console lines are written directly: short-lived commands must not pay for loading a logger. */
+function consoleSink(level: string, stream: NodeJS.WritableStream): Sink {
+  return { level: levelRank(level), write: (line) => { stream.write(`${line}\n`); } };
 }
 
-function consoleTransport(level: string, timestamp: boolean, stream: NodeJS.WritableStream): winston.transport {
-  return new winston.transports.Stream({ stream, level, format: formatFor(timestamp) });
+/** The file log goes through winston, loaded only when a file log is asked for. */
+function fileSink(level: string, filename: string): Sink {
+  const winston = require('winston') as typeof import('winston');
+  const logger = winston.createLogger({
+    levels: { line: 0 }, level: 'line',
+    transports: [new winston.transports.File({ filename, format: winston.format.printf((info) => String(info.message)) })],
+  });
+  return { level: levelRank(level), write: (line) => { logger.log('line', line); }, close: () => logger.close() };
 }
 
-let logger = winston.createLogger({
-  levels: winstonLevels,
-  transports: [consoleTransport('info', false, process.stderr)],
-});
+let sinks: { sink: Sink; timestamp: boolean }[] = [{ sink: consoleSink('info', process.stderr), timestamp: false }];
 
 /** Sets up console and file logging for a program; callable again (tests). */
 export function logInit(opts: LogInitOptions): void {
-  const transports: winston.transport[] = [];
+  const next: { sink: Sink; timestamp: boolean }[] = [];
   const levelConsole = opts.levelConsole ?? 'info';
-  if (levelConsole !== 'off') transports.push(consoleTransport(levelConsole, opts.timestamp ?? false, opts.consoleStream ?? process.stderr));
+  if (levelConsole !== 'off') {
+    next.push({ sink: consoleSink(levelConsole, opts.consoleStream ?? process.stderr), timestamp: opts.timestamp ?? false });
+  }
   const levelFile = opts.levelFile ?? 'off';
   if (levelFile !== 'off' && opts.logPath) {
     fs.mkdirSync(opts.logPath, { recursive: true, mode: 0o750 });
     const base = opts.stanza ? `${opts.stanza}-${opts.command ?? opts.process}` : opts.process;
-    transports.push(new winston.transports.File({
-      filename: path.join(opts.logPath, `${base}.log`), level: levelFile, format: formatFor(true),
-    }));
+    next.push({ sink: fileSink(levelFile, path.join(opts.logPath, `${base}.log`)), timestamp: true });
   }
-  const old = logger;
-  logger = winston.createLogger({ levels: winstonLevels, transports, silent: transports.length === 0 });
-  old.close();
+  for (const s of sinks) s.sink.close?.();
+  sinks = next;
 }
 
 /** Receives every log record of this process (the repo-server streams a command's lines to the admin). */
@@ -92,7 +96,9 @@ export function logSubscribe(cb: (rec: LogRecord) => void): () => void {
 
 function emit(level: LogRecord['level'], message: string): void {
   const text = redact(message);
-  logger.log(level, text);
+  const rank = levelRank(level);
+  const now = new Date();
+  for (const { sink, timestamp } of sinks) if (rank <= sink.level) sink.write(logFormatLine(level, text, timestamp, now), now);
   if (subscribers.size > 0) {
     const rec = { level, message: text, time: Date.now() };
     for (const cb of subscribers) cb(rec);

@@ -1,8 +1,10 @@
 import * as os from 'node:os';
-import {
-  Config, FormatError, OpenrdsError, OptionRequiredError, errorClasses, log,
-} from '@openrds/common';
-import { localRequest, type LocalResponse } from '../../daemon/local-server';
+// Loaded on every archive_command / restore_command call: only light modules at the top; gRPC,
+// zstd and the rest load only when no local daemon answers.
+import type { Config } from '@openrds/common/dist/config';
+import { FormatError, OpenrdsError, OptionRequiredError, errorClasses } from '@openrds/common/dist/error';
+import { log } from '@openrds/common/dist/log';
+import { localRequest, type LocalResponse } from '../../daemon/local-client';
 
 /** Rebuilds the error the local daemon reported. */
 function localError(res: Extract<LocalResponse, { ok: false }>): OpenrdsError {
