@@ -2,8 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
-import { osUser } from './harness/processes';
-import { Stack } from './stack';
+import { osUser, spawnService } from './harness/processes';
+import { Stack, installedBin } from './stack';
 
 jest.setTimeout(600_000);
 
@@ -107,6 +107,39 @@ describe('bad input: clear errors, nothing lost', () => {
     expect(r.stderr).toMatch(/WAL file '0000000100000000000000E0' is from PostgreSQL 15 with system-id \d+, but stanza/);
     expect(r.stderr).toContain('HINT:');
     expect(tree(archiveDir())).toEqual(before);
+  });
+
+  it('refuses stanza-create and backup when the agent of the stanza serves another cluster', async () => {
+    // Another cluster's agent claims the stanza (a copy-pasted config, say): the repo-server
+    // reads its pg_control and refuses, leaving the stanza as it was.
+    const intruder = await PgCluster.create({ version: 15, dataChecksums: true, archiveCommand: 'true' });
+    await intruder.start();
+    const conf = path.join(stack.dir, 'intruder.conf');
+    fs.writeFileSync(conf, fs.readFileSync(stack.conf, 'utf8')
+      .replace(`pg1-path=${stack.cluster.dataDir}`, `pg1-path=${intruder.dataDir}`)
+      .replace(`pg1-port=${stack.cluster.port}`, `pg1-port=${intruder.port}`)
+      .replace(`pg1-socket-path=${stack.cluster.socketDir}`, `pg1-socket-path=${intruder.socketDir}`)
+      .replace('agent.sock', 'intruder.sock'));
+    const agent = await spawnService({
+      cmd: installedBin('openrds-agent'), args: ['serve', `--stanza=${stack.stanza}`, `--config=${conf}`], uid: pg.uid, gid: pg.gid,
+      logFile: path.join(stack.dir, 'intruder-agent.log'),
+      readyWhen: async () => (await stack.admin(['agents'])).stdout.includes(intruder.dataDir), timeoutMs: 20_000,
+    });
+    try {
+      const info = fs.readFileSync(path.join(stack.dir, 'repo', 'archive', stack.stanza, 'archive.info'));
+      const create = await stack.admin(['stanza-create', `--stanza=${stack.stanza}`]);
+      expect(create.code).toBe(51);
+      expect(create.stderr).toMatch(/the cluster is PostgreSQL 15 with system-id \d+, but stanza 'e2e' is PostgreSQL 15 with system-id \d+/);
+      expect(create.stderr).toContain('HINT: is this the correct stanza?');
+      const backup = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full']);
+      expect(backup.code).toBe(51);
+      expect(fs.readFileSync(path.join(stack.dir, 'repo', 'archive', stack.stanza, 'archive.info')).equals(info)).toBe(true);
+    } finally {
+      await agent.stop();
+      await intruder.destroy();
+    }
+    // With the intruder gone, the real agent serves the stanza again.
+    await stack.adminOk(['check', `--stanza=${stack.stanza}`]);
   });
 
   it('fails archive-push with non-zero while the repo-server is down, then archives when it is back', async () => {
