@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
-import { osUser, spawnService } from './harness/processes';
+import { osUser, runCommand, spawnService } from './harness/processes';
 import { Stack, installedBin } from './stack';
 
 jest.setTimeout(600_000);
@@ -56,6 +56,13 @@ describe('bad input: clear errors, nothing lost', () => {
     expect(r.code).toBe(100);
     expect(r.stderr).toContain("stanza 'nope' does not exist in the repo");
     expect(r.stderr).toContain('HINT:');
+  });
+
+  it('refuses to run the agent as another OS user than the owner of PGDATA', async () => {
+    const r = await runCommand(installedBin('openrds-agent'), ['serve', `--stanza=${stack.stanza}`, `--config=${stack.conf}`], { timeoutMs: 30_000 });
+    expect(r.code).toBe(31);
+    expect(r.stderr).toContain(`openrds-agent must run as the owner of '${stack.cluster.dataDir}'`);
+    expect(r.stderr).toContain("HINT: run it as the PostgreSQL OS user, e.g. 'runuser -u postgres --");
   });
 
   it('archive-get: 0 when found, 1 when not found', async () => {

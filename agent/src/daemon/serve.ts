@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Config, OptionInvalidError, log, pgControlRead } from '@openrds/common';
@@ -7,6 +8,11 @@ import { archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
 import { localServerStart } from './local-server';
 import { AgentSession, agentHelloNew } from './session';
+
+function ownerName(uid: number): string {
+  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(uid));
+  return line?.split(':')[0] ?? String(uid);
+}
 
 /** pg_control as carried on the wire. */
 export function pgControlToInfo(c: PgControl) {
@@ -24,6 +30,12 @@ export function pgControlToInfo(c: PgControl) {
 export async function agentServe(config: Config): Promise<void> {
   const stanza = config.str('stanza');
   const pgPath = path.resolve(config.str('pg1-path'));
+  const owner = fs.statSync(pgPath).uid;
+  if (process.getuid && process.getuid() !== owner) {
+    // Files restored by another user (root, say) would leave a cluster PostgreSQL cannot start.
+    throw new OptionInvalidError(`openrds-agent must run as the owner of '${pgPath}' (uid ${owner}), not uid ${process.getuid()}`,
+      { hint: `run it as the PostgreSQL OS user, e.g. 'runuser -u ${ownerName(owner)} -- openrds-agent serve ...'` });
+  }
   const control = await pgControlRead(pgPath);
   const client = repoClientNew(config);
   const agentId = `${os.hostname()}:${pgPath}`;
