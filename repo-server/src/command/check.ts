@@ -1,6 +1,6 @@
 import { ConfigError, log, pgSql } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck } from '../repo/repo';
-import { archiveWait } from './archive/archive-wait';
+import { archiveSwitchAndWait } from './archive/archive-wait';
 import type { CommandContext, CommandOutput } from './context';
 import { RemoteDb } from './remote-db';
 import { controlReadRemote } from './stanza-create';
@@ -34,11 +34,7 @@ export async function check(ctx: CommandContext): Promise<CommandOutput> {
     if (recovery.in_recovery) {
       return { text: `stanza '${stanza}': the cluster is a standby; archive check skipped\n`, json: { stanza, standby: true } };
     }
-    await db.query(sql.createRestorePoint('openrds archive check'));
-    const { wal_file: walFile } = await db.one<{ wal_file: string }>(sql.switchWal);
-    const timeoutMs = ctx.config.num('archive-timeout') * 1000;
-    log.info(`waiting for WAL segment ${walFile} to be archived`);
-    await archiveWait(ctx, stanza, archiveIdOf(info.db), [walFile], timeoutMs);
+    const walFile = await archiveSwitchAndWait(ctx, db, sql, stanza, archiveIdOf(info.db), ctx.config.num('archive-timeout') * 1000);
     const text = `stanza '${stanza}': WAL segment ${walFile} successfully archived to repo1 '${archiveIdOf(info.db)}'\n`;
     log.info(text.trim());
     return { text, json: { stanza, walSegment: walFile, archiveId: archiveIdOf(info.db) } };

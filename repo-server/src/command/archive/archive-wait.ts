@@ -1,4 +1,6 @@
 import { ArchiveTimeoutError, log, sleep } from '@openrds/common';
+import type { PgSql } from '@openrds/common';
+import type { RemoteDb } from '../remote-db';
 import type { CommandContext } from '../context';
 
 /**
@@ -23,4 +25,17 @@ export async function archiveWait(ctx: CommandContext, stanza: string, archiveId
     await sleep(delay, ctx.signal);
     delay = Math.min(delay * 2, 1000);
   }
+}
+
+/**
+ * Forces a WAL switch (after a restore point, so that there is something to switch) and waits
+ * for the completed segment in the archive: proof that archive_command works end to end.
+ */
+export async function archiveSwitchAndWait(ctx: CommandContext, db: RemoteDb, sql: PgSql, stanza: string, archiveId: string,
+  timeoutMs: number): Promise<string> {
+  await db.query(sql.createRestorePoint('openrds archive check'));
+  const { wal_file: walFile } = await db.one<{ wal_file: string }>(sql.switchWal);
+  log.info(`waiting for WAL segment ${walFile} to be archived`);
+  await archiveWait(ctx, stanza, archiveId, [walFile], timeoutMs);
+  return walFile;
 }

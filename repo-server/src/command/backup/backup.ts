@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
+  AssertError, LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
   lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
-import { archiveWait } from '../archive/archive-wait';
+import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
 import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
@@ -69,12 +69,23 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     if (settings.archive_mode === 'off') {
       throw new OptionInvalidError('archive_mode must be enabled for an online backup', { hint: 'set archive_mode = on and restart PostgreSQL' });
     }
+    // Catch a broken archive_command before copying the cluster, not after.
+    if (config.bool('archive-check')) {
+      await archiveSwitchAndWait(ctx, db, sql, stanza, archiveId, config.num('archive-timeout') * 1000);
+    }
     const startFast = config.bool('start-fast');
     const timestampStart = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
     const start = await db.one<{ lsn: string; wal_file: string }>(sql.backupStart(label, startFast));
     started = true;
     log.info(`backup start archive = ${start.wal_file}, lsn = ${start.lsn}`);
     const timeline = parseInt(start.wal_file.slice(0, 8), 16);
+    // The checkpoint the backup starts from must be in pg_control, on the same timeline.
+    const after = await agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
+    if (lsnParse(after.checkpointLsn) < lsnParse(start.lsn) || after.timeline !== timeline) {
+      throw new AssertError(`pg_control checkpoint ${after.checkpointLsn} on timeline ${after.timeline} is before backup start ${start.lsn} on timeline ${timeline}`,
+        { hint: 'is the agent reading the PGDATA of the cluster it connects to (pg1-path, pg1-port, pg1-socket-path)?' });
+    }
+    const databases = (await db.query<{ name: string; oid: number | string }>(sql.databaseList)).map((d) => ({ name: d.name, oid: Number(d.oid) }));
 
     // Tablespace names for the manifest; the listing follows pg_tblspc links.
     const tablespaces = new Map<number, string>();
@@ -164,6 +175,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         checksumVersion: control.checksumVersion,
       },
       options: { compressType, compressLevel, processMax, checksumPage: false },
+      databases,
       targets: content.targets, paths: content.paths, links: content.links, files,
     };
     await manifestSave(repo.storage, repo.manifestKey(stanza, label), manifest);
