@@ -177,6 +177,27 @@ describe('bad input: clear errors, nothing lost', () => {
     expect(fs.readFileSync(path.join(dir, 'precious.txt'), 'utf8')).toBe('keep me');
   });
 
+  it('fails a backup fast when archive_command is broken, leaving the earlier backups as they were', async () => {
+    const before = JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
+    const backupDir = path.join(stack.dir, 'repo', 'backup', stack.stanza);
+    const setsBefore = fs.readdirSync(backupDir).sort();
+    await stack.cluster.query("ALTER SYSTEM SET archive_command = 'false'");
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    try {
+      const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast', '--archive-timeout=3']);
+      expect(r.code).toBe(82);
+      expect(r.stderr).toMatch(/WAL segment [0-9A-F]{24} was not archived before the 3s timeout/);
+      expect(r.stderr).toContain('HINT: check the archive_command');
+      expect(fs.readdirSync(backupDir).sort()).toEqual(setsBefore);
+      const after = JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
+      expect(after).toEqual(before);
+    } finally {
+      await stack.cluster.query('ALTER SYSTEM RESET archive_command');
+      await stack.cluster.query('SELECT pg_reload_conf()');
+    }
+    await stack.adminOk(['check', `--stanza=${stack.stanza}`]);
+  });
+
   it('refuses to restore over the running cluster', async () => {
     const r = await stack.admin(['restore', `--stanza=${stack.stanza}`]);
     expect(r.code).toBe(38);
