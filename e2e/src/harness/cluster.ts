@@ -22,13 +22,20 @@ export class PgCluster {
   private constructor(readonly version: number, readonly dir: string, readonly dataDir: string, readonly socketDir: string,
     readonly port: number, private readonly ownsDir: boolean) {}
 
-  static async create(opts: PgClusterOptions): Promise<PgCluster> {
+  /** A temp directory owned by postgres with a short socket directory inside (socket paths are limited to ~107 bytes). */
+  private static async dirs(prefix: string): Promise<{ dir: string; socketDir: string }> {
     const pg = osUser('postgres');
-    const dir = await tmpDir('openrds-pg-');
+    const dir = await tmpDir(prefix);
     const socketDir = path.join(dir, 's');
     fs.mkdirSync(socketDir, { mode: 0o755 });
     fs.chownSync(socketDir, pg.uid, pg.gid);
     fs.chownSync(dir, pg.uid, pg.gid);
+    return { dir, socketDir };
+  }
+
+  static async create(opts: PgClusterOptions): Promise<PgCluster> {
+    const pg = osUser('postgres');
+    const { dir, socketDir } = await PgCluster.dirs('openrds-pg-');
     const dataDir = path.join(dir, 'data');
     const bin = pgBinDir(opts.version);
     await runOk(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C',
@@ -47,12 +54,7 @@ export class PgCluster {
 
   /** A cluster around an existing data directory (a restore): started on a new port, same socket rules. */
   static async fromExistingDataDir(dataDir: string, opts: { version: number; port?: number }): Promise<PgCluster> {
-    const pg = osUser('postgres');
-    const dir = await tmpDir('openrds-pgr-');
-    const socketDir = path.join(dir, 's');
-    fs.mkdirSync(socketDir, { mode: 0o755 });
-    fs.chownSync(socketDir, pg.uid, pg.gid);
-    fs.chownSync(dir, pg.uid, pg.gid);
+    const { dir, socketDir } = await PgCluster.dirs('openrds-pgr-');
     const port = opts.port ?? await freePort();
     return new PgCluster(opts.version, dir, dataDir, socketDir, port, false);
   }
