@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import {
-  AssertError, Config, DbConnectError, DbQueryError, FileExistsError, PathNotEmptyError, PgRunningError,
+  AssertError, Config, DbConnectError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, grpcChunkWriter, grpcClientStream, grpcMessages, grpcWrite, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
@@ -189,7 +190,10 @@ export class JobRunner {
         throw new PathNotEmptyError(`unable to restore link '${link.name}' to path '${link.destination}' because it contains files`,
           { hint: 'remove the old tablespace directory or map it elsewhere' });
       }
-      await fs.promises.mkdir(link.destination, { recursive: true, mode: 0o700 });
+      await fs.promises.mkdir(link.destination, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+        throw new FileWriteError(`unable to create '${link.destination}' for link '${link.name}': ${err.code ?? err.message}`,
+          { hint: `create it (empty, owned by ${os.userInfo().username}) or fix the permissions of its parent` });
+      });
     }
     for (const p of [...spec.paths].sort((a, b) => a.name.localeCompare(b.name))) {
       if (p.name === '') continue;
