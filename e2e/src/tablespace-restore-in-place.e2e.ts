@@ -3,6 +3,7 @@
 // with every row, having replayed the archive to its end.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PgCluster } from './harness/cluster';
 import { osUser } from './harness/processes';
 import { Stack } from './stack';
 
@@ -40,7 +41,8 @@ describe('restore in place of a cluster with a tablespace', () => {
     fs.rmSync(stack.cluster.dataDir, { recursive: true, force: true });
     for (const e of fs.readdirSync(tsDir)) fs.rmSync(path.join(tsDir, e), { recursive: true, force: true });
 
-    const out = await stack.adminOk(['restore', `--stanza=${stack.stanza}`, '--archive-mode=off']);
+    // The restored cluster is the primary again: it keeps archiving (its new timeline) to the stanza.
+    const out = await stack.adminOk(['restore', `--stanza=${stack.stanza}`]);
     expect(out).toContain(`to '${stack.cluster.dataDir}'`);
     const link = path.join(stack.cluster.dataDir, 'pg_tblspc', String(target.tablespaceId));
     expect(fs.readlinkSync(link)).toBe(tsDir);
@@ -52,5 +54,31 @@ describe('restore in place of a cluster with a tablespace', () => {
     expect(got).toBe(sum);
     const [{ spc }] = await stack.cluster.query("SELECT pg_tablespace_location(oid) AS spc FROM pg_tablespace WHERE spcname = 'ts1'");
     expect(spc).toBe(tsDir);
+  });
+
+  it('restores a copy elsewhere with the tablespace moved by --tablespace-map, beside the running cluster', async () => {
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    const pg = osUser('postgres');
+    const [{ sum }] = await stack.cluster.query("SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) AS sum FROM in_ts");
+    const dir = stack.restoreDir('copy');
+    const movedTs = path.join(path.dirname(dir), 'ts1-moved');
+    fs.mkdirSync(movedTs, { mode: 0o700 });
+    fs.chownSync(movedTs, pg.uid, pg.gid);
+    const bad = await stack.admin(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--tablespace-map=nope=/x']);
+    expect(bad.code).toBe(31);
+    expect(bad.stderr).toContain("tablespace 'nope' of option 'tablespace-map' is not in backup set");
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, `--tablespace-map=ts1=${movedTs}`,
+      '--type=immediate', '--target-action=promote', '--archive-mode=off']);
+    const copy = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await copy.start();
+      for (let i = 0; i < 240 && (await copy.query('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 250));
+      const [{ spc }] = await copy.query("SELECT pg_tablespace_location(oid) AS spc FROM pg_tablespace WHERE spcname = 'ts1'");
+      expect(spc).toBe(movedTs);
+      const [{ sum: got }] = await copy.query("SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) AS sum FROM in_ts");
+      expect(got).toBe(sum);
+    } finally {
+      await copy.destroy();
+    }
   });
 });

@@ -14,7 +14,7 @@ import type {
 import { backupFile } from '../command/backup/file';
 import { restoreFile } from '../command/restore/file';
 import { pgDataList } from './list';
-import { fsyncDir, recoveryWrite } from './recovery';
+import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';
 
 const LIST_PAGE_SIZE = 2000;
@@ -244,6 +244,7 @@ export class JobRunner {
       settings.unshift({ key: 'restore_command', value: agentRestoreCommand(this.ctx.config, spec.stanza) });
     }
     await recoveryWrite({ pgPath: spec.pgPath, pgVersion: spec.pgVersion, settings, signalFile: spec.signalFile });
+    if (spec.tablespaceMap) await writeFileDurable(path.join(spec.pgPath, 'tablespace_map'), spec.tablespaceMap, 0o600);
     // pg_control goes last: until it is in place the directory cannot be started by mistake.
     if (spec.pgControl) {
       const tmp = path.join(spec.pgPath, 'global', 'pg_control.openrds.tmp');

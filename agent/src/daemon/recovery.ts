@@ -32,17 +32,18 @@ export async function recoveryWrite(opts: RecoveryWriteOptions): Promise<void> {
         ? `# Removed by openrds restore: ${line}` : line;
     });
     const body = `${kept.join('\n').replace(/\n*$/, '\n')}${header}\n${lines.join('\n')}\n`;
-    await writeDurable(autoConf, body, 0o600);
-    if (opts.signalFile) await writeDurable(path.join(opts.pgPath, opts.signalFile), '', 0o600);
+    await writeFileDurable(autoConf, body, 0o600);
+    if (opts.signalFile) await writeFileDurable(path.join(opts.pgPath, opts.signalFile), '', 0o600);
   } else {
     const extra = opts.signalFile === 'standby.signal' ? ["standby_mode = 'on'"] : [];
     if (opts.signalFile || lines.length > 0) {
-      await writeDurable(path.join(opts.pgPath, 'recovery.conf'), `${header}\n${[...lines, ...extra].join('\n')}\n`, 0o600);
+      await writeFileDurable(path.join(opts.pgPath, 'recovery.conf'), `${header}\n${[...lines, ...extra].join('\n')}\n`, 0o600);
     }
   }
 }
 
-async function writeDurable(file: string, text: string, mode: number): Promise<void> {
+/** Writes a small file and fsyncs it. */
+export async function writeFileDurable(file: string, text: string, mode: number): Promise<void> {
   const fh = await fs.promises.open(file, 'w', mode);
   try {
     await fh.writeFile(text);

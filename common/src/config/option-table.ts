@@ -127,6 +127,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'checksum-based comparison (not available yet)' },
   { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'force the operation' },
   { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'extra recovery setting key=value (repeatable)' },
+  { name: 'tablespace-map', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'restore a tablespace elsewhere: <name or oid>=<path> (repeatable)' },
   { name: 'archive-mode', type: 'enum', allowed: ['preserve', 'off'], default: 'preserve', commands: ['restore'], section: 'command-line', description: 'archive_mode of the restored cluster' },
 ];
 

@@ -1,6 +1,7 @@
 import { BackupSetInvalidError, OptionRequiredError } from '@openrds/common';
 import type { BackupInfo, BackupInfoEntry } from '../../repo/repo';
-import { recoverySettings, restoreSetSelect, targetTimeParse } from './restore';
+import type { Manifest } from '@openrds/common';
+import { recoverySettings, restoreSetSelect, tablespaceRemap, targetTimeParse } from './restore';
 
 function entry(label: string, stopIso: string): BackupInfoEntry {
   return {
@@ -73,5 +74,31 @@ describe('recoverySettings', () => {
   it('writes standby.signal for standby, and nothing for none', () => {
     expect(recoverySettings({ ...base, type: 'standby' }).signal).toBe('standby.signal');
     expect(recoverySettings({ ...base, type: 'none' })).toEqual({ settings: [], signal: '', restoreCommand: false });
+  });
+});
+
+describe('tablespaceRemap', () => {
+  const manifest = {
+    backup: { label: '20261124-100000F' },
+    targets: [
+      { name: 'pg_data', type: 'path', path: '/pg' },
+      { name: 'pg_tblspc/16385', type: 'link', path: '/ts1', tablespaceId: 16385, tablespaceName: 'ts1' },
+      { name: 'pg_tblspc/16386', type: 'link', path: '/ts2', tablespaceId: 16386, tablespaceName: 'ts2' },
+    ],
+  } as unknown as Manifest;
+
+  it('keeps every path without a map', () => {
+    expect(tablespaceRemap(manifest, {})).toEqual({ targets: manifest.targets.slice(1) });
+  });
+
+  it('moves tablespaces by name or oid and writes a tablespace_map naming every tablespace', () => {
+    const r = tablespaceRemap(manifest, { ts1: '/new1', 16386: '/new2' });
+    expect(r.targets.map((t) => t.path)).toEqual(['/new1', '/new2']);
+    expect(r.tablespaceMap).toBe('16385 /new1\n16386 /new2\n');
+    expect(tablespaceRemap(manifest, { ts2: '/x' }).tablespaceMap).toBe('16385 /ts1\n16386 /x\n');
+  });
+
+  it('refuses a tablespace the backup does not have', () => {
+    expect(() => tablespaceRemap(manifest, { nope: '/x' })).toThrow("tablespace 'nope' of option 'tablespace-map' is not in backup set 20261124-100000F");
   });
 });

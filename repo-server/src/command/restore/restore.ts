@@ -1,7 +1,7 @@
 import {
   BackupSetInvalidError, OptionInvalidError, OptionRequiredError, forEachLimit, log, manifestLoad,
 } from '@openrds/common';
-import type { Manifest, ManifestFile, RestoreFileSpec } from '@openrds/common';
+import type { Manifest, ManifestFile, ManifestTarget, RestoreFileSpec } from '@openrds/common';
 import type { BackupInfo, BackupInfoEntry } from '../../repo/repo';
 import type { CommandContext, CommandOutput } from '../context';
 import { fmtBytes } from '../backup/backup';
@@ -70,6 +70,29 @@ export function recoverySettings(opts: { type: string; target?: string; targetAc
 }
 
 /**
+ * Applies --tablespace-map (by tablespace name or oid) to the link targets of a manifest. Returns
+ * the targets with their new paths, and the tablespace_map text to write when any moved.
+ */
+export function tablespaceRemap(manifest: Manifest, map: Record<string, string>): { targets: ManifestTarget[]; tablespaceMap?: string } {
+  const links = manifest.targets.filter((t) => t.type === 'link');
+  const used = new Set<string>();
+  const targets = links.map((t) => {
+    const key = [t.tablespaceName, String(t.tablespaceId)].find((k) => k !== undefined && map[k] !== undefined);
+    if (!key) return t;
+    used.add(key);
+    return { ...t, path: map[key]! };
+  });
+  const unknown = Object.keys(map).filter((k) => !used.has(k));
+  if (unknown.length > 0) {
+    throw new OptionInvalidError(`tablespace '${unknown[0]}' of option 'tablespace-map' is not in backup set ${manifest.backup.label}`,
+      { hint: `the backup has ${links.map((t) => `'${t.tablespaceName ?? t.tablespaceId}'`).join(', ') || 'no tablespaces'}` });
+  }
+  if (used.size === 0) return { targets };
+  const lines = targets.filter((t) => t.tablespaceId !== undefined).map((t) => `${t.tablespaceId} ${t.path}\n`);
+  return { targets, tablespaceMap: lines.join('') };
+}
+
+/**
  * `restore`: writes a backup into an empty directory on the agent's host (the stanza's pg1-path
  * or --pg1-path), every file checked against its manifest checksum, then the recovery settings,
  * and pg_control last. Refuses a running cluster and a non-empty directory.
@@ -100,9 +123,11 @@ export async function restore(ctx: CommandContext): Promise<CommandOutput> {
   });
   const pgControl = manifest.files.find((f) => f.name === 'pg_data/global/pg_control');
   if (!pgControl) throw new BackupSetInvalidError(`backup set ${chosen.label} has no pg_control`, { hint: 'the manifest is damaged: run verify' });
-  const files = manifest.files.filter((f) => f !== pgControl).sort((a, b) => b.size - a.size);
+  const { targets: linkTargets, tablespaceMap } = tablespaceRemap(manifest, config.hash('tablespace-map'));
+  // A remapped tablespace_map is written by the agent: the one in the backup names the old paths.
+  const files = manifest.files.filter((f) => f !== pgControl && !(tablespaceMap && f.name === 'pg_data/tablespace_map'))
+    .sort((a, b) => b.size - a.size);
   const allowed = new Set(manifest.files.filter((f) => f.size > 0).map(keyOf));
-  const linkTargets = manifest.targets.filter((t) => t.type === 'link');
   const processMax = config.int('process-max');
   const started = Date.now();
 
@@ -129,7 +154,7 @@ export async function restore(ctx: CommandContext): Promise<CommandOutput> {
     await agent.job(stanza, {
       restoreFinish: {
         pgPath, recovery: recovery.settings, signalFile: recovery.signal, pgVersion: manifest.db.pgVersion,
-        pgControl: specOf(pgControl), restoreCommandAuto: recovery.restoreCommand, stanza,
+        pgControl: specOf(pgControl), restoreCommandAuto: recovery.restoreCommand, stanza, tablespaceMap: tablespaceMap ?? '',
       },
     }, { signal: ctx.signal, jobId });
   });
