@@ -57,8 +57,9 @@ export class AgentSession {
           const controller = new AbortController();
           jobs.set(job.jobId, controller);
           log.debug(`job ${job.kind} '${job.jobId}' started`);
+          // A job id can come back (the jobs of one restore share the id that authorizes its files).
           void runner.run(job, (event) => send({ event: { jobId: job.jobId, ...event } }), controller.signal)
-            .finally(() => jobs.delete(job.jobId));
+            .finally(() => { if (jobs.get(job.jobId) === controller) jobs.delete(job.jobId); });
         } else if (msg.cancel) {
           jobs.get(msg.cancel.jobId)?.abort(new Error(`cancelled by the repo-server: ${msg.cancel.reason}`));
         } else if (msg.heartbeat) {
