@@ -4,7 +4,7 @@
  */
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
-  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'agents' | 'version' | 'help';
+  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'agents' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -46,12 +46,13 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'backup', program: 'openrds-admin', word: 'backup', summary: 'take a backup' },
   { name: 'info', program: 'openrds-admin', word: 'info', summary: 'show backups and WAL archive' },
   { name: 'restore', program: 'openrds-admin', word: 'restore', summary: 'restore a backup, optionally to a point in time' },
+  { name: 'expire', program: 'openrds-admin', word: 'expire', summary: 'expire backups and WAL by the retention options (also run after every backup)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
   { name: 'version', program: 'openrds-admin', word: 'version', summary: 'print the version' },
   { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
 ];
 
-const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'agents'];
+const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'agents'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
@@ -60,7 +61,7 @@ const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] 
 export const optionTable: readonly OptionDef[] = [
   // --- general
   { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
-    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore'] },
+    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire'] },
   { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file' },
   { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'warn', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
     commandDefault: { 'repo-server': 'info', agent: 'info' } },
@@ -118,8 +119,17 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'exclude', type: 'list', default: [], commands: ['backup'], section: 'global', description: "PGDATA-relative path to exclude ('dir/' for its contents)" },
   { name: 'checksum-page', type: 'boolean', commands: ['backup'], section: 'global', description: 'validate data page checksums (default: when the cluster has them)' },
 
+  // --- retention (backup runs expire when it completes)
+  { name: 'repo1-retention-full', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'full backups to keep (or days, with repo1-retention-full-type=time)' },
+  { name: 'repo1-retention-full-type', type: 'enum', allowed: ['count', 'time'], default: 'count', commands: ['backup', 'expire'], section: 'global', description: 'whether repo1-retention-full counts backups or days' },
+  { name: 'repo1-retention-diff', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'differential backups to keep' },
+  { name: 'repo1-retention-archive', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'backups whose WAL is kept (default: as many as repo1-retention-full)' },
+  { name: 'repo1-retention-archive-type', type: 'enum', allowed: ['full', 'diff', 'incr'], default: 'full', commands: ['backup', 'expire'], section: 'global', description: 'which backups repo1-retention-archive counts' },
+  { name: 'expire-auto', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'expire after a successful backup' },
+  { name: 'dry-run', type: 'boolean', default: false, commands: ['expire'], section: 'command-line', description: 'say what would be expired without removing anything' },
+
   // --- restore
-  { name: 'set', type: 'string', commands: ['restore', 'info'], section: 'command-line', description: 'backup set (label); default the latest' },
+  { name: 'set', type: 'string', commands: ['restore', 'info', 'expire'], section: 'command-line', description: 'backup set (label); default the latest' },
   { name: 'target', type: 'string', commands: ['restore'], section: 'command-line', description: 'recovery target (time, xid, lsn or name, by --type)' },
   { name: 'target-action', type: 'enum', allowed: ['pause', 'promote', 'shutdown'], default: 'pause', commands: ['restore'], section: 'command-line', description: 'action when the target is reached' },
   { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },

@@ -6,6 +6,7 @@ import {
 import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
 import { backup } from '../command/backup/backup';
 import { check } from '../command/check';
+import { expire } from '../command/expire';
 import type { CommandContext, CommandOutput } from '../command/context';
 import { info } from '../command/info';
 import { restore } from '../command/restore/restore';
@@ -29,7 +30,7 @@ async function agentsList(ctx: CommandContext): Promise<CommandOutput> {
 }
 
 const handlers: Partial<Record<CommandName, Handler>> = {
-  'stanza-create': stanzaCreate, check, backup, info, restore, agents: agentsList,
+  'stanza-create': stanzaCreate, check, backup, info, restore, expire, agents: agentsList,
 };
 
 /** The command each admin request runs in, so that its log lines reach its own client only. */

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  AssertError, LockAcquireError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
+  AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
   lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
@@ -10,14 +10,14 @@ import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
+import { expireRun } from '../expire';
+import { withStanzaLock } from '../stanza-lock';
 import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 /** Files per backup job: small enough that a job's file list is a modest message. */
 const JOB_FILES_MAX = 1000;
 const JOB_BYTES_MAX = 4 * 1024 * 1024 * 1024;
-
-const running = new Set<string>();
 
 /**
  * `backup --type=full`: a non-exclusive online backup through the agent. One PostgreSQL session
@@ -32,15 +32,12 @@ export async function backup(ctx: CommandContext): Promise<CommandOutput> {
   if (type !== 'full') {
     throw new OptionInvalidError(`backup type '${type}' is not supported yet`, { hint: 'use --type=full (diff and incr are coming)' });
   }
-  if (running.has(stanza)) {
-    throw new LockAcquireError(`a backup of stanza '${stanza}' is already running`, { hint: 'wait for it to finish' });
-  }
-  running.add(stanza);
-  try {
-    return await backupRun(ctx, stanza);
-  } finally {
-    running.delete(stanza);
-  }
+  return withStanzaLock(stanza, 'backup', async () => {
+    const out = await backupRun(ctx, stanza);
+    if (!ctx.config.bool('expire-auto')) return out;
+    const expired = await expireRun(ctx, stanza);
+    return { text: out.text + expired.text, json: { ...(out.json as object), expire: expired.json } };
+  });
 }
 
 async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOutput> {

@@ -1,0 +1,74 @@
+// Bounded repository size: retention expires old full backups and the WAL only they needed, after
+// every backup and on its own; one backup or expire per stanza at a time.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Stack } from './stack';
+
+jest.setTimeout(600_000);
+
+describe('retention and expire', () => {
+  let stack: Stack;
+  const labels: string[] = [];
+  const walStarts: string[] = [];
+
+  beforeAll(async () => {
+    stack = await Stack.create({ version: 15, stanza: 'exp' });
+    await stack.start();
+    await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+    await stack.cluster.pgbench(['-i', '-s', '3', '-q']);
+  });
+  afterAll(async () => { await stack?.destroy(); });
+
+  const archived = (): string[] => {
+    const base = path.join(stack.dir, 'repo', 'archive', stack.stanza, '15-1');
+    return fs.readdirSync(base).filter((d) => /^[0-9A-F]{16}$/.test(d))
+      .flatMap((d) => fs.readdirSync(path.join(base, d)).map((n) => n.slice(0, 24))).sort();
+  };
+  const backups = async (): Promise<{ label: string; archive: { start: string } }[]> =>
+    JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
+
+  it('keeps the newest repo1-retention-full fulls after each backup, and the WAL they need', async () => {
+    for (let i = 0; i < 3; i++) {
+      await stack.cluster.pgbench(['-t', '200', '-n']);
+      const out = await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast', '--repo1-retention-full=2']);
+      expect(out).toMatch(/full backup \d{8}-\d{6}F complete/);
+      const list = await backups();
+      labels.push(list[list.length - 1]!.label);
+      walStarts.push(list[list.length - 1]!.archive.start);
+    }
+    expect(labels[0]! < labels[1]! && labels[1]! < labels[2]!).toBe(true);
+    expect((await backups()).map((b) => b.label)).toEqual([labels[1], labels[2]]);
+    expect(fs.existsSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, labels[0]!))).toBe(false);
+    const wal = archived();
+    expect(wal.filter((w) => w < walStarts[1]!)).toEqual([]);
+    expect(wal).toContain(walStarts[1]);
+    expect(wal).toContain(walStarts[2]);
+  });
+
+  it('shows with --dry-run what --set would expire, then expires it; never the newest full', async () => {
+    const walBefore = archived();
+    const dry = await stack.adminOk(['expire', `--stanza=${stack.stanza}`, `--set=${labels[1]}`, '--dry-run', '--repo1-retention-full=2']);
+    expect(dry).toContain(`[dry-run] expired 1 backup(s) (${labels[1]})`);
+    expect((await backups()).map((b) => b.label)).toEqual([labels[1], labels[2]]);
+    expect(archived()).toEqual(walBefore);
+
+    const newest = await stack.admin(['expire', `--stanza=${stack.stanza}`, `--set=${labels[2]}`]);
+    expect(newest.code).toBe(99);
+    expect(newest.stderr).toContain(`backup set '${labels[2]}' is the newest full backup and cannot be expired`);
+
+    await stack.adminOk(['expire', `--stanza=${stack.stanza}`, `--set=${labels[1]}`, '--repo1-retention-full=2']);
+    expect((await backups()).map((b) => b.label)).toEqual([labels[2]]);
+    expect(archived().filter((w) => w < walStarts[2]!)).toEqual([]);
+    await stack.adminOk(['check', `--stanza=${stack.stanza}`]);
+  });
+
+  it('refuses an expire while a backup of the stanza runs, and the backup completes', async () => {
+    const running = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = await stack.admin(['expire', `--stanza=${stack.stanza}`]);
+    const first = await running;
+    expect(first.code).toBe(0);
+    expect(second.code).toBe(50);
+    expect(second.stderr).toContain(`unable to expire stanza '${stack.stanza}': a backup is running`);
+  });
+});
