@@ -52,6 +52,7 @@ tls-server-port=$SERVER_PORT
 repo-host=127.0.0.1
 repo-host-port=$SERVER_PORT
 agent-socket-path=$DEMO/run/agent.sock
+lock-path=$DEMO/lock
 log-level-console=info
 archive-timeout=60
 

@@ -48,7 +48,7 @@ export class Stack {
     const global = {
       'repo1-path': path.join(dir, 'repo'), 'tls-server-address': '127.0.0.1', 'tls-server-port': String(serverPort),
       'repo-host': '127.0.0.1', 'repo-host-port': String(serverPort), 'agent-socket-path': path.join(run, 'agent.sock'),
-      'log-level-console': 'detail', 'archive-timeout': '30', ...opts.globalOptions,
+      'log-level-console': 'detail', 'archive-timeout': '30', 'lock-path': path.join(dir, 'lock'), ...opts.globalOptions,
     };
     const text = ['[global]', ...Object.entries(global).map(([k, v]) => `${k}=${v}`), '',
       `[${stanza}]`, `pg1-path=${cluster.dataDir}`, `pg1-port=${cluster.port}`, `pg1-socket-path=${cluster.socketDir}`, ''].join('\n');

@@ -8,7 +8,7 @@ import {
 import type { AdminClient, CommandEvent__Output, CommandName } from '@openrds/common';
 
 const PROGRAM = 'openrds-admin';
-const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'agents'];
+const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'stop', 'start', 'agents'];
 /** Options that configure the admin itself and are not sent to the repo-server. */
 const LOCAL_OPTIONS = new Set(['config', 'repo-host', 'repo-host-port', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
 

@@ -4,7 +4,7 @@
  */
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
-  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'agents' | 'version' | 'help';
+  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'stop' | 'start' | 'agents' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -47,12 +47,14 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'info', program: 'openrds-admin', word: 'info', summary: 'show backups and WAL archive' },
   { name: 'restore', program: 'openrds-admin', word: 'restore', summary: 'restore a backup, optionally to a point in time' },
   { name: 'expire', program: 'openrds-admin', word: 'expire', summary: 'expire backups and WAL by the retention options (also run after every backup)' },
+  { name: 'stop', program: 'openrds-admin', word: 'stop', summary: 'fence a stanza (or all): new backups, expires, restores and WAL pushes are refused; --force ends running ones' },
+  { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
   { name: 'version', program: 'openrds-admin', word: 'version', summary: 'print the version' },
   { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
 ];
 
-const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'agents'];
+const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'stop', 'start', 'agents'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
@@ -135,7 +137,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },
   { name: 'target-timeline', type: 'string', commands: ['restore'], section: 'command-line', description: 'timeline to recover along (current, latest or a number)' },
   { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'checksum-based comparison (not available yet)' },
-  { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'force the operation' },
+  { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore', 'stop'], section: 'command-line', description: 'force the operation' },
   { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'extra recovery setting key=value (repeatable)' },
   { name: 'tablespace-map', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'restore a tablespace elsewhere: <name or oid>=<path> (repeatable)' },
   { name: 'archive-mode', type: 'enum', allowed: ['preserve', 'off'], default: 'preserve', commands: ['restore'], section: 'command-line', description: 'archive_mode of the restored cluster' },

@@ -2,6 +2,7 @@ import type { Config } from '@openrds/common';
 import type { ArchiveStore } from './archive/archive-store';
 import type { Repo } from '../repo/repo';
 import type { AgentRegistry } from '../server/agent-registry';
+import type { OperationRegistry } from '../server/operations';
 import type { TransferRegistry } from '../server/transfers';
 
 /** What every admin command runs with on the repo-server. */
@@ -11,6 +12,7 @@ export interface CommandContext {
   agents: AgentRegistry;
   transfers: TransferRegistry;
   archive: ArchiveStore;
+  operations: OperationRegistry;
   signal: AbortSignal;
 }
 

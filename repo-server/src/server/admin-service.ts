@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import {
-  CommandInvalidError, OPENRDS_VERSION, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
+  CommandInvalidError, OPENRDS_VERSION, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
 } from '@openrds/common';
 import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
 import { backup } from '../command/backup/backup';
 import { check } from '../command/check';
 import { expire } from '../command/expire';
+import { FENCED_COMMANDS, start, stop, stopCheck } from '../command/stop';
 import type { CommandContext, CommandOutput } from '../command/context';
 import { info } from '../command/info';
 import { restore } from '../command/restore/restore';
@@ -14,6 +15,7 @@ import { stanzaCreate } from '../command/stanza-create';
 import type { ArchiveStore } from '../command/archive/archive-store';
 import type { Repo } from '../repo/repo';
 import type { AgentRegistry } from './agent-registry';
+import type { OperationRegistry } from './operations';
 import type { TransferRegistry } from './transfers';
 
 type Handler = (ctx: CommandContext) => Promise<CommandOutput>;
@@ -30,7 +32,7 @@ async function agentsList(ctx: CommandContext): Promise<CommandOutput> {
 }
 
 const handlers: Partial<Record<CommandName, Handler>> = {
-  'stanza-create': stanzaCreate, check, backup, info, restore, expire, agents: agentsList,
+  'stanza-create': stanzaCreate, check, backup, info, restore, expire, stop, start, agents: agentsList,
 };
 
 /** The command each admin request runs in, so that its log lines reach its own client only. */
@@ -41,7 +43,7 @@ const commandScope = new AsyncLocalStorage<symbol>();
  * admin sent over the server's own configuration, and streams the command's log lines back.
  */
 export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
-  configPath: string | undefined }): AdminHandlers {
+  operations: OperationRegistry; configPath: string | undefined }): AdminHandlers {
   return {
     Run(call: grpc.ServerWritableStream<CommandRequest__Output, CommandEvent>) {
       const req = call.request;
@@ -61,15 +63,27 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
         const config = configLoad({ command: req.command as CommandName, argv, env: process.env });
         log.info(`${req.command} command begin ${OPENRDS_VERSION}: ${argv.filter((a) => !a.startsWith('--config=')).join(' ')}`);
         const started = Date.now();
-        const out = await handler({ config, repo: deps.repo, agents: deps.agents, transfers: deps.transfers, archive: deps.archive, signal: abort.signal });
-        log.info(`${req.command} command end: completed successfully (${Date.now() - started}ms)`);
-        return out;
+        if (FENCED_COMMANDS.has(req.command)) stopCheck(config, config.str('stanza'));
+        const done = deps.operations.add({ command: req.command, stanza: config.stanza, startedAt: started, abort });
+        try {
+          const out = await handler({
+            config, repo: deps.repo, agents: deps.agents, transfers: deps.transfers, archive: deps.archive,
+            operations: deps.operations, signal: abort.signal,
+          });
+          log.info(`${req.command} command end: completed successfully (${Date.now() - started}ms)`);
+          return out;
+        } finally {
+          done();
+        }
       }).then((out) => {
         unsubscribe();
         call.write({ result: { text: out.text, json: JSON.stringify(out.json ?? null) } });
         call.end();
       }, (err) => {
-        const e = errorWrap(err);
+        // A command ended by `stop --force` (or a vanished client) says so, whatever it was doing.
+        const e = abort.signal.aborted && !(err instanceof StopError)
+          ? new StopError(`${req.command} ended: ${(abort.signal.reason as Error | undefined)?.message ?? 'aborted'}`, { cause: err })
+          : errorWrap(err);
         commandScope.run(scope, () => log.error(`${req.command} command end: aborted with exception [${e.code}]`));
         unsubscribe();
         call.emit('error', errorToGrpc(e));

@@ -18,7 +18,8 @@ import { TransferRegistry } from './transfers';
 class FileVanished extends Error {}
 
 /** The AgentGateway service: agent sessions, backup/restore file streams, WAL push and get. */
-export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore }): AgentGatewayHandlers {
+export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
+  stopCheck: (stanza: string) => void }): AgentGatewayHandlers {
   const { repo, agents, transfers, archive } = deps;
   return {
     Session(call: grpc.ServerDuplexStream<AgentMessage__Output, ServerMessage>) {
@@ -96,6 +97,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const first = await iter.next();
         const header = first.done ? undefined : first.value.header;
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
+        deps.stopCheck(header.stanza);
         const info = await repo.archiveInfoLoad(header.stanza);
         const result = await archive.push(info, {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,

@@ -2,7 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import { Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, log, protoLoad, storageRepoNew } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
+import { stopCheck } from '../command/stop';
 import { adminHandlers } from './admin-service';
+import { OperationRegistry } from './operations';
 import { AgentRegistry } from './agent-registry';
 import { gatewayHandlers } from './gateway';
 import { TransferRegistry } from './transfers';
@@ -38,9 +40,9 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
   const archive = new ArchiveStore(repo);
   const v1 = protoLoad();
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
-  server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive }));
   const configPath = config.source('config') === 'default' ? undefined : config.strOpt('config');
-  server.addService(v1.Admin.service, adminHandlers({ repo, agents, transfers, archive, configPath }));
+  server.addService(v1.Admin.service, adminHandlers({ repo, agents, transfers, archive, operations: new OperationRegistry(), configPath }));
+  server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive, stopCheck: (stanza) => stopCheck(config, stanza) }));
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(grpcAddress(host, port), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

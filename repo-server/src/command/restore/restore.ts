@@ -6,6 +6,7 @@ import type { BackupInfo, BackupInfoEntry } from '../../repo/repo';
 import type { CommandContext, CommandOutput } from '../context';
 import { fmtBytes } from '../backup/backup';
 import { pgRelativeName } from '../backup/manifest-build';
+import { withStanzaLock } from '../stanza-lock';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 const JOB_FILES_MAX = 1000;
@@ -98,8 +99,12 @@ export function tablespaceRemap(manifest: Manifest, map: Record<string, string>)
  * and pg_control last. Refuses a running cluster and a non-empty directory.
  */
 export async function restore(ctx: CommandContext): Promise<CommandOutput> {
+  const stanza = ctx.config.str('stanza');
+  return withStanzaLock(stanza, 'restore', () => restoreRun(ctx, stanza), 'restore');
+}
+
+async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandOutput> {
   const { config, repo } = ctx;
-  const stanza = config.str('stanza');
   const type = config.str('type');
   const target = config.strOpt('target');
   const info = await repo.backupInfoLoad(stanza);
