@@ -61,6 +61,7 @@ export class AccessDeniedError extends OpenrdsError { static override readonly c
 export class CommandInvalidError extends OpenrdsError { static override readonly code = 27; }
 export class RestoreTargetError extends OpenrdsError { static override readonly code = 105; }
 export class StopError extends OpenrdsError { static override readonly code = 62; }
+export class VerifyError extends OpenrdsError { static override readonly code = 106; }
 export class InternalError extends OpenrdsError { static override readonly code = 122; }
 
 /** Every error class, by name: used to rebuild an error received over the wire. */
@@ -72,7 +73,7 @@ export const errorClasses: ReadonlyMap<string, typeof OpenrdsError> = new Map(
     PathNotEmptyError, StanzaMissingError, StanzaExistsError, BackupSetInvalidError, ArchiveMismatchError,
     ArchiveDuplicateError, ArchiveTimeoutError, AgentUnavailableError,
     RepoUnavailableError, ProtocolError, LockAcquireError, AccessDeniedError, CommandInvalidError,
-    RestoreTargetError, StopError, InternalError,
+    RestoreTargetError, StopError, VerifyError, InternalError,
   ].map((c) => [c.name, c]),
 );
 

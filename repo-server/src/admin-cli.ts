@@ -8,7 +8,7 @@ import {
 import type { AdminClient, CommandEvent__Output, CommandName } from '@openrds/common';
 
 const PROGRAM = 'openrds-admin';
-const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'stop', 'start', 'agents'];
+const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
 /** Options that configure the admin itself and are not sent to the repo-server. */
 const LOCAL_OPTIONS = new Set(['config', 'repo-host', 'repo-host-port', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
 
@@ -51,12 +51,14 @@ async function main(argv: string[]): Promise<number> {
     const levels = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'];
     const showLevel = levels.indexOf(config.str('log-level-console'));
     const output = config.strOpt('output') ?? 'text';
+    let exitCode = 0;
     try {
       const call = client.run({ command, stanza: config.stanza ?? '', options, listOptions, args: config.args });
       for await (const ev of call as AsyncIterable<CommandEvent__Output>) {
         if (ev.log && levels.indexOf(ev.log.level) <= showLevel) process.stderr.write(logLine(ev.log.level, ev.log.message));
         if (ev.result) {
           process.stdout.write(output === 'json' ? `${ev.result.json}\n` : ev.result.text);
+          exitCode = ev.result.exitCode;
         }
       }
     } catch (err) {
@@ -64,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     } finally {
       client.close();
     }
-    return 0;
+    return exitCode;
   } catch (err) {
     const e = errorWrap(err);
     process.stderr.write(`ERROR: [${e.code}]: ${e.toDisplay()}\n`);

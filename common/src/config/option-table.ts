@@ -4,7 +4,7 @@
  */
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
-  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'stop' | 'start' | 'agents' | 'version' | 'help';
+  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -47,6 +47,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'info', program: 'openrds-admin', word: 'info', summary: 'show backups and WAL archive' },
   { name: 'restore', program: 'openrds-admin', word: 'restore', summary: 'restore a backup, optionally to a point in time' },
   { name: 'expire', program: 'openrds-admin', word: 'expire', summary: 'expire backups and WAL by the retention options (also run after every backup)' },
+  { name: 'verify', program: 'openrds-admin', word: 'verify', summary: 're-read every repo file of the archive and the backups and check it against its checksum' },
   { name: 'stop', program: 'openrds-admin', word: 'stop', summary: 'fence a stanza (or all): new backups, expires, restores and WAL pushes are refused; --force ends running ones' },
   { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
@@ -54,7 +55,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
 ];
 
-const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'stop', 'start', 'agents'];
+const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
@@ -63,14 +64,14 @@ const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] 
 export const optionTable: readonly OptionDef[] = [
   // --- general
   { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
-    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire'] },
+    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify'] },
   { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file' },
   { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'warn', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
     commandDefault: { 'repo-server': 'info', agent: 'info' } },
   { name: 'log-level-file', type: 'enum', allowed: LOG_LEVELS, default: 'off', commands: 'all', section: 'global', description: 'level of log lines in the log file' },
   { name: 'log-path', type: 'path', default: '/var/log/openrds', commands: 'all', section: 'global', description: 'directory of log files' },
   { name: 'log-timestamp', type: 'boolean', default: true, commands: 'all', section: 'global', description: 'timestamp console log lines' },
-  { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents'], section: 'command-line', description: 'output format' },
+  { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents', 'verify'], section: 'command-line', description: 'output format' },
 
   // --- repository (repo-server)
   { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
@@ -131,7 +132,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'dry-run', type: 'boolean', default: false, commands: ['expire'], section: 'command-line', description: 'say what would be expired without removing anything' },
 
   // --- restore
-  { name: 'set', type: 'string', commands: ['restore', 'info', 'expire'], section: 'command-line', description: 'backup set (label); default the latest' },
+  { name: 'set', type: 'string', commands: ['restore', 'info', 'expire', 'verify'], section: 'command-line', description: 'backup set (label); default the latest' },
   { name: 'target', type: 'string', commands: ['restore'], section: 'command-line', description: 'recovery target (time, xid, lsn or name, by --type)' },
   { name: 'target-action', type: 'enum', allowed: ['pause', 'promote', 'shutdown'], default: 'pause', commands: ['restore'], section: 'command-line', description: 'action when the target is reached' },
   { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },

@@ -27,7 +27,8 @@ export async function infoFileSave(storage: Storage, key: string, content: objec
   await storage.put(`${key}.copy`, text);
 }
 
-async function infoFileLoadOne<T>(storage: Storage, key: string): Promise<T> {
+/** Loads one copy of an info file (no fallback); throws FileMissingError or FormatError. */
+export async function infoFileLoadOne<T>(storage: Storage, key: string): Promise<T> {
   const text = (await storage.get(key)).toString('utf8');
   let parsed: Record<string, unknown>;
   try {

@@ -20,4 +20,6 @@ export interface CommandContext {
 export interface CommandOutput {
   text: string;
   json?: unknown;
+  /** Non-zero when the command ran to the end but found problems (verify). */
+  exitCode?: number;
 }

@@ -7,6 +7,7 @@ import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output }
 import { backup } from '../command/backup/backup';
 import { check } from '../command/check';
 import { expire } from '../command/expire';
+import { verify } from '../command/verify';
 import { FENCED_COMMANDS, start, stop, stopCheck } from '../command/stop';
 import type { CommandContext, CommandOutput } from '../command/context';
 import { info } from '../command/info';
@@ -32,7 +33,7 @@ async function agentsList(ctx: CommandContext): Promise<CommandOutput> {
 }
 
 const handlers: Partial<Record<CommandName, Handler>> = {
-  'stanza-create': stanzaCreate, check, backup, info, restore, expire, stop, start, agents: agentsList,
+  'stanza-create': stanzaCreate, check, backup, info, restore, expire, verify, stop, start, agents: agentsList,
 };
 
 /** The command each admin request runs in, so that its log lines reach its own client only. */
@@ -77,7 +78,7 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
         }
       }).then((out) => {
         unsubscribe();
-        call.write({ result: { text: out.text, json: JSON.stringify(out.json ?? null) } });
+        call.write({ result: { text: out.text, json: JSON.stringify(out.json ?? null), exitCode: out.exitCode ?? 0 } });
         call.end();
       }, (err) => {
         // A command ended by `stop --force` (or a vanished client) says so, whatever it was doing.
