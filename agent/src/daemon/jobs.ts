@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { Client as PgClient } from 'pg';
 import {
   AssertError, Config, DbConnectError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
@@ -72,6 +73,7 @@ export class JobRunner {
       case 'clock': return { timeMs: Date.now() };
       case 'list': return this.list(job.list!.followTablespaces, emit);
       case 'backupFiles': return this.backupFiles(job, emit, signal);
+      case 'checksumFiles': return this.checksumFiles(job, emit, signal);
       case 'restorePrepare': return this.restorePrepare(job);
       case 'restoreFiles': return this.restoreFiles(job, emit, signal);
       case 'restoreFinish': return this.restoreFinish(job, signal);
@@ -161,6 +163,17 @@ export class JobRunner {
       await response;
       await emit({ fileDone: { name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 } });
     });
+    return {};
+  }
+
+  private async checksumFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    for (const file of job.checksumFiles!.files) {
+      signal.throwIfAborted();
+      const r = await backupFile(() => new Writable({ write: (_c, _e, cb) => cb() }), {
+        pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType: 'none', compressLevel: 0, signal,
+      });
+      await emit({ fileDone: { name: file.name, missing: r.missing, size: r.size, sha256: r.sha256 } });
+    }
     return {};
   }
 

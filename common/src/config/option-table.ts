@@ -15,12 +15,18 @@ export interface OptionDef {
   default?: OptionValue;
   allowed?: readonly string[];
   commands: readonly CommandName[] | 'all';
-  /** Where it may be set: 'global'/'stanza' = config file, env and command line; 'command-line' = not in the file. */
+  /**
+   * Where it may appear in the config file: 'global' = any section, 'stanza' = only [<stanza>] and
+   * [<stanza>:<command>], 'command-line' = not in the file (command line and environment only).
+   */
   section: 'global' | 'stanza' | 'command-line';
   secret?: boolean;
   description: string;
   min?: number;
   max?: number;
+  /** Values must match, e.g. a stanza name becomes a path in the repository. */
+  pattern?: { regex: RegExp; describe: string };
+  /** Commands that cannot run without it. */
   required?: readonly CommandName[];
   /** Per-command default and allowed values (the same name means different things per command). */
   commandDefault?: Partial<Record<CommandName, OptionValue>>;
@@ -64,8 +70,10 @@ const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] 
 export const optionTable: readonly OptionDef[] = [
   // --- general
   { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
+    pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, describe: 'letters, digits, \'_\', \'.\' and \'-\' (at most 64, the first a letter or digit)' },
     required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify'] },
-  { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file' },
+  { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file (--no-config: none)' },
+  { name: 'config-include-path', type: 'path', default: '/etc/openrds/conf.d', commands: 'all', section: 'command-line', description: 'directory of *.conf files merged after the configuration file (the default one only without --config)' },
   { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'warn', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
     commandDefault: { 'repo-server': 'info', agent: 'info' } },
   { name: 'log-level-file', type: 'enum', allowed: LOG_LEVELS, default: 'off', commands: 'all', section: 'global', description: 'level of log lines in the log file' },
@@ -114,7 +122,7 @@ export const optionTable: readonly OptionDef[] = [
 
   // --- backup
   { name: 'type', type: 'enum', commands: ['backup', 'restore'], section: 'command-line', description: 'backup type (full|diff|incr) or restore type (default|immediate|time|xid|lsn|name|standby|preserve|none)',
-    commandDefault: { backup: 'full', restore: 'default' },
+    commandDefault: { backup: 'incr', restore: 'default' },
     commandAllowed: { backup: ['full', 'diff', 'incr'], restore: ['default', 'immediate', 'time', 'xid', 'lsn', 'name', 'standby', 'preserve', 'none'] } },
   { name: 'start-fast', type: 'boolean', default: false, commands: ['backup'], section: 'global', description: 'force an immediate checkpoint to start the backup' },
   { name: 'online', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'back up a running cluster' },

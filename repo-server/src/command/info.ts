@@ -64,6 +64,7 @@ function stanzaText(s: StanzaInfoJson, set: string | undefined): string {
       lines.push('', `        ${b.type} backup: ${b.label}`);
       lines.push(`            timestamp start/stop: ${fmtTime(b.timestamp.start * 1000)} / ${fmtTime(b.timestamp.stop * 1000)}`);
       lines.push(`            wal start/stop: ${b.archive.start} / ${b.archive.stop}`);
+      if (b.prior) lines.push(`            prior: ${b.prior}${b.reference?.length ? `, backup reference list: ${b.reference.join(', ')}` : ''}`);
       lines.push(`            lsn start/stop: ${b.lsn.start} / ${b.lsn.stop}`);
       lines.push(`            database size: ${fmtBytes(b.info.size)}, database backup size: ${fmtBytes(b.info.delta)}`);
       lines.push(`            repo1: backup set size: ${fmtBytes(b.info.repository.size)}, backup size: ${fmtBytes(b.info.repository.delta)}`);

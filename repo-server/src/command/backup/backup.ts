@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
-  lsnParse, log, manifestSave, pgDataFilter, pgSql, walSegmentName, walSegmentRange,
+  lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
@@ -10,6 +10,8 @@ import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
+import { backupPriorSelect, deltaReasons, incrementalPlan } from './incremental';
+import type { AgentConnection } from '../../server/agent-registry';
 import { expireRun } from '../expire';
 import { withStanzaLock } from '../stanza-lock';
 import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
@@ -20,7 +22,7 @@ const JOB_FILES_MAX = 1000;
 const JOB_BYTES_MAX = 4 * 1024 * 1024 * 1024;
 
 /**
- * `backup --type=full`: a non-exclusive online backup through the agent. One PostgreSQL session
+ * `backup --type=full|diff|incr`: a non-exclusive online backup through the agent. One PostgreSQL session
  * is held from start to stop; the files are streamed by the agent (compressed and checksummed on
  * the database host) into the repo; backup_label and tablespace_map from the stop call are stored
  * as files; the backup counts (is added to backup.info) only once every WAL segment from start to
@@ -28,10 +30,6 @@ const JOB_BYTES_MAX = 4 * 1024 * 1024 * 1024;
  */
 export async function backup(ctx: CommandContext): Promise<CommandOutput> {
   const stanza = ctx.config.str('stanza');
-  const type = ctx.config.str('type');
-  if (type !== 'full') {
-    throw new OptionInvalidError(`backup type '${type}' is not supported yet`, { hint: 'use --type=full (diff and incr are coming)' });
-  }
   return withStanzaLock(stanza, 'backup', async () => {
     const out = await backupRun(ctx, stanza);
     if (!ctx.config.bool('expire-auto')) return out;
@@ -54,10 +52,23 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const sql = pgSql(control.pgVersion);
   const archiveId = archiveIdOf(archiveInfo.db);
 
+  // diff and incr build on a prior backup of the same database and compression.
+  let choice = backupPriorSelect(backupInfo, config.str('type') as 'full' | 'diff' | 'incr');
+  let prior: Manifest | undefined;
+  if (choice.prior) {
+    const loaded = await manifestLoad(repo.storage, repo.manifestKey(stanza, choice.prior.label));
+    if (loaded.options.compressType !== compressType) {
+      choice = { type: 'full', reason: `compress-type changed from ${loaded.options.compressType} to ${compressType} since the prior backup: ${choice.type} backup has been changed to full` };
+    } else {
+      prior = loaded;
+    }
+  }
+  if (choice.reason) log.warn(choice.reason);
+  const type = choice.type;
   const existing = backupInfo.backups.map((b) => b.label);
-  const label = backupLabelNext(existing, 'full', undefined, new Date());
+  const label = backupLabelNext(existing, type, choice.prior ? choice.prior.label.slice(0, 16) : undefined, new Date());
   const setPath = repo.backupSetPath(stanza, label);
-  log.info(`backup start: label ${label}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
+  log.info(`backup start: ${type} ${label}${prior ? ` (prior ${prior.backup.label})` : ''}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
 
   const db = await RemoteDb.open(agent, stanza, 'openrds backup');
   let started = false;
@@ -97,11 +108,37 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     for (const x of filtered.excluded) log.debug(`exclude '${x.name}': ${x.reason}`);
     const content = manifestContentBuild(registration.pgPath, rootMode, filtered.kept, tablespaces);
 
+    // Copy starts once the DB host's clock has passed the second of the listing: a file changed
+    // after the listing then always has a later mtime than the one recorded (size + mtime are
+    // safe to compare next time).
+    const timestampCopyStart = await clockNextSecond(ctx, agent, stanza);
+    const copyStart = Math.floor(timestampCopyStart / 1000);
+    const referenced = new Map<string, ManifestFile>();
+    let toCopy = content.files;
+    if (prior) {
+      const reasons = deltaReasons(prior, content.files, { copyStart, timeline, online: true, explicit: config.bool('delta') });
+      for (const r of reasons) log.warn(`${r}: enabling delta checksum comparison`);
+      const plan = incrementalPlan(prior, content.files, reasons.length > 0);
+      for (const [name, f] of plan.reference) referenced.set(name, f);
+      toCopy = plan.copy;
+      if (plan.checksum.length > 0) {
+        const sums = new Map<string, string>();
+        await agent.job(stanza, { checksumFiles: { files: plan.checksum.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })) } }, {
+          onEvent: (ev) => { if (ev.fileDone && !ev.fileDone.missing) sums.set(ev.fileDone.name, ev.fileDone.sha256); },
+          signal: ctx.signal,
+        });
+        for (const f of plan.checksum) {
+          const p = manifestFileFind(prior, f.name)!;
+          if (sums.get(pgName(f.name)) === p.sha256) referenced.set(f.name, { ...p, reference: p.reference ?? prior.backup.label });
+          else toCopy.push(f);
+        }
+      }
+      log.info(`${type} backup: ${referenced.size} file(s) unchanged since ${prior.backup.label}, ${toCopy.length} to copy`);
+    }
+
     // Copy: largest files first so that the tail of the backup stays short.
-    const byPgName = new Map<string, ManifestFile>();
-    for (const f of content.files) byPgName.set(pgName(f.name), f);
     const stored = new Map<string, BackupFileStored>();
-    const order = [...content.files].sort((a, b) => b.size - a.size);
+    const order = [...toCopy].sort((a, b) => b.size - a.size);
     const batches: ManifestFile[][] = [];
     let batch: ManifestFile[] = [], batchBytes = 0;
     for (const f of order) {
@@ -143,6 +180,11 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
     const files: ManifestFile[] = [];
     for (const f of content.files) {
+      const ref = referenced.get(f.name);
+      if (ref) {
+        files.push({ ...f, sha256: ref.sha256, repoSize: ref.repoSize, reference: ref.reference! });
+        continue;
+      }
       const r = stored.get(pgName(f.name));
       if (!r) throw new Error(`file '${f.name}' was not copied`);
       if (r.missing) { log.detail(`skip file removed by the database: '${f.name}'`); continue; }
@@ -160,11 +202,16 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
     const size = files.reduce((n, f) => n + f.size, 0);
     const repoSize = files.reduce((n, f) => n + f.repoSize, 0);
+    const own = files.filter((f) => !f.reference);
+    const delta = own.reduce((n, f) => n + f.size, 0);
+    const repoDelta = own.reduce((n, f) => n + f.repoSize, 0);
+    const references = [...new Set(files.map((f) => f.reference).filter((r): r is string => !!r))].sort();
     const manifest: Manifest = {
       version: 1,
       backup: {
-        label, type: 'full', timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
-        walStart: start.wal_file, walStop, timeline, online: true, archiveId, backupSize: size, repoSize,
+        label, type, ...(prior ? { prior: prior.backup.label } : {}), timestampStart, timestampCopyStart, timestampStop,
+        lsnStart: start.lsn, lsnStop: stop.lsn, walStart: start.wal_file, walStop, timeline, online: true, archiveId,
+        backupSize: size, repoSize,
       },
       db: {
         id: backupInfo.db.id, systemId: control.systemId, pgVersion: control.pgVersion, catalogVersion: control.catalogVersion,
@@ -177,8 +224,9 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     };
     await manifestSave(repo.storage, repo.manifestKey(stanza, label), manifest);
     const entry: BackupInfoEntry = {
-      label, type: 'full', timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
-      walStart: start.wal_file, walStop, archiveId, dbId: backupInfo.db.id, size, delta: size, repoSize, repoDelta: repoSize,
+      label, type, ...(prior ? { prior: prior.backup.label } : {}), ...(references.length ? { reference: references } : {}),
+      timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
+      walStart: start.wal_file, walStop, archiveId, dbId: backupInfo.db.id, size, delta, repoSize, repoDelta,
       fileCount: files.length, online: true,
     };
     const latest = await repo.backupInfoLoad(stanza);
@@ -186,7 +234,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     latest.backups.sort((a, b) => (a.label < b.label ? -1 : 1));
     await repo.backupInfoSave(stanza, latest);
     const seconds = ((timestampStop - timestampStart) / 1000).toFixed(1);
-    const text = `full backup ${label} complete: ${files.length} files, ${fmtBytes(size)} (${fmtBytes(repoSize)} in the repo), ${seconds}s (${fmtBytes(totalBytes / Math.max(0.001, Number(seconds)))}/s)\n`;
+    const text = `${type} backup ${label} complete: ${files.length} files, ${fmtBytes(size)}, copied ${own.length} files ${fmtBytes(delta)} (${fmtBytes(repoDelta)} in the repo), ${seconds}s (${fmtBytes(totalBytes / Math.max(0.001, Number(seconds)))}/s)\n`;
     log.info(text.trim());
     return { text, json: entry };
   } catch (err) {
@@ -197,6 +245,18 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   } finally {
     await db.close();
   }
+}
+
+/** Waits until the DB host's clock is past the current second; returns that time (ms). */
+async function clockNextSecond(ctx: CommandContext, agent: AgentConnection, stanza: string): Promise<number> {
+  const first = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
+  const target = (Math.floor(first / 1000) + 1) * 1000;
+  for (let i = 0; i < 3; i++) {
+    const now = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
+    if (now >= target) return now;
+    await sleep(target - now + 5, ctx.signal);
+  }
+  throw new AssertError(`the clock of the database host did not pass ${new Date(target).toISOString()}`, { hint: 'is the clock of the database host stepping back?' });
 }
 
 function pgName(manifestFileName: string): string {

@@ -1,0 +1,72 @@
+// Small nightly backups: full → incr → diff → incr with pgbench writes between; unchanged files
+// are referenced, never copied again; every set restores to exactly its data.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PgCluster } from './harness/cluster';
+import { Stack } from './stack';
+
+jest.setTimeout(900_000);
+
+describe('differential and incremental backups', () => {
+  let stack: Stack;
+  const sets: { label: string; type: string; sum: string }[] = [];
+
+  beforeAll(async () => {
+    stack = await Stack.create({ version: 15, stanza: 'inc' });
+    await stack.start();
+    await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+    await stack.cluster.pgbench(['-i', '-s', '3', '-q']);
+  });
+  afterAll(async () => { await stack?.destroy(); });
+
+  const dataSum = async (c: PgCluster): Promise<string> =>
+    (await c.query("SELECT md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid)) || '/' || (SELECT count(*) FROM pgbench_history) AS s FROM pgbench_accounts"))[0].s;
+  const info = async () => JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
+
+  it('takes full, incr, diff, incr with pgbench writes between, copying only what changed', async () => {
+    // With no full yet, an incr becomes a full and says why.
+    const first = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast']);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('no prior backup exists, incr backup has been changed to full');
+    for (const type of ['incr', 'diff', 'incr']) {
+      const b = await info();
+      sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster) });
+      await stack.cluster.pgbench(['-t', '300', '-n']);
+      await stack.adminOk(['backup', `--stanza=${stack.stanza}`, `--type=${type}`, '--start-fast']);
+    }
+    const b = await info();
+    sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster) });
+    expect(sets.map((s) => s.type)).toEqual(['full', 'incr', 'diff', 'incr']);
+    const [full, incr1, diff, incr2] = b;
+    expect(incr1.prior).toBe(full.label);
+    expect(diff.prior).toBe(full.label);
+    expect(incr2.prior).toBe(diff.label);
+    expect(incr2.label.startsWith(`${full.label}_`)).toBe(true);
+    expect(incr2.reference).toEqual(expect.arrayContaining([full.label]));
+    // Unchanged files are referenced, changed ones copied whole (pgbench touches most of the
+    // accounts table, so the delta is most of the data but a minority of the files).
+    for (const x of [incr1, diff, incr2]) {
+      expect(x.info.delta).toBeLessThan(x.info.size);
+      expect(x.info.repository.delta).toBeLessThan(full.info.repository.delta);
+    }
+    const incrFiles = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, incr1.label, 'pg_data', 'base'), { recursive: true });
+    const fullFiles = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, full.label, 'pg_data', 'base'), { recursive: true });
+    expect(incrFiles.length).toBeLessThan(fullFiles.length / 2);
+    expect(await stack.adminOk(['verify', `--stanza=${stack.stanza}`])).toContain('status: ok');
+  });
+
+  it.each([0, 1, 2, 3])('restores set %i of the chain to exactly its data', async (i) => {
+    const set = sets[i]!;
+    const dir = stack.restoreDir(`set-${i}`);
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--set=${set.label}`, `--pg1-path=${dir}`,
+      '--type=immediate', '--target-action=promote', '--archive-mode=off']);
+    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await c.start();
+      for (let n = 0; n < 240 && (await c.query('SELECT pg_is_in_recovery() AS r'))[0].r; n++) await new Promise((r) => setTimeout(r, 250));
+      expect(await dataSum(c)).toBe(set.sum);
+    } finally {
+      await c.destroy();
+    }
+  });
+});
