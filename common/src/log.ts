@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AssertError } from './error';
 
 /** Log levels, from least to most verbose; 'off' logs nothing. */
 export const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
@@ -18,6 +19,7 @@ export interface LogInitOptions {
   levelConsole?: string;
   levelFile?: string;
   logPath?: string;
+  /** Timestamp console lines (file lines always have one). */
   timestamp?: boolean;
   /** Console stream: stderr by default, since stdout carries command output (info text, JSON). */
   consoleStream?: NodeJS.WritableStream;
@@ -26,13 +28,14 @@ export interface LogInitOptions {
 const secrets = new Set<string>();
 const subscribers = new Set<(rec: LogRecord) => void>();
 
-/** Registers a secret value: it is replaced by <redacted> in every log line. */
+/** Registers a secret value: it is replaced by <redacted> in every log line and error sent over the wire. */
 export function logRedact(value: string): void {
   if (value.length > 0) secrets.add(value);
 }
 
-function redact(message: string): string {
-  let out = message;
+/** The text with every registered secret replaced by <redacted>. */
+export function logRedactText(text: string): string {
+  let out = text;
   for (const s of secrets) out = out.split(s).join('<redacted>');
   return out;
 }
@@ -44,73 +47,111 @@ export function logTimestamp(d = new Date()): string {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }
 
-/** One human-readable line: '<time> P00   INFO: message'. */
+/**
+ * One human-readable record: '<time> P00   INFO: message'. Continuation lines (a HINT, a stack)
+ * are indented under the message, so that every record starts with its own prefix.
+ */
 export function logFormatLine(level: string, message: string, timestamp: boolean, time = new Date()): string {
-  const lvl = `${level.toUpperCase()}:`.padStart(7);
-  return `${timestamp ? `${logTimestamp(time)} ` : ''}P00 ${lvl} ${message}`;
+  const prefix = `${timestamp ? `${logTimestamp(time)} ` : ''}P00 ${`${level.toUpperCase()}:`.padStart(7)} `;
+  return prefix + message.split('\n').join(`\n${' '.repeat(prefix.length)}`);
 }
 
-interface Sink { level: number; write(line: string, time: Date): void; close?(): void }
-
-const levelRank = (level: string): number => LOG_LEVELS.indexOf(level as LogLevel);
-
-/** Console lines are written directly: short-lived commands must not pay for loading a logger. */
-function consoleSink(level: string, stream: NodeJS.WritableStream): Sink {
-  return { level: levelRank(level), write: (line) => { stream.write(`${line}\n`); } };
+/** A log call's structured extras, rendered after the message. */
+function metaText(meta: Record<string, unknown> | undefined): string {
+  if (!meta || Object.keys(meta).length === 0) return '';
+  return ` ${JSON.stringify(meta, (_k, v: unknown) => (v instanceof Error ? `${v.name}: ${v.message}`
+    : typeof v === 'bigint' ? v.toString() : v))}`;
 }
 
-/** The file log goes through winston, loaded only when a file log is asked for. */
+interface Sink { level: number; timestamp: boolean; write(text: string): void; close?(): void }
+
+function levelRank(level: string): number {
+  const rank = LOG_LEVELS.indexOf(level as LogLevel);
+  if (rank < 0) throw new AssertError(`invalid log level '${level}'`);
+  return rank;
+}
+
+function consoleSink(level: string, timestamp: boolean, stream: NodeJS.WritableStream): Sink {
+  return { level: levelRank(level), timestamp, write: (text) => { stream.write(text); } };
+}
+
+/**
+ * The file log is written synchronously to an O_APPEND descriptor: a line is on disk before
+ * the process can exit or crash (the last lines of a failed command matter most), and short
+ * processes that append to the same file at once (archive-push) never interleave inside a line.
+ * (winston's file transport writes asynchronously and loses the tail on process.exit.)
+ */
 function fileSink(level: string, filename: string): Sink {
-  const winston = require('winston') as typeof import('winston');
-  const logger = winston.createLogger({
-    levels: { line: 0 }, level: 'line',
-    transports: [new winston.transports.File({ filename, format: winston.format.printf((info) => String(info.message)) })],
-  });
-  return { level: levelRank(level), write: (line) => { logger.log('line', line); }, close: () => logger.close() };
+  const fd = fs.openSync(filename, 'a', 0o640);
+  fs.writeSync(fd, `\n-------------------PROCESS START-------------------\n`);
+  return {
+    level: levelRank(level), timestamp: true,
+    write: (text) => { fs.writeSync(fd, text); },
+    close: () => { fs.closeSync(fd); },
+  };
 }
 
-let sinks: { sink: Sink; timestamp: boolean }[] = [{ sink: consoleSink('info', process.stderr), timestamp: false }];
+// Until logInit: info and above on stderr, so that early warnings (config file) are seen.
+let sinks: Sink[] = [consoleSink('info', false, process.stderr)];
 
-/** Sets up console and file logging for a program; callable again (tests). */
+/** Sets up console and file logging for a program; callable again (tests, re-configuration). */
 export function logInit(opts: LogInitOptions): void {
-  const next: { sink: Sink; timestamp: boolean }[] = [];
+  const next: Sink[] = [];
   const levelConsole = opts.levelConsole ?? 'info';
-  if (levelConsole !== 'off') {
-    next.push({ sink: consoleSink(levelConsole, opts.consoleStream ?? process.stderr), timestamp: opts.timestamp ?? false });
-  }
+  if (levelRank(levelConsole) > 0) next.push(consoleSink(levelConsole, opts.timestamp ?? false, opts.consoleStream ?? process.stderr));
   const levelFile = opts.levelFile ?? 'off';
-  if (levelFile !== 'off' && opts.logPath) {
-    fs.mkdirSync(opts.logPath, { recursive: true, mode: 0o750 });
+  let fileFailure: string | undefined;
+  if (levelRank(levelFile) > 0 && opts.logPath) {
     const base = opts.stanza ? `${opts.stanza}-${opts.command ?? opts.process}` : opts.process;
-    next.push({ sink: fileSink(levelFile, path.join(opts.logPath, `${base}.log`)), timestamp: true });
+    const filename = path.join(opts.logPath, `${base}.log`);
+    try {
+      fs.mkdirSync(opts.logPath, { recursive: true, mode: 0o750 });
+      next.push(fileSink(levelFile, filename));
+    } catch (err) {
+      // A log directory we cannot write must not stop archiving or a backup: say so and go on.
+      fileFailure = `unable to open log file '${filename}': ${(err as Error).message}\nHINT: check log-path, or set log-level-file=off`;
+    }
   }
-  for (const s of sinks) s.sink.close?.();
+  for (const s of sinks) s.close?.();
   sinks = next;
+  if (fileFailure) log.warn(fileFailure);
 }
 
-/** Receives every log record of this process (the repo-server streams a command's lines to the admin). */
+/** Receives every log record of this process, whatever the levels (the repo-server streams a command's lines to the admin). */
 export function logSubscribe(cb: (rec: LogRecord) => void): () => void {
   subscribers.add(cb);
   return () => { subscribers.delete(cb); };
 }
 
-function emit(level: LogRecord['level'], message: string): void {
-  const text = redact(message);
-  const rank = levelRank(level);
+let inSubscriber = false;
+
+function emit(level: LogRecord['level'], message: string, meta?: Record<string, unknown>): void {
+  const text = logRedactText(message + metaText(meta));
+  const rank = LOG_LEVELS.indexOf(level);
   const now = new Date();
-  for (const { sink, timestamp } of sinks) if (rank <= sink.level) sink.write(logFormatLine(level, text, timestamp, now), now);
-  if (subscribers.size > 0) {
-    const rec = { level, message: text, time: Date.now() };
-    for (const cb of subscribers) cb(rec);
+  for (const sink of sinks) {
+    if (rank <= sink.level) sink.write(`${logFormatLine(level, text, sink.timestamp, now)}\n`);
+  }
+  // A subscriber that logs must not recurse into itself.
+  if (subscribers.size > 0 && !inSubscriber) {
+    const rec = { level, message: text, time: now.getTime() };
+    inSubscriber = true;
+    try {
+      for (const cb of subscribers) {
+        try { cb(rec); } catch { /* a broken subscriber (a gone client) must not fail the command that logs */ }
+      }
+    } finally {
+      inSubscriber = false;
+    }
   }
 }
 
-/** The process logger. */
+/** The process logger. `meta` is rendered as JSON after the message. */
 export const log = {
-  error: (msg: string): void => emit('error', msg),
-  warn: (msg: string): void => emit('warn', msg),
-  info: (msg: string): void => emit('info', msg),
-  detail: (msg: string): void => emit('detail', msg),
-  debug: (msg: string): void => emit('debug', msg),
-  trace: (msg: string): void => emit('trace', msg),
+  error: (msg: string, meta?: Record<string, unknown>): void => emit('error', msg, meta),
+  warn: (msg: string, meta?: Record<string, unknown>): void => emit('warn', msg, meta),
+  info: (msg: string, meta?: Record<string, unknown>): void => emit('info', msg, meta),
+  detail: (msg: string, meta?: Record<string, unknown>): void => emit('detail', msg, meta),
+  debug: (msg: string, meta?: Record<string, unknown>): void => emit('debug', msg, meta),
+  trace: (msg: string, meta?: Record<string, unknown>): void => emit('trace', msg, meta),
 };

@@ -69,4 +69,48 @@ describe('differential and incremental backups', () => {
       await c.destroy();
     }
   });
+
+  it('delta restore over a damaged copy: keeps what matches, restores the rest, removes extras', async () => {
+    const set = sets[3]!;
+    const dir = stack.restoreDir('delta');
+    const restoreArgs = ['restore', `--stanza=${stack.stanza}`, `--set=${set.label}`, `--pg1-path=${dir}`,
+      '--type=immediate', '--target-action=promote', '--archive-mode=off'];
+    await stack.adminOk(restoreArgs);
+    // Damage the copy: a same-size change, a removed file, an extra file and directory.
+    const rel = fs.readdirSync(path.join(dir, 'base'), { recursive: true }).map(String)
+      .filter((f) => fs.statSync(path.join(dir, 'base', f)).isFile() && fs.statSync(path.join(dir, 'base', f)).size > 8192);
+    const changed = path.join(dir, 'base', rel[0]!), removed = path.join(dir, 'base', rel[1]!);
+    const original = fs.readFileSync(changed);
+    const fd = fs.openSync(changed, 'r+');
+    fs.writeSync(fd, Buffer.alloc(100, 7), 0, 100, 4096);
+    fs.closeSync(fd);
+    fs.rmSync(removed);
+    fs.writeFileSync(path.join(dir, 'extra.txt'), 'not in the backup');
+    fs.mkdirSync(path.join(dir, 'extra-dir'));
+    const plain = await stack.admin(restoreArgs);
+    expect(plain.code).toBe(40);
+    const r = await stack.admin([...restoreArgs, '--delta', '--log-level-console=info']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/delta restore: \d+ file\(s\) already matched the backup, [1-9]\d* restored/);
+    expect(fs.readFileSync(changed).equals(original)).toBe(true);
+    expect(fs.existsSync(removed)).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'extra.txt'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'extra-dir'))).toBe(false);
+    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await c.start();
+      for (let n = 0; n < 240 && (await c.query('SELECT pg_is_in_recovery() AS r'))[0].r; n++) await new Promise((res) => setTimeout(res, 250));
+      expect(await dataSum(c)).toBe(set.sum);
+    } finally {
+      await c.destroy();
+    }
+    // Not a data directory: refused, nothing removed.
+    const other = stack.restoreDir('not-pgdata');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'keep.txt'), 'x');
+    const refused = await stack.admin(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${other}`, '--delta']);
+    expect(refused.code).toBe(40);
+    expect(refused.stderr).toContain('does not look like a PostgreSQL data directory');
+    expect(fs.readdirSync(other)).toEqual(['keep.txt']);
+  });
 });

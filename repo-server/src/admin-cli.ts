@@ -10,7 +10,7 @@ import type { AdminClient, CommandEvent__Output, CommandName } from '@openrds/co
 const PROGRAM = 'openrds-admin';
 const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
 /** Options that configure the admin itself and are not sent to the repo-server. */
-const LOCAL_OPTIONS = new Set(['config', 'repo-host', 'repo-host-port', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
+const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 'repo-host-port', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
 
 function logLine(level: string, message: string): string {
   return `${level.toUpperCase().padStart(6)}: ${message}\n`;

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { Client as PgClient } from 'pg';
 import {
   AssertError, Config, DbConnectError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
-  forEachLimit, grpcChunkReader, grpcChunkWriter, grpcClientStream, grpcMessages, grpcWrite, log, pgControlRead,
+  forEachLimit, grpcChunkReader, sha256File, grpcChunkWriter, grpcClientStream, grpcMessages, grpcWrite, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
 import type {
@@ -190,8 +190,15 @@ export class JobRunner {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (entries.length > 0) {
-      throw new PathNotEmptyError(`unable to restore to path '${pgPath}' because it contains files`,
-        { hint: 'try restore into an empty directory (delta restore, --delta, is not available yet)' });
+      if (!spec.delta) {
+        throw new PathNotEmptyError(`unable to restore to path '${pgPath}' because it contains files`,
+          { hint: 'restore into an empty directory, or use --delta over an existing copy of the cluster' });
+      }
+      if (!fs.existsSync(path.join(pgPath, 'PG_VERSION'))) {
+        throw new PathNotEmptyError(`unable to delta restore to path '${pgPath}': it does not look like a PostgreSQL data directory (no PG_VERSION)`,
+          { hint: 'check --pg1-path: a delta restore removes whatever is not in the backup' });
+      }
+      await this.deltaClean(spec);
     }
     await fs.promises.mkdir(pgPath, { recursive: true, mode: 0o700 });
     const root = spec.paths.find((p) => p.name === '');
@@ -199,7 +206,7 @@ export class JobRunner {
     for (const link of spec.links) {
       let linkEntries: string[] = [];
       try { linkEntries = await fs.promises.readdir(link.destination); } catch { /* created below */ }
-      if (linkEntries.length > 0) {
+      if (linkEntries.length > 0 && !spec.delta) {
         throw new PathNotEmptyError(`unable to restore link '${link.name}' to path '${link.destination}' because it contains files`,
           { hint: 'remove the old tablespace directory or map it elsewhere' });
       }
@@ -215,6 +222,7 @@ export class JobRunner {
       if (link) {
         await fs.promises.mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
         await fs.promises.symlink(link.destination, abs).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST' && spec.delta) return;
           if (err.code === 'EEXIST') throw new FileExistsError(`link '${abs}' already exists`);
           throw err;
         });
@@ -230,6 +238,28 @@ export class JobRunner {
     return {};
   }
 
+  /**
+   * Delta restore: removes what the backup does not have (files, directories, links pointing
+   * elsewhere), pg_control first so that an interrupted restore cannot be started.
+   */
+  private async deltaClean(spec: NonNullable<Job__Output['restorePrepare']>): Promise<void> {
+    const pgPath = spec.pgPath;
+    await fs.promises.rm(path.join(pgPath, 'global', 'pg_control'), { force: true });
+    if (fs.existsSync(path.join(pgPath, 'global'))) await fsyncDir(path.join(pgPath, 'global'));
+    const files = new Set(spec.files);
+    const dirs = new Set(spec.paths.map((p) => p.name));
+    const links = new Map(spec.links.map((l) => [l.name, l.destination]));
+    let removed = 0;
+    for await (const e of pgDataList(pgPath, { followTablespaces: true })) {
+      const name = e.name as string;
+      const abs = path.join(pgPath, name);
+      if (e.type === 'dir' ? dirs.has(name) : e.type === 'link' ? links.get(name) === e.linkTarget : files.has(name)) continue;
+      await fs.promises.rm(abs, { recursive: e.type === 'dir', force: true });
+      removed++;
+    }
+    log.info(`delta restore: removed ${removed} file(s), director(ies) or link(s) that are not in the backup`);
+  }
+
   private async fetchFile(jobId: string, file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): Promise<void> {
     await restoreFile(() => {
       const call = this.ctx.client.getBackupFile({ jobId, repoKey: file.repoKey });
@@ -242,12 +272,28 @@ export class JobRunner {
 
   private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
+    let kept = 0;
     await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
       signal.throwIfAborted();
-      await this.fetchFile(job.jobId, file, path.join(spec.pgPath, file.name), signal);
+      const dest = path.join(spec.pgPath, file.name);
+      if (spec.delta && await this.deltaSame(dest, file, spec.force)) {
+        await fs.promises.chmod(dest, file.mode || 0o600);
+        await fs.promises.utimes(dest, file.mtime, file.mtime);
+        kept++;
+      } else {
+        await this.fetchFile(job.jobId, file, dest, signal);
+      }
       await emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
     });
-    return {};
+    return { kept, restored: spec.files.length - kept };
+  }
+
+  /** Delta restore: the file in place already has the backup's content (by sha256, or size+mtime with --force). */
+  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean): Promise<boolean> {
+    const st = await fs.promises.lstat(dest).catch(() => undefined);
+    if (!st?.isFile() || st.size !== file.size) return false;
+    if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime;
+    return (await sha256File(dest)).sha256 === file.sha256;
   }
 
   private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {

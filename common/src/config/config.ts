@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
-import { ConfigError, OptionInvalidError, OptionRequiredError } from '../error';
-import { logRedact } from '../log';
+import * as path from 'node:path';
+import { AssertError, ConfigError, OptionInvalidError, OptionRequiredError } from '../error';
+import { log, logRedact } from '../log';
 import {
-  optionFind, optionTable, optionValidFor, type CommandName, type OptionDef, type OptionValue,
+  commandTable, optionFind, optionTable, optionValidFor, type CommandName, type OptionDef, type OptionValue,
 } from './option-table';
 
 export type OptionSource = 'command-line' | 'env' | 'config' | 'default' | 'unset';
@@ -14,14 +15,15 @@ export interface ConfigLoadOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const DEFAULT_CONFIG = '/etc/openrds/openrds.conf';
+/** Sections of an INI file; a key repeated in a section keeps every value in order. */
+export type IniSections = Record<string, Record<string, string[]>>;
 
 /**
  * Reads pgBackRest-style INI: [section] headers, key=value lines, '#' and ';' comments. A key
  * repeated in a section accumulates (list and hash options are written that way).
  */
-export function iniParse(text: string, file: string): Record<string, Record<string, string[]>> {
-  const out: Record<string, Record<string, string[]>> = {};
+export function iniParse(text: string, file: string): IniSections {
+  const out: IniSections = {};
   let section: Record<string, string[]> | undefined;
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -66,11 +68,26 @@ function editDistance(a: string, b: string): number {
   return dp[a.length]![b.length]!;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
+function unknownOptionHint(name: string): string {
+  const near = optionSuggest(name);
+  return near ? `did you mean '${near}'? see --help` : 'see --help for the options';
+}
+
+// pgBackRest reads KB, MB... as powers of 1024, as do we.
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
+};
+
+/** The default of an option for a command (the same name may default differently per command). */
+export function optionDefault(def: OptionDef, command: CommandName): OptionValue | undefined {
+  return def.commandDefault?.[command] ?? def.default;
+}
 
 /** Parses one raw value for an option; throws OptionInvalidError naming the option. */
 export function optionParse(def: OptionDef, raw: string, command: CommandName): OptionValue {
-  const bad = (why: string): OptionInvalidError => new OptionInvalidError(`'${raw}' is not valid for option '${def.name}': ${why}`,
+  const shown = def.secret ? '<redacted>' : raw;
+  const bad = (why: string): OptionInvalidError => new OptionInvalidError(`'${shown}' is not valid for option '${def.name}': ${why}`,
     { hint: `run 'help ${command}' for the values it takes` });
   const range = (n: number): number => {
     if (def.min !== undefined && n < def.min) throw bad(`below the minimum ${def.min}`);
@@ -83,16 +100,18 @@ export function optionParse(def: OptionDef, raw: string, command: CommandName): 
       if (/^(n|no|false|off|0)$/i.test(raw)) return false;
       throw bad('expected y or n');
     case 'integer':
-      if (!/^-?\d+$/.test(raw)) throw bad('expected an integer');
+      if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw bad('expected an integer');
       return range(Number(raw));
     case 'time':
-      if (!/^\d+(\.\d+)?$/.test(raw)) throw bad('expected seconds');
+      if (!/^\d+(\.\d+)?$/.test(raw)) throw bad('expected seconds, such as 60 or 0.5');
       return range(Number(raw));
     case 'size': {
       const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw);
       const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
       if (!m || unit === undefined) throw bad('expected a size such as 512KB or 1MiB');
-      return range(Math.round(Number(m[1]) * unit));
+      const bytes = Math.round(Number(m[1]) * unit);
+      if (!Number.isSafeInteger(bytes)) throw bad('too large');
+      return range(bytes);
     }
     case 'enum': {
       const allowed = def.commandAllowed?.[command] ?? def.allowed ?? [];
@@ -100,6 +119,7 @@ export function optionParse(def: OptionDef, raw: string, command: CommandName): 
       return raw;
     }
     case 'list':
+      if (raw === '') throw bad('empty value');
       return [raw];
     case 'hash': {
       const eq = raw.indexOf('=');
@@ -108,6 +128,7 @@ export function optionParse(def: OptionDef, raw: string, command: CommandName): 
     }
     default:
       if (raw === '') throw bad('empty value');
+      if (def.pattern && !def.pattern.regex.test(raw)) throw bad(`expected ${def.pattern.describe}`);
       return raw;
   }
 }
@@ -119,7 +140,7 @@ function merge(def: OptionDef, prior: OptionValue | undefined, next: OptionValue
   return next;
 }
 
-interface Setting { value: OptionValue | undefined; source: OptionSource; reset?: boolean }
+interface Setting { value: OptionValue | undefined; source: OptionSource }
 
 /** The resolved options of one command. */
 export class Config {
@@ -133,8 +154,9 @@ export class Config {
     return this.values.get('stanza')?.value as string | undefined;
   }
 
+  /** The value, or undefined when unset or not an option of this command. */
   get(name: string): OptionValue | undefined {
-    if (!optionFind(name)) throw new OptionInvalidError(`unknown option '${name}'`);
+    if (!optionFind(name)) throw new AssertError(`option '${name}' is not in the option table`);
     return this.values.get(name)?.value;
   }
 
@@ -148,14 +170,31 @@ export class Config {
     return v;
   }
 
-  str(name: string): string { return String(this.must(name)); }
-  strOpt(name: string): string | undefined { const v = this.get(name); return v === undefined ? undefined : String(v); }
-  int(name: string): number { return Number(this.must(name)); }
-  num(name: string): number { return Number(this.must(name)); }
-  bool(name: string): boolean { return this.must(name) === true; }
-  list(name: string): string[] { return (this.get(name) as string[] | undefined) ?? []; }
-  hash(name: string): Record<string, string> { return (this.get(name) as Record<string, string> | undefined) ?? {}; }
+  private typed<T>(name: string, isType: (v: OptionValue) => boolean, what: string, v: OptionValue): T {
+    // A mismatch is a bug in the caller, not a user error: the parser already typed the value.
+    if (!isType(v)) throw new AssertError(`option '${name}' is not ${what} (it is ${optionFind(name)!.type})`);
+    return v as T;
+  }
 
+  /** The value as text; OptionRequiredError when unset. */
+  str(name: string): string { return String(this.must(name)); }
+  /** The value as text, or undefined when unset. */
+  strOpt(name: string): string | undefined { const v = this.get(name); return v === undefined ? undefined : String(v); }
+  /** An integer or size option; OptionRequiredError when unset. */
+  int(name: string): number { return this.typed(name, (v) => Number.isInteger(v), 'an integer', this.must(name)); }
+  /** A number (integer, size or time) option; OptionRequiredError when unset. */
+  num(name: string): number { return this.typed(name, (v) => typeof v === 'number', 'a number', this.must(name)); }
+  /** A boolean option; OptionRequiredError when unset. */
+  bool(name: string): boolean { return this.typed(name, (v) => typeof v === 'boolean', 'a boolean', this.must(name)); }
+  /** A list option, empty when unset. */
+  list(name: string): string[] { const v = this.get(name); return v === undefined ? [] : this.typed(name, Array.isArray, 'a list', v); }
+  /** A hash option (key=value), empty when unset. */
+  hash(name: string): Record<string, string> {
+    const v = this.get(name);
+    return v === undefined ? {} : this.typed(name, (x) => typeof x === 'object' && !Array.isArray(x), 'a hash', v);
+  }
+
+  /** Where the value came from. */
   source(name: string): OptionSource {
     return this.values.get(name)?.source ?? 'unset';
   }
@@ -170,7 +209,11 @@ export class Config {
     return out;
   }
 
-  /** Options set on the command line or in the environment, for forwarding a command elsewhere. */
+  /**
+   * Options set on the command line or in the environment, for forwarding a command to the
+   * repo-server. Config-file values are left out on purpose: the far side reads its own file,
+   * and the client's file must not override the server's settings.
+   */
   explicit(): Record<string, OptionValue> {
     const out: Record<string, OptionValue> = {};
     for (const [name, s] of this.values) {
@@ -180,14 +223,18 @@ export class Config {
   }
 }
 
+interface ArgvOption { name: string; raw: string | undefined; negate: boolean; reset: boolean }
+
 /** Splits argv into option assignments and positional args. */
-function argvParse(argv: string[]): { options: { name: string; raw: string | undefined; negate: boolean; reset: boolean }[]; args: string[] } {
-  const options: { name: string; raw: string | undefined; negate: boolean; reset: boolean }[] = [];
+function argvParse(argv: string[]): { options: ArgvOption[]; args: string[] } {
+  const options: ArgvOption[] = [];
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--') || a === '--') {
-      if (a === '--') { args.push(...argv.slice(i + 1)); break; }
+    if (a === '--') { args.push(...argv.slice(i + 1)); break; }
+    if (!a.startsWith('--')) {
+      // '-stanza=x' is a typo, not a positional argument: archive-push would take it as the WAL path.
+      if (/^-[A-Za-z]/.test(a)) throw new OptionInvalidError(`invalid option '${a}'`, { hint: 'options take two dashes, e.g. --stanza=main; see --help' });
       args.push(a);
       continue;
     }
@@ -199,6 +246,7 @@ function argvParse(argv: string[]): { options: { name: string; raw: string | und
     if (!optionFind(name) && name.startsWith('no-') && optionFind(name.slice(3))) { name = name.slice(3); negate = true; }
     else if (!optionFind(name) && name.startsWith('reset-') && optionFind(name.slice(6))) { name = name.slice(6); reset = true; }
     const def = optionFind(name);
+    // Booleans never take the next word: '--delta foo' leaves 'foo' positional, as pgBackRest does.
     if (raw === undefined && def && def.type !== 'boolean' && !negate && !reset) {
       const next = argv[i + 1];
       if (next !== undefined && !next.startsWith('--')) { raw = next; i++; }
@@ -208,26 +256,12 @@ function argvParse(argv: string[]): { options: { name: string; raw: string | und
   return { options, args };
 }
 
-function unknownOption(name: string, where: string): OptionInvalidError {
-  const near = optionSuggest(name);
-  return new OptionInvalidError(`invalid option '${name}'${where}`, { hint: near ? `did you mean '${near}'? see --help` : 'see --help for the options' });
-}
-
-/**
- * Resolves every option of a command. Precedence: command line > OPENRDS_* environment >
- * config file ([stanza:command] > [stanza] > [global:command] > [global]) > default.
- */
-export function configLoad(opts: ConfigLoadOptions): Config {
-  const { command } = opts;
-  const env = opts.env ?? process.env;
-  const parsed = argvParse(opts.argv);
-  const values = new Map<string, Setting>();
-
-  // Command line first, so --config and --stanza pick the file and its sections.
+/** Reads the command line into settings, enforcing the rules of the option table. */
+function cliResolve(options: ArgvOption[], command: CommandName): Map<string, Setting> {
   const cli = new Map<string, Setting>();
-  for (const o of parsed.options) {
+  for (const o of options) {
     const def = optionFind(o.name);
-    if (!def) throw unknownOption(o.name, '');
+    if (!def) throw new OptionInvalidError(`invalid option '${o.name}'`, { hint: unknownOptionHint(o.name) });
     if (!optionValidFor(def, command)) {
       throw new OptionInvalidError(`option '${def.name}' is not valid for command '${command}'`, { hint: `see 'help ${command}'` });
     }
@@ -235,83 +269,181 @@ export function configLoad(opts: ConfigLoadOptions): Config {
       throw new OptionInvalidError(`option '${def.name}' is a secret and not allowed on the command line`,
         { hint: `set it in the config file or in ${optionEnvName(def.name)}` });
     }
-    if (o.reset) { cli.set(def.name, { value: undefined, source: 'command-line', reset: true }); continue; }
-    let value: OptionValue;
+    const repeatable = def.type === 'list' || def.type === 'hash';
+    if (!repeatable && cli.has(def.name)) {
+      throw new OptionInvalidError(`option '${def.name}' cannot be set more than once`, { hint: `keep one --${def.name}` });
+    }
+    if ((o.reset || o.negate) && o.raw !== undefined) {
+      throw new OptionInvalidError(`option '--${o.reset ? 'reset' : 'no'}-${def.name}' takes no value`);
+    }
+    if (o.reset) {
+      const d = optionDefault(def, command);
+      cli.set(def.name, { value: d, source: d === undefined ? 'unset' : 'default' });
+      continue;
+    }
+    let value: OptionValue | undefined;
     if (o.negate) {
-      if (def.type !== 'boolean') { cli.set(def.name, { value: undefined, source: 'command-line', reset: true }); continue; }
-      value = false;
+      if (def.type === 'boolean') value = false;
+      else if (def.type === 'list') value = [];
+      else if (def.type === 'hash') value = {};
+      else if (def.name === 'config' || optionDefault(def, command) === undefined) value = undefined;
+      else {
+        // Unsetting an option that has a default would leave the command without a value it needs.
+        throw new OptionInvalidError(`option '${def.name}' cannot be negated`, { hint: `use --reset-${def.name} for its default` });
+      }
     } else if (o.raw === undefined) {
       if (def.type !== 'boolean') throw new OptionInvalidError(`option '${def.name}' requires a value`, { hint: `--${def.name}=...` });
       value = true;
     } else {
-      value = optionParse(def, o.raw, command);
+      value = merge(def, cli.get(def.name)?.value, optionParse(def, o.raw, command));
     }
-    cli.set(def.name, { value: merge(def, cli.get(def.name)?.value, value), source: 'command-line' });
+    cli.set(def.name, { value, source: 'command-line' });
   }
+  return cli;
+}
 
-  const envValue = (def: OptionDef): OptionValue | undefined => {
-    const raw = env[optionEnvName(def.name)];
-    if (raw === undefined) return undefined;
-    if (def.type === 'list' || def.type === 'hash') {
-      return raw.split(':').filter((x) => x !== '').reduce<OptionValue | undefined>((acc, part) => merge(def, acc, optionParse(def, part, command)), undefined);
+/** One config file: its sections, checked against the option table. */
+function configFileRead(file: string, explicit: boolean): IniSections | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit) return undefined;
+    if (code === 'ENOENT') throw new ConfigError(`config file '${file}' does not exist`, { hint: 'check --config or OPENRDS_CONFIG' });
+    throw new ConfigError(`unable to read config file '${file}': ${(err as Error).message}`, { cause: err });
+  }
+  const sections = iniParse(text, file);
+  configFileCheck(sections, file);
+  return sections;
+}
+
+/**
+ * Misplaced options are errors (the file says something it would not do), unknown ones only
+ * warnings: the three programs share one file and may not be upgraded at the same time.
+ */
+function configFileCheck(sections: IniSections, file: string): void {
+  const commands = new Set<string>(commandTable.map((c) => c.name));
+  for (const [section, body] of Object.entries(sections)) {
+    const colon = section.indexOf(':');
+    const scope = colon < 0 ? section : section.slice(0, colon);
+    const sectionCommand = colon < 0 ? undefined : section.slice(colon + 1);
+    if (sectionCommand !== undefined && !commands.has(sectionCommand)) {
+      log.warn(`config file '${file}' section [${section}] names an unknown command '${sectionCommand}': ignored`);
+      continue;
     }
-    return optionParse(def, raw, command);
-  };
-
-  // The config file.
-  const configDef = optionFind('config')!;
-  const configPath = (cli.get('config')?.value as string | undefined) ?? (envValue(configDef) as string | undefined);
-  const stanza = (cli.get('stanza')?.value as string | undefined) ?? env[optionEnvName('stanza')];
-  let file: Record<string, Record<string, string[]>> = {};
-  const path = configPath ?? DEFAULT_CONFIG;
-  if (fs.existsSync(path)) {
-    file = iniParse(fs.readFileSync(path, 'utf8'), path);
-  } else if (configPath) {
-    throw new ConfigError(`config file '${configPath}' does not exist`, { hint: 'check --config or OPENRDS_CONFIG' });
-  }
-  const sections = [
-    ...(stanza ? [`${stanza}:${command}`, stanza] : []),
-    `global:${command}`, 'global',
-  ];
-  for (const [section, body] of Object.entries(file)) {
     for (const key of Object.keys(body)) {
       const def = optionFind(key);
-      if (!def) throw unknownOption(key, ` in config file '${path}' section [${section}]`);
+      if (!def) {
+        log.warn(`config file '${file}' contains invalid option '${key}' in section [${section}]: ignored\nHINT: ${unknownOptionHint(key)}`);
+        continue;
+      }
       if (def.section === 'command-line') {
-        throw new ConfigError(`option '${key}' in config file '${path}' is only allowed on the command line`, { hint: `pass --${key}=... instead` });
+        throw new ConfigError(`option '${key}' in config file '${file}' is only allowed on the command line`, { hint: `pass --${key}=... instead` });
+      }
+      if (def.section === 'stanza' && scope === 'global') {
+        throw new ConfigError(`option '${key}' in section [${section}] of config file '${file}' is a stanza option`,
+          { hint: `move it to a [<stanza>] section` });
+      }
+      if (sectionCommand !== undefined && !optionValidFor(def, sectionCommand as CommandName)) {
+        log.warn(`config file '${file}' sets option '${key}' in section [${section}], which command '${sectionCommand}' does not take: ignored`);
       }
     }
   }
+}
+
+/** Appends the sections of `more` to `into`: later files come after, so their scalars win. */
+function iniMerge(into: IniSections, more: IniSections): void {
+  for (const [section, body] of Object.entries(more)) {
+    const target = into[section] ??= {};
+    for (const [key, values] of Object.entries(body)) (target[key] ??= []).push(...values);
+  }
+}
+
+/** The *.conf files of an include directory, in name order. */
+function configIncludeRead(dir: string, explicit: boolean): IniSections[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.endsWith('.conf')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) return [];
+    throw new ConfigError(`unable to read config include path '${dir}': ${(err as Error).message}`,
+      { hint: 'check --config-include-path or OPENRDS_CONFIG_INCLUDE_PATH', cause: err });
+  }
+  return names.map((n) => configFileRead(path.join(dir, n), true)!);
+}
+
+/**
+ * Resolves every option of a command. Precedence: command line > OPENRDS_* environment >
+ * config file ([stanza:command] > [stanza] > [global:command] > [global]) > default.
+ * The default config file may be missing; one named by --config or OPENRDS_CONFIG may not.
+ */
+export function configLoad(opts: ConfigLoadOptions): Config {
+  const { command } = opts;
+  const env = opts.env ?? process.env;
+  const parsed = argvParse(opts.argv);
+  const cli = cliResolve(parsed.options, command);
+
+  const envCache = new Map<string, OptionValue | undefined>();
+  const envValue = (def: OptionDef): OptionValue | undefined => {
+    if (envCache.has(def.name)) return envCache.get(def.name);
+    const raw = env[optionEnvName(def.name)];
+    let value: OptionValue | undefined;
+    if (raw !== undefined && (def.type === 'list' || def.type === 'hash')) {
+      // Several values in one variable are ':'-separated, as pgBackRest reads them.
+      for (const part of raw.split(':').filter((x) => x !== '')) value = merge(def, value, optionParse(def, part, command));
+    } else if (raw !== undefined) {
+      value = optionParse(def, raw, command);
+    }
+    envCache.set(def.name, value);
+    return value;
+  };
+  /** Command line (set, negated or reset) first, then environment, for the options that pick the files. */
+  const early = (name: string): { value: OptionValue | undefined; given: boolean } => {
+    const c = cli.get(name);
+    if (c) return { value: c.value, given: c.source === 'command-line' };
+    const e = envValue(optionFind(name)!);
+    return e === undefined ? { value: optionDefault(optionFind(name)!, command), given: false } : { value: e, given: true };
+  };
+
+  const config = early('config');
+  const include = early('config-include-path');
+  const file: IniSections = {};
+  if (config.value !== undefined) {
+    const main = configFileRead(config.value as string, config.given);
+    if (main) iniMerge(file, main);
+  }
+  // An explicit --config means "this file": the default include path is read only with the default file.
+  if (include.value !== undefined && (include.given || !config.given)) {
+    for (const more of configIncludeRead(include.value as string, include.given)) iniMerge(file, more);
+  }
+
+  // Only commands that take a stanza read its sections (the repo-server serves every stanza).
+  const stanza = optionValidFor(optionFind('stanza')!, command) ? early('stanza').value as string | undefined : undefined;
+  const sections = [...(stanza ? [`${stanza}:${command}`, stanza] : []), `global:${command}`, 'global'];
   const fileValue = (def: OptionDef): OptionValue | undefined => {
     for (const section of sections) {
-      const body = file[section];
-      if (!body || !(def.name in body)) continue;
+      const items = file[section]?.[def.name];
+      if (!items) continue;
       let acc: OptionValue | undefined;
-      for (const item of body[def.name]!) acc = merge(def, acc, optionParse(def, item, command));
+      for (const item of items) acc = merge(def, acc, optionParse(def, item, command));
       return acc;
     }
     return undefined;
   };
 
+  const values = new Map<string, Setting>();
   for (const def of optionTable) {
     if (!optionValidFor(def, command)) continue;
-    const fromCli = cli.get(def.name);
-    let setting: Setting;
-    if (fromCli && !fromCli.reset) setting = fromCli;
-    else if (fromCli?.reset) setting = { value: def.commandDefault?.[command] ?? def.default, source: 'default' };
-    else {
+    let setting = cli.get(def.name);
+    if (!setting) {
       const e = envValue(def);
-      if (e !== undefined) setting = { value: e, source: 'env' };
-      else {
-        const f = fileValue(def);
-        if (f !== undefined) setting = { value: f, source: 'config' };
-        else {
-          const d = def.commandDefault?.[command] ?? def.default;
-          setting = { value: d, source: d === undefined ? 'unset' : 'default' };
-        }
-      }
+      const f = e === undefined && def.section !== 'command-line' ? fileValue(def) : undefined;
+      const d = optionDefault(def, command);
+      setting = e !== undefined ? { value: e, source: 'env' }
+        : f !== undefined ? { value: f, source: 'config' }
+          : { value: d, source: d === undefined ? 'unset' : 'default' };
     }
-    if (def.name === 'config' && configPath === undefined) setting = { value: DEFAULT_CONFIG, source: 'default' };
     if (def.secret && typeof setting.value === 'string') logRedact(setting.value);
     values.set(def.name, setting);
     if (setting.value === undefined && def.required?.includes(command)) {

@@ -1,7 +1,10 @@
-import { commandTable, optionTable, optionValidFor, type CommandName } from './option-table';
+import { commandTable, optionTable, optionValidFor, type CommandName, type OptionType } from './option-table';
 
-function defaultText(v: unknown): string {
+function defaultText(v: unknown, type: OptionType): string {
   if (v === undefined) return '';
+  if (type === 'size' && typeof v === 'number') {
+    for (const [unit, bytes] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) if (v >= bytes && v % bytes === 0) return `${v / bytes}${unit}`;
+  }
   if (typeof v === 'boolean') return v ? 'y' : 'n';
   if (Array.isArray(v)) return v.length ? v.join(',') : '';
   if (typeof v === 'object') return '';
@@ -21,11 +24,13 @@ export function commandHelp(program: string, command?: CommandName): string {
   const def = commandTable.find((c) => c.name === command);
   const lines = [`${program} ${def?.word ?? command}${def?.args ? ` ${def.args}` : ''} [options]`, '', def?.summary ?? '', '', 'Options:'];
   for (const o of optionTable.filter((x) => optionValidFor(x, command))) {
-    const d = defaultText(o.commandDefault?.[command] ?? o.default);
+    const d = defaultText(o.commandDefault?.[command] ?? o.default, o.type);
     const allowed = o.commandAllowed?.[command] ?? o.allowed;
     const req = o.required?.includes(command) ? ' (required)' : '';
     lines.push(`    --${o.name.padEnd(24)}${o.description}${req}${allowed ? ` [${allowed.join('|')}]` : ''}${d ? ` (default: ${d})` : ''}${o.secret ? ' (secret: config file or environment only)' : ''}`);
   }
-  lines.push('');
+  lines.push('', 'Each option: --name=value or --name value on the command line (--no-name: off or unset, --reset-name: default),',
+    'OPENRDS_NAME in the environment (e.g. OPENRDS_REPO1_PATH), or name=value in the config file sections',
+    '[<stanza>:<command>], [<stanza>], [global:<command>], [global], in that order of precedence.', '');
   return lines.join('\n');
 }

@@ -145,10 +145,10 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'target-action', type: 'enum', allowed: ['pause', 'promote', 'shutdown'], default: 'pause', commands: ['restore'], section: 'command-line', description: 'action when the target is reached' },
   { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },
   { name: 'target-timeline', type: 'string', commands: ['restore'], section: 'command-line', description: 'timeline to recover along (current, latest or a number)' },
-  { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'checksum-based comparison (not available yet)' },
+  { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'compare files by checksum rather than size and time (backup; restore: not available yet)' },
   { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore', 'stop'], section: 'command-line', description: 'force the operation' },
-  { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'extra recovery setting key=value (repeatable)' },
-  { name: 'tablespace-map', type: 'hash', default: {}, commands: ['restore'], section: 'stanza', description: 'restore a tablespace elsewhere: <name or oid>=<path> (repeatable)' },
+  { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'global', description: 'extra recovery setting key=value (repeatable)' },
+  { name: 'tablespace-map', type: 'hash', default: {}, commands: ['restore'], section: 'global', description: 'restore a tablespace elsewhere: <name or oid>=<path> (repeatable)' },
   { name: 'archive-mode', type: 'enum', allowed: ['preserve', 'off'], default: 'preserve', commands: ['restore'], section: 'command-line', description: 'archive_mode of the restored cluster' },
 ];
 

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import {
-  CommandInvalidError, OPENRDS_VERSION, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
+  CommandInvalidError, OPENRDS_VERSION, OptionInvalidError, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
 } from '@openrds/common';
 import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
 import { backup } from '../command/backup/backup';
@@ -57,6 +57,12 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
       void commandScope.run(scope, async () => {
         const handler = handlers[req.command as CommandName];
         if (!handler) throw new CommandInvalidError(`command '${req.command}' is not run by the repo-server`, { hint: 'run openrds-admin help' });
+        // Which configuration the repo-server reads is its own business, not a client's.
+        for (const name of ['config', 'config-include-path']) {
+          if (name in req.options || req.listOptions.some((kv) => kv.startsWith(`${name}=`))) {
+            throw new OptionInvalidError(`option '${name}' of the repo-server cannot be set by a client`, { hint: 'set it where the repo-server starts' });
+          }
+        }
         const argv = Object.entries(req.options).map(([k, v]) => `--${k}=${v}`);
         argv.push(...req.listOptions.map((kv) => `--${kv}`));
         if (req.stanza) argv.push(`--stanza=${req.stanza}`);

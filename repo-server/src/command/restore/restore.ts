@@ -134,6 +134,8 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
     .sort((a, b) => b.size - a.size);
   const allowed = new Set(manifest.files.filter((f) => f.size > 0).map(keyOf));
   const processMax = config.int('process-max');
+  const delta = config.bool('delta');
+  let kept = 0;
   const started = Date.now();
 
   await ctx.transfers.withJob({ kind: 'restore', stanza, allowed }, async (jobId) => {
@@ -146,16 +148,21 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
           ...manifest.links.filter((l) => !linkTargets.some((t) => `pg_data/${t.name}` === l.name))
             .map((l) => ({ name: pgRelativeName(l.name), destination: l.destination })),
         ],
+        delta, files: delta ? manifest.files.map((f) => pgRelativeName(f.name)) : [],
       },
     }, { signal: ctx.signal, jobId });
     const batches: ManifestFile[][] = [];
     for (let i = 0; i < files.length; i += JOB_FILES_MAX) batches.push(files.slice(i, i + JOB_FILES_MAX));
     let done = 0;
     await forEachLimit(batches, 1, async (batch) => {
-      await agent.job(stanza, { restoreFiles: { pgPath, processMax, files: batch.map(specOf) } }, { signal: ctx.signal, jobId });
+      const r = await agent.job<{ kept: number; restored: number }>(stanza, {
+        restoreFiles: { pgPath, processMax, files: batch.map(specOf), delta, force: config.bool('force') },
+      }, { signal: ctx.signal, jobId });
       done += batch.length;
+      kept += r.kept ?? 0;
       log.detail(`restored ${done}/${files.length} files`);
     });
+    if (delta) log.info(`delta restore: ${kept} file(s) already matched the backup, ${files.length - kept} restored`);
     await agent.job(stanza, {
       restoreFinish: {
         pgPath, recovery: recovery.settings, signalFile: recovery.signal, pgVersion: manifest.db.pgVersion,
