@@ -113,4 +113,29 @@ describe('differential and incremental backups', () => {
     expect(refused.stderr).toContain('does not look like a PostgreSQL data directory');
     expect(fs.readdirSync(other)).toEqual(['keep.txt']);
   });
+
+  it('switches to checksum comparison when a file has a timestamp in the future, and records it', async () => {
+    // PG_VERSION: a file PostgreSQL never rewrites (a checkpoint would reset a relation's mtime).
+    const f = 'PG_VERSION';
+    const file = path.join(stack.cluster.dataDir, f);
+    const future = Date.now() / 1000 + 3600;
+    fs.utimesSync(file, future, future);
+    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--log-level-console=info']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`file 'pg_data/${f}' has a timestamp in the future: enabling delta checksum comparison`);
+    const b = (await info()).pop();
+    const manifest = JSON.parse(fs.readFileSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label, 'backup.manifest'), 'utf8'));
+    expect(manifest.backup.delta).toBe(true);
+    // Checksums found the file unchanged: it is referenced, not copied.
+    expect(manifest.files.find((x: { name: string }) => x.name === `pg_data/${f}`).reference).toBeDefined();
+  });
+
+  it('refuses a second concurrent backup of the stanza while the first completes', async () => {
+    const first = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr']);
+    expect(second.code).toBe(50);
+    expect(second.stderr).toContain(`unable to backup stanza '${stack.stanza}': a backup is running`);
+    expect((await first).code).toBe(0);
+  });
 });

@@ -34,6 +34,8 @@ export interface Manifest {
     prior?: string;
     timestampStart: number;    // ms, database host clock
     timestampCopyStart?: number;
+    /** Files were compared by checksum, not size + mtime (an anomaly, a timeline switch or --delta). */
+    delta?: boolean;
     timestampStop: number;
     lsnStart: string;
     lsnStop: string;

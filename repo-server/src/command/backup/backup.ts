@@ -115,8 +115,10 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     const copyStart = Math.floor(timestampCopyStart / 1000);
     const referenced = new Map<string, ManifestFile>();
     let toCopy = content.files;
+    let deltaMode = false;
     if (prior) {
       const reasons = deltaReasons(prior, content.files, { copyStart, timeline, online: true, explicit: config.bool('delta') });
+      deltaMode = reasons.length > 0;
       for (const r of reasons) log.warn(`${r}: enabling delta checksum comparison`);
       const plan = incrementalPlan(prior, content.files, reasons.length > 0);
       for (const [name, f] of plan.reference) referenced.set(name, f);
@@ -209,7 +211,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     const manifest: Manifest = {
       version: 1,
       backup: {
-        label, type, ...(prior ? { prior: prior.backup.label } : {}), timestampStart, timestampCopyStart, timestampStop,
+        label, type, ...(prior ? { prior: prior.backup.label } : {}), timestampStart, timestampCopyStart, timestampStop, delta: deltaMode,
         lsnStart: start.lsn, lsnStop: stop.lsn, walStart: start.wal_file, walStop, timeline, online: true, archiveId,
         backupSize: size, repoSize,
       },
