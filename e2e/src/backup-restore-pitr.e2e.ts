@@ -29,12 +29,8 @@ describe('PostgreSQL 15: full backup and point-in-time restore', () => {
     const cluster = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     restored.push(cluster);
     await cluster.start();
-    for (let i = 0; i < 240; i++) {
-      const rows = await cluster.query('SELECT pg_is_in_recovery() AS r');
-      if (rows[0].r === false) return cluster;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`restored cluster '${dir}' did not finish recovery:\n${await cluster.logTail()}`);
+    await cluster.waitPromoted();
+    return cluster;
   }
 
   it('creates the stanza and passes check (a forced WAL switch reaches the archive)', async () => {

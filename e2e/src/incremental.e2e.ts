@@ -63,7 +63,7 @@ describe('differential and incremental backups', () => {
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();
-      for (let n = 0; n < 240 && (await c.query('SELECT pg_is_in_recovery() AS r'))[0].r; n++) await new Promise((r) => setTimeout(r, 250));
+      await c.waitPromoted();
       expect(await dataSum(c)).toBe(set.sum);
     } finally {
       await c.destroy();
@@ -99,7 +99,7 @@ describe('differential and incremental backups', () => {
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();
-      for (let n = 0; n < 240 && (await c.query('SELECT pg_is_in_recovery() AS r'))[0].r; n++) await new Promise((res) => setTimeout(res, 250));
+      await c.waitPromoted();
       expect(await dataSum(c)).toBe(set.sum);
     } finally {
       await c.destroy();

@@ -29,10 +29,7 @@ describe.each([13, 18])('PostgreSQL %i: stanza-create, full backup, restore, sta
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--type=immediate', '--target-action=promote']);
     restored = await PgCluster.fromExistingDataDir(dir, { version });
     await restored.start();
-    for (let i = 0; i < 240; i++) {
-      if ((await restored.query('SELECT pg_is_in_recovery() AS r'))[0].r === false) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await restored.waitPromoted();
     const [{ sum: got }] = await restored.query("SELECT md5(string_agg(v, ',' ORDER BY id)) AS sum FROM smoke");
     expect(got).toBe(sum);
     const [{ on }] = await restored.query("SELECT current_setting('data_checksums') AS on");

@@ -49,7 +49,7 @@ describe('restore in place of a cluster with a tablespace', () => {
     expect(fs.statSync(tsDir).uid).toBe(pg.uid);
 
     await stack.cluster.start();
-    for (let i = 0; i < 240 && (await stack.cluster.query('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 250));
+    await stack.cluster.waitPromoted();
     const [{ sum: got }] = await stack.cluster.query("SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) AS sum FROM in_ts");
     expect(got).toBe(sum);
     const [{ spc }] = await stack.cluster.query("SELECT pg_tablespace_location(oid) AS spc FROM pg_tablespace WHERE spcname = 'ts1'");
@@ -72,7 +72,7 @@ describe('restore in place of a cluster with a tablespace', () => {
     const copy = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await copy.start();
-      for (let i = 0; i < 240 && (await copy.query('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 250));
+      await copy.waitPromoted();
       const [{ spc }] = await copy.query("SELECT pg_tablespace_location(oid) AS spc FROM pg_tablespace WHERE spcname = 'ts1'");
       expect(spc).toBe(movedTs);
       const [{ sum: got }] = await copy.query("SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) AS sum FROM in_ts");

@@ -75,6 +75,15 @@ export class PgCluster {
     if (this.isRunning()) await this.pgCtl(['-m', mode, '-w', 'stop']);
   }
 
+  /** Waits until recovery has ended (a restored cluster promoted); fails with the log if it does not. */
+  async waitPromoted(timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while ((await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r) {
+      if (Date.now() > until) throw new Error(`cluster '${this.dataDir}' is still in recovery after ${timeoutMs} ms:\n${await this.logTail()}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   isRunning(): boolean {
     return fs.existsSync(path.join(this.dataDir, 'postmaster.pid'));
   }
