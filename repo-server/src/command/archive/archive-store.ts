@@ -1,5 +1,5 @@
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
   compressExtension, decompressFilters, log, walFileKind, walHeaderParse,
@@ -115,7 +115,14 @@ export class ArchiveStore {
           }
         }
       });
-      await pipeline(source, tap, this.repo.storage.newWrite(key));
+      const writer = this.repo.storage.newWrite(key);
+      try {
+        await pipeline(source, tap, writer);
+      } catch (err) {
+        // Answer only once the refused write is cleaned up: nothing of it may be left when the agent hears.
+        await finished(writer).catch(() => undefined);
+        throw err;
+      }
       return { duplicate: false, warning: '', key };
     });
   }
