@@ -7,7 +7,7 @@ export interface ManifestFile {
   size: number;
   sha256: string;
   repoSize: number;
-  mtime: number;
+  mtime: number;               // unix seconds
   mode: number;
   user?: string;
   group?: string;
@@ -61,28 +61,106 @@ export interface Manifest {
 
 export const MANIFEST_NAME = 'backup.manifest';
 
-function need(cond: boolean, field: string): void {
-  if (!cond) throw new FormatError(`invalid manifest: field '${field}' is missing or has the wrong type`);
-}
+/** A field check: 'string', 'number' (finite), 'integer' (safe, >= 0), 'boolean', or the allowed values. */
+type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | readonly (string | number)[];
 
-/** Structural check of a loaded manifest. */
-export function manifestValidate(m: unknown): Manifest {
-  const x = m as Manifest;
-  need(typeof x === 'object' && x !== null, 'manifest');
-  need(x.version === 1, 'version');
-  need(typeof x.backup === 'object' && typeof x.backup.label === 'string', 'backup.label');
-  need(['full', 'diff', 'incr'].includes(x.backup.type), 'backup.type');
-  need(typeof x.backup.lsnStart === 'string' && typeof x.backup.lsnStop === 'string', 'backup.lsn');
-  need(typeof x.db === 'object' && typeof x.db.systemId === 'string' && typeof x.db.pgVersion === 'number', 'db');
-  need(typeof x.options === 'object' && ['none', 'zst'].includes(x.options.compressType), 'options.compressType');
-  for (const k of ['targets', 'paths', 'links', 'files'] as const) need(Array.isArray(x[k]), k);
-  for (const [i, f] of x.files.entries()) {
-    need(typeof f.name === 'string' && typeof f.size === 'number' && typeof f.sha256 === 'string' && typeof f.mode === 'number', `files[${i}]`);
+function fieldIs(value: unknown, kind: FieldKind): boolean {
+  if (Array.isArray(kind)) return kind.includes(value as string | number);
+  switch (kind) {
+    case 'string': return typeof value === 'string';
+    case 'number': return typeof value === 'number' && Number.isFinite(value);
+    case 'integer': return Number.isSafeInteger(value) && (value as number) >= 0;
+    case 'boolean': return typeof value === 'boolean';
   }
-  return x;
+  return false;
 }
 
-/** The file of a manifest by name (files are kept sorted by name). */
+function fieldBad(field: string, value: unknown): FormatError {
+  const what = value === undefined ? 'is missing' : `has the invalid value ${JSON.stringify(value)?.slice(0, 80) ?? String(value)}`;
+  return new FormatError(`invalid manifest: field '${field}' ${what}`);
+}
+
+function objectCheck(value: unknown, field: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fieldBad(field, value);
+  return value as Record<string, unknown>;
+}
+
+/** Checks the fields of one object: required ones always, optional ones (name ending in '?') when present. */
+function fieldsCheck(value: unknown, field: string, spec: Record<string, FieldKind>): void {
+  const obj = objectCheck(value, field);
+  for (const [specName, kind] of Object.entries(spec)) {
+    const isOptional = specName.endsWith('?');
+    const name = isOptional ? specName.slice(0, -1) : specName;
+    const v = obj[name];
+    if (v === undefined && isOptional) continue;
+    if (!fieldIs(v, kind)) throw fieldBad(`${field}.${name}`, v);
+  }
+}
+
+function arrayCheck(value: unknown, field: string): unknown[] {
+  if (!Array.isArray(value)) throw fieldBad(field, value);
+  return value;
+}
+
+/** Names strictly ascending in code unit order (the order of `<`), which manifestFileFind relies on. */
+function sortedCheck(list: { name: string }[], field: string): void {
+  for (let i = 1; i < list.length; i++) {
+    if (!(list[i - 1]!.name < list[i]!.name)) {
+      throw new FormatError(`invalid manifest: '${field}' is not sorted by name or has a duplicate at '${field}[${i}]' ('${list[i]!.name}')`);
+    }
+  }
+}
+
+const BACKUP_FIELDS: Record<string, FieldKind> = {
+  label: 'string', type: ['full', 'diff', 'incr'], 'prior?': 'string', timestampStart: 'number', 'timestampCopyStart?': 'number',
+  'delta?': 'boolean', timestampStop: 'number', lsnStart: 'string', lsnStop: 'string', walStart: 'string', walStop: 'string',
+  timeline: 'integer', online: 'boolean', archiveId: 'string', 'backupSize?': 'integer', 'repoSize?': 'integer',
+};
+const DB_FIELDS: Record<string, FieldKind> = {
+  id: 'integer', systemId: 'string', pgVersion: 'integer', catalogVersion: 'integer', controlVersion: 'integer',
+  walSegmentSize: 'integer', pageSize: 'integer', checksumVersion: 'integer',
+};
+const OPTIONS_FIELDS: Record<string, FieldKind> = {
+  compressType: ['none', 'zst'], compressLevel: 'integer', processMax: 'integer', checksumPage: 'boolean',
+};
+const OWNER_FIELDS: Record<string, FieldKind> = { 'user?': 'string', 'group?': 'string' };
+const TARGET_FIELDS: Record<string, FieldKind> = {
+  name: 'string', type: ['path', 'link'], path: 'string', 'tablespaceId?': 'integer', 'tablespaceName?': 'string',
+};
+const PATH_FIELDS: Record<string, FieldKind> = { name: 'string', mode: 'integer', ...OWNER_FIELDS };
+const LINK_FIELDS: Record<string, FieldKind> = { name: 'string', destination: 'string', ...OWNER_FIELDS };
+const FILE_FIELDS: Record<string, FieldKind> = {
+  name: 'string', size: 'integer', sha256: 'string', repoSize: 'integer', mtime: 'number', mode: 'integer', ...OWNER_FIELDS,
+  'reference?': 'string',
+};
+const DATABASE_FIELDS: Record<string, FieldKind> = { name: 'string', oid: 'integer' };
+
+/** Structural check of a manifest read from outside; FormatError names the first bad field. */
+export function manifestValidate(m: unknown): Manifest {
+  const doc = objectCheck(m, 'manifest');
+  if (doc.version !== 1) throw fieldBad('version', doc.version);
+  fieldsCheck(doc.backup, 'backup', BACKUP_FIELDS);
+  fieldsCheck(doc.db, 'db', DB_FIELDS);
+  fieldsCheck(doc.options, 'options', OPTIONS_FIELDS);
+  if (doc.databases !== undefined) arrayCheck(doc.databases, 'databases').forEach((d, i) => fieldsCheck(d, `databases[${i}]`, DATABASE_FIELDS));
+  arrayCheck(doc.targets, 'targets').forEach((t, i) => fieldsCheck(t, `targets[${i}]`, TARGET_FIELDS));
+  arrayCheck(doc.paths, 'paths').forEach((p, i) => fieldsCheck(p, `paths[${i}]`, PATH_FIELDS));
+  arrayCheck(doc.links, 'links').forEach((l, i) => fieldsCheck(l, `links[${i}]`, LINK_FIELDS));
+  arrayCheck(doc.files, 'files').forEach((f, i) => {
+    fieldsCheck(f, `files[${i}]`, FILE_FIELDS);
+    const pageError = (f as ManifestFile).pageChecksumError;
+    if (pageError !== undefined) {
+      const pages = objectCheck(pageError, `files[${i}].pageChecksumError`).pages;
+      if (!Array.isArray(pages) || !pages.every((p) => fieldIs(p, 'integer'))) throw fieldBad(`files[${i}].pageChecksumError.pages`, pages);
+    }
+  });
+  const manifest = doc as unknown as Manifest;
+  if (!manifest.targets.some((t) => t.name === 'pg_data')) throw new FormatError("invalid manifest: no target 'pg_data'");
+  sortedCheck(manifest.files, 'files');
+  return manifest;
+}
+
+/** The file of a manifest by name: a binary search, since files are kept sorted by name. */
 export function manifestFileFind(m: Manifest, name: string): ManifestFile | undefined {
   let lo = 0, hi = m.files.length - 1;
   while (lo <= hi) {
@@ -94,10 +172,14 @@ export function manifestFileFind(m: Manifest, name: string): ManifestFile | unde
   return undefined;
 }
 
+/** Validates and saves a manifest (with its .copy and checksum). */
 export async function manifestSave(storage: Storage, key: string, m: Manifest): Promise<void> {
+  // Checked before writing: a manifest that would not load back must never replace a good one.
+  manifestValidate(m);
   await infoFileSave(storage, key, m);
 }
 
+/** Loads a manifest (falling back to its .copy) and validates it. */
 export async function manifestLoad(storage: Storage, key: string): Promise<Manifest> {
-  return manifestValidate(await infoFileLoad<Manifest>(storage, key));
+  return manifestValidate(await infoFileLoad<unknown>(storage, key));
 }

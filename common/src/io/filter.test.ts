@@ -1,80 +1,127 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Sha256Filter, SizeFilter, compressFilters, decompressFilters, sha256File } from './filter';
+import { AssertError } from '../error';
+import { compressExtension, compressFilters, compressTypeOf, decompressFilters } from './compress';
+import { ChunkFilter, LimitFilter, Sha256Filter, SizeFilter, sha256File } from './filter';
 
-/** Mixed data: compressible text and random bytes, generated lazily. */
-function* mixed(chunks: number, chunkSize = 1024 * 1024): Generator<Buffer> {
-  for (let i = 0; i < chunks; i++) {
-    yield i % 2 === 0 ? Buffer.from(`row ${i} `.repeat(chunkSize / 8).slice(0, chunkSize)) : randomBytes(chunkSize);
+/** A Writable that keeps every chunk it receives, as received. */
+function sinkCollect(chunks: Buffer[]): Writable {
+  return new Writable({ write: (c: Buffer, _e, cb) => { chunks.push(c); cb(); } });
+}
+
+/** The buffer cut into pieces of the given sizes, cycling through them. */
+function piecesOf(data: Buffer, sizes: number[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0, i = 0; at < data.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    out.push(data.subarray(at, at + n));
+    at += n;
   }
+  return out;
 }
 
-function sink(collect?: Buffer[]): Writable {
-  return new Writable({ write: (c: Buffer, _e, cb) => { collect?.push(c); cb(); } });
-}
-
-describe('io filters', () => {
-  it('sha256 and size observe every byte and pass them through unchanged', async () => {
+describe('Sha256Filter and SizeFilter', () => {
+  it('hash and count every byte like node crypto, and pass the bytes through unchanged', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const sha = new Sha256Filter(), size = new SizeFilter();
     const out: Buffer[] = [];
-    await pipeline(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), sha.stream, size.stream, sink(out));
+    await pipeline(Readable.from(piecesOf(data, [1000, 65536, 1])), sha.stream, size.stream, sinkCollect(out));
     expect(sha.result()).toBe(createHash('sha256').update(data).digest('hex'));
     expect(size.result()).toBe(data.length);
     expect(Buffer.concat(out).equals(data)).toBe(true);
   });
 
-  it('round-trips 40 MB of mixed data through zstd with memory staying flat', async () => {
-    const before = process.memoryUsage().rss;
-    const inSha = new Sha256Filter(), outSha = new Sha256Filter(), packed = new SizeFilter();
-    let peak = 0;
-    await pipeline([Readable.from(mixed(40)), inSha.stream, ...compressFilters('zst', 3).map((f) => f.stream), packed.stream,
-      ...decompressFilters('zst').map((f) => f.stream), outSha.stream,
-      new Writable({ write: (_c, _e, cb) => { peak = Math.max(peak, process.memoryUsage().rss); cb(); } })]);
-    expect(outSha.result()).toBe(inSha.result());
-    expect(packed.result()).toBeLessThan(40 * 1024 * 1024);
-    expect(peak - before).toBeLessThan(128 * 1024 * 1024);
+  it('report the empty hash and zero size for no bytes', async () => {
+    const sha = new Sha256Filter(), size = new SizeFilter();
+    await pipeline(Readable.from([]), sha.stream, size.stream, sinkCollect([]));
+    expect(sha.result()).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(size.result()).toBe(0);
   });
 
-  it('writes real zstd frames that the zstd command line reads', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zstd-'));
+  it('refuse to report a hash before the stream finished', () => {
+    expect(() => new Sha256Filter().result()).toThrow(AssertError);
+  });
+});
+
+describe('LimitFilter', () => {
+  it('passes the first bytes up to the limit and reports what it dropped', async () => {
+    const data = randomBytes(10000);
+    const limit = new LimitFilter(4097);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from(piecesOf(data, [4096, 1000])), limit.stream, sinkCollect(out));
+    expect(Buffer.concat(out).equals(data.subarray(0, 4097))).toBe(true);
+    expect(limit.result()).toEqual({ passed: 4097, dropped: 10000 - 4097 });
+  });
+
+  it('passes a shorter input whole', async () => {
+    const limit = new LimitFilter(100);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([Buffer.from('abc')]), limit.stream, sinkCollect(out));
+    expect(Buffer.concat(out).toString()).toBe('abc');
+    expect(limit.result()).toEqual({ passed: 3, dropped: 0 });
+  });
+
+  it('passes nothing with a zero limit', async () => {
+    const limit = new LimitFilter(0);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([Buffer.from('abc')]), limit.stream, sinkCollect(out));
+    expect(out).toEqual([]);
+  });
+});
+
+describe('ChunkFilter', () => {
+  it('cuts large buffers and gathers small ones into chunks of at most the size, keeping the bytes', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from(piecesOf(data, [3 * 1024 * 1024, 10, 700 * 1024, 1])), new ChunkFilter().stream, sinkCollect(out));
+    expect(Buffer.concat(out).equals(data)).toBe(true);
+    expect(Math.max(...out.map((c) => c.length))).toBeLessThanOrEqual(1024 * 1024);
+    // Gathering: every chunk but the last is full.
+    expect(out.slice(0, -1).every((c) => c.length === 1024 * 1024)).toBe(true);
+  });
+
+  it('cuts a large buffer into views of it without copying', async () => {
+    const data = randomBytes(2500);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([data]), new ChunkFilter({ size: 1000 }).stream, sinkCollect(out));
+    expect(out.map((c) => c.length)).toEqual([1000, 1000, 500]);
+    expect(out.every((c) => c.buffer === data.buffer)).toBe(true);
+  });
+
+  it('passes small buffers at once without coalescing', async () => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([Buffer.from('ab'), Buffer.from('cdefg')]), new ChunkFilter({ size: 3, coalesce: false }).stream, sinkCollect(out));
+    expect(out.map((c) => c.toString())).toEqual(['ab', 'cde', 'fg']);
+  });
+});
+
+describe('compress helpers', () => {
+  it('gives no filter for none and a zstd filter for zst, and names the extension', () => {
+    expect(compressFilters('none', 3)).toEqual([]);
+    expect(decompressFilters('none')).toEqual([]);
+    expect(compressFilters('zst', 3).map((f) => f.name)).toEqual(['zstd-compress']);
+    expect(decompressFilters('zst').map((f) => f.name)).toEqual(['zstd-decompress']);
+    expect(compressExtension).toEqual({ none: '', zst: '.zst' });
+    expect(compressTypeOf('000000010000000000000001-ab.zst')).toBe('zst');
+    expect(compressTypeOf('pg_data/PG_VERSION')).toBe('none');
+    expect(() => compressFilters('gz' as 'zst', 3)).toThrow("unknown compress type 'gz'");
+  });
+});
+
+describe('sha256File', () => {
+  it('hashes a file on disk', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sha-'));
     try {
-      const text = Buffer.from('openrds '.repeat(100000));
-      await pipeline([Readable.from([text]), ...compressFilters('zst', 1).map((f) => f.stream), fs.createWriteStream(path.join(dir, 'a.zst'))]);
-      let zstdCli = true;
-      try { execFileSync('zstd', ['--version']); } catch { zstdCli = false; }
-      if (zstdCli) {
-        execFileSync('zstd', ['-q', '-d', path.join(dir, 'a.zst'), '-o', path.join(dir, 'a')]);
-        expect(fs.readFileSync(path.join(dir, 'a')).equals(text)).toBe(true);
-      }
-      const out: Buffer[] = [];
-      await pipeline([fs.createReadStream(path.join(dir, 'a.zst')), ...decompressFilters('zst').map((f) => f.stream), sink(out)]);
-      expect(Buffer.concat(out).equals(text)).toBe(true);
+      const data = randomBytes(2 * 1024 * 1024 + 5);
+      fs.writeFileSync(path.join(dir, 'f'), data);
+      expect(await sha256File(path.join(dir, 'f'))).toEqual({ sha256: createHash('sha256').update(data).digest('hex'), size: data.length });
+      await expect(sha256File(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('fails on damaged zstd data instead of returning garbage', async () => {
-    const packed: Buffer[] = [];
-    await pipeline([Readable.from([randomBytes(256 * 1024)]), ...compressFilters('zst', 3).map((f) => f.stream), sink(packed)]);
-    const bad = Buffer.concat(packed);
-    bad[Math.floor(bad.length / 2)]! ^= 0xff;
-    await expect(pipeline([Readable.from([bad]), ...decompressFilters('zst').map((f) => f.stream), sink()])).rejects.toThrow();
-  });
-
-  it('hashes a file with sha256File', async () => {
-    const file = path.join(os.tmpdir(), `sha-${process.pid}`);
-    fs.writeFileSync(file, 'abc');
-    try {
-      expect(await sha256File(file)).toEqual({ sha256: createHash('sha256').update('abc').digest('hex'), size: 3 });
-    } finally {
-      fs.rmSync(file);
     }
   });
 });

@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CompressStream, DecompressStream } from 'zstd-napi';
 import { AssertError } from '../error';
 
-/** A stage of a byte pipeline: it observes (hash, size) or transforms (compress), and reports a result. */
+/**
+ * A stage of a byte pipeline, after pgBackRest's IoFilter: it either observes the bytes (hash,
+ * size) and passes them on unchanged, or transforms them (compress, encrypt). Put `stream` in a
+ * `pipeline(...)`; read `result()` once that pipeline has resolved.
+ */
 export interface IoFilter<R = unknown> {
   readonly name: string;
   readonly stream: Transform;
@@ -13,14 +16,15 @@ export interface IoFilter<R = unknown> {
   result(): R;
 }
 
-export type CompressType = 'none' | 'zst';
+/** Largest buffer sent as one message on the wire. */
+export const IO_CHUNK_SIZE = 1024 * 1024;
 
-/** Observes: sha256 of every byte that passes, as hex. */
+/** Observes: sha256 of every byte that passes, as lowercase hex. */
 export class Sha256Filter implements IoFilter<string> {
   readonly name = 'sha256';
+  readonly stream: Transform;
   private readonly hash = createHash('sha256');
   private digest: string | undefined;
-  readonly stream: Transform;
 
   constructor() {
     this.stream = new Transform({
@@ -35,11 +39,11 @@ export class Sha256Filter implements IoFilter<string> {
   }
 }
 
-/** Observes: the number of bytes that pass. */
+/** Observes: the number of bytes that pass (the count so far until the stream finishes). */
 export class SizeFilter implements IoFilter<number> {
   readonly name = 'size';
-  private size = 0;
   readonly stream: Transform;
+  private size = 0;
 
   constructor() {
     this.stream = new Transform({
@@ -50,44 +54,95 @@ export class SizeFilter implements IoFilter<number> {
   result(): number { return this.size; }
 }
 
-/** Transforms: a zstd frame (with content checksum) at the given level. */
-export class ZstdCompressFilter implements IoFilter<void> {
-  readonly name = 'zstd-compress';
+/**
+ * Transforms: passes the first `limit` bytes and drops the rest; the result says how many
+ * bytes were passed and dropped. Upstream is still read to its end, so where the source is a
+ * file prefer a ranged read (`Storage.newRead(key, {limit})`, `createReadStream({end})`), which
+ * stops reading at the limit; this filter is for sources that cannot be ranged (a network stream).
+ */
+export class LimitFilter implements IoFilter<{ passed: number; dropped: number }> {
+  readonly name = 'limit';
   readonly stream: Transform;
-  constructor(opts: { level?: number } = {}) {
-    this.stream = new CompressStream({ compressionLevel: opts.level ?? 3, checksumFlag: true });
+  private passed = 0;
+  private dropped = 0;
+
+  constructor(readonly limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new AssertError(`invalid limit '${limit}'`);
+    this.stream = new Transform({
+      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
+        const room = this.limit - this.passed;
+        if (chunk.length <= room) {
+          this.passed += chunk.length;
+          return cb(null, chunk);
+        }
+        this.passed += room;
+        this.dropped += chunk.length - room;
+        cb(null, room > 0 ? chunk.subarray(0, room) : undefined);
+      },
+    });
   }
+
+  result(): { passed: number; dropped: number } { return { passed: this.passed, dropped: this.dropped }; }
+}
+
+/**
+ * Transforms: re-chunks bytes into buffers of at most `size` bytes (the wire's message limit).
+ * A large buffer is cut into views of itself (no copy); small buffers are gathered until `size`
+ * is reached (one copy), so that a compressor's many small outputs do not become many tiny messages.
+ * `coalesce: false` only cuts, and passes small buffers at once.
+ */
+export class ChunkFilter implements IoFilter<void> {
+  readonly name = 'chunk';
+  readonly stream: Transform;
+  private pending: Buffer[] = [];
+  private pendingSize = 0;
+
+  constructor(opts: { size?: number; coalesce?: boolean } = {}) {
+    const size = opts.size ?? IO_CHUNK_SIZE;
+    const coalesce = opts.coalesce ?? true;
+    if (!Number.isSafeInteger(size) || size < 1) throw new AssertError(`invalid chunk size '${size}'`);
+    this.stream = new Transform({
+      // The readable side holds at most a couple of chunks: backpressure reaches upstream early.
+      readableHighWaterMark: size,
+      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
+        let rest = chunk;
+        while (rest.length > 0) {
+          if (this.pendingSize === 0 && (rest.length >= size || !coalesce)) {
+            const part = rest.subarray(0, size);
+            rest = rest.subarray(part.length);
+            this.stream.push(part);
+            continue;
+          }
+          const part = rest.subarray(0, size - this.pendingSize);
+          rest = rest.subarray(part.length);
+          this.pending.push(part);
+          this.pendingSize += part.length;
+          if (this.pendingSize === size) this.stream.push(this.pendingTake());
+        }
+        cb();
+      },
+      flush: (cb: TransformCallback) => { cb(null, this.pendingSize > 0 ? this.pendingTake() : undefined); },
+    });
+  }
+
+  private pendingTake(): Buffer {
+    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingSize);
+    this.pending = [];
+    this.pendingSize = 0;
+    return out;
+  }
+
   result(): void { return undefined; }
 }
 
-/** Transforms: decompresses zstd frames; damaged input errors the stream. */
-export class ZstdDecompressFilter implements IoFilter<void> {
-  readonly name = 'zstd-decompress';
-  readonly stream: Transform = new DecompressStream();
-  result(): void { return undefined; }
+/** A Writable that discards what it is given: the end of a pipeline that only observes. */
+export function sinkDiscard(): Writable {
+  return new Writable({ highWaterMark: IO_CHUNK_SIZE, write: (_chunk, _enc, cb) => cb() });
 }
 
-/** The filters that compress for a repo file of the given type. */
-export function compressFilters(type: CompressType, level: number): IoFilter[] {
-  if (type === 'zst') return [new ZstdCompressFilter({ level })];
-  if (type === 'none') return [];
-  throw new AssertError(`unknown compress type '${String(type)}'`);
-}
-
-/** The filters that decompress a repo file of the given type. */
-export function decompressFilters(type: CompressType): IoFilter[] {
-  if (type === 'zst') return [new ZstdDecompressFilter()];
-  if (type === 'none') return [];
-  throw new AssertError(`unknown compress type '${String(type)}'`);
-}
-
-/** File name extension of a compress type in the repo. */
-export const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst' };
-
-/** sha256 and size of a file, streamed. */
+/** sha256 and size of a local file, streamed; fs errors (ENOENT, ...) propagate as they are. */
 export async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
   const sha = new Sha256Filter(), size = new SizeFilter();
-  await pipeline(fs.createReadStream(path, { highWaterMark: 1024 * 1024 }), sha.stream, size.stream,
-    async function (src: AsyncIterable<Buffer>) { for await (const chunk of src) void chunk; });
+  await pipeline(fs.createReadStream(path, { highWaterMark: IO_CHUNK_SIZE }), sha.stream, size.stream, sinkDiscard());
   return { sha256: sha.result(), size: size.result() };
 }

@@ -1,1 +1,3 @@
 export * from './filter';
+export * from './zstd';
+export * from './compress';

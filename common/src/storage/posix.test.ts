@@ -1,10 +1,68 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AssertError, FileMissingError } from '../error';
-import { PosixStorage } from './posix';
+import { AssertError, ConfigError, FileMissingError, FileWriteError } from '../error';
+import { PosixStorage, storageRepoNew } from './posix';
+import type { StorageInfo } from './storage';
+
+/** Every name under a directory, relative, sorted (files and directories). */
+function tree(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
+function writeEnd(w: Writable, data?: string): Promise<void> {
+  return new Promise((resolve, reject) => { w.once('error', reject); w.end(data, () => resolve()); });
+}
+
+/** Resolves once the stream has closed: a failed write's cleanup is done by then. */
+function closed(stream: Writable): Promise<void> {
+  return new Promise((resolve) => { if (stream.closed) resolve(); else stream.once('close', () => resolve()); });
+}
+
+function waitFor(cond: () => boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = (): void => {
+      if (cond()) return resolve();
+      if (Date.now() - started > 5000) return reject(new Error('condition not met within 5s'));
+      setTimeout(poll, 2);
+    };
+    poll();
+  });
+}
+
+/**
+ * Records the fsyncs and renames done through fs.promises, in order: 'sync <path>' for every
+ * FileHandle that sync() is called on and 'rename <to>', paths relative to `dir` ('' for dir
+ * itself), temp suffixes shown as '.tmp'.
+ */
+async function fsyncSpy(dir: string): Promise<string[]> {
+  const synced: string[] = [];
+  const openPaths = new Map<number, string>();
+  const relative = (p: unknown): string => path.relative(dir, String(p)).replace(/\.tmp\.[0-9a-f]{8}$/, '.tmp');
+  const realRename = fs.promises.rename;
+  jest.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+    await realRename(from, to);
+    synced.push(`rename ${relative(to)}`);
+  });
+  const realOpen = fs.promises.open;
+  jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof realOpen>) => {
+    const fh = await realOpen(...args);
+    openPaths.set(fh.fd, relative(args[0]));
+    return fh;
+  });
+  const probe = await realOpen(dir, 'r');
+  const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+  await probe.close();
+  const realSync = proto.sync;
+  jest.spyOn(proto, 'sync').mockImplementation(function (this: fs.promises.FileHandle) {
+    synced.push(`sync ${openPaths.get(this.fd) ?? `fd ${this.fd}`}`);
+    return realSync.call(this);
+  });
+  return synced;
+}
 
 describe('PosixStorage', () => {
   let dir: string;
@@ -13,70 +71,259 @@ describe('PosixStorage', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posix-'));
     storage = new PosixStorage({ path: dir });
   });
-  afterEach(() => { jest.restoreAllMocks(); fs.rmSync(dir, { recursive: true, force: true }); });
-
-  it('makes a write visible, with its content, only once the stream finished', async () => {
-    const w = storage.newWrite('a/b/c.txt');
-    w.write('hello ');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(fs.existsSync(path.join(dir, 'a/b/c.txt'))).toBe(false);
-    await new Promise<void>((resolve, reject) => w.end('world', () => resolve()).on('error', reject));
-    expect(fs.readFileSync(path.join(dir, 'a/b/c.txt'), 'utf8')).toBe('hello world');
-    expect(fs.readdirSync(path.join(dir, 'a/b'))).toEqual(['c.txt']);
+  afterEach(() => {
+    jest.restoreAllMocks();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('leaves neither the file nor a temp file when the pipeline fails mid-way', async () => {
-    const source = new Readable({ read() { this.push(Buffer.alloc(1024)); this.destroy(new Error('network cut')); } });
-    await expect(pipeline(source, storage.newWrite('x/partial'))).rejects.toThrow('network cut');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(fs.readdirSync(path.join(dir, 'x'))).toEqual([]);
-  });
-
-  it('keeps the old content when a rewrite of the same key fails', async () => {
-    await storage.put('k', 'old');
-    const source = new Readable({ read() { this.destroy(new Error('boom')); } });
-    await expect(pipeline(source, storage.newWrite('k'))).rejects.toThrow('boom');
-    expect((await storage.get('k')).toString()).toBe('old');
-  });
-
-  it('fsyncs the file and its directory before the write counts as done', async () => {
-    const calls: string[] = [];
-    const realOpen = fs.promises.open;
-    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof realOpen>) => {
-      const fh = await realOpen(...args);
-      const realSync = fh.sync.bind(fh);
-      fh.sync = async () => { calls.push(`sync ${path.relative(dir, String(args[0])).replace(/\.tmp\.[0-9a-f]+$/, '.tmp')}`); return realSync(); };
-      return fh;
+  describe('newWrite', () => {
+    it('makes a write visible at its key, with its content, only once the stream finished', async () => {
+      const w = storage.newWrite('a/b/c.txt');
+      w.write('hello ');
+      await waitFor(() => fs.existsSync(path.join(dir, 'a/b')) && fs.readdirSync(path.join(dir, 'a/b')).length > 0);
+      expect(fs.existsSync(path.join(dir, 'a/b/c.txt'))).toBe(false);
+      await writeEnd(w, 'world');
+      expect(fs.readFileSync(path.join(dir, 'a/b/c.txt'), 'utf8')).toBe('hello world');
+      expect(tree(dir)).toEqual(['a', 'a/b', 'a/b/c.txt']);
     });
-    await storage.put('d/f', 'x');
-    expect(calls).toContain('sync d/f.tmp');
-    expect(calls).toContain('sync d');
-    expect(calls.indexOf('sync d/f.tmp')).toBeLessThan(calls.lastIndexOf('sync d'));
+
+    it('leaves neither the key nor a temp file when destroyed mid-way', async () => {
+      const w = storage.newWrite('x/partial');
+      w.write(Buffer.alloc(64 * 1024, 1));
+      await waitFor(() => fs.existsSync(path.join(dir, 'x')) && fs.readdirSync(path.join(dir, 'x')).length === 1);
+      w.destroy();
+      await closed(w);
+      expect(tree(path.join(dir, 'x'))).toEqual([]);
+    });
+
+    it('leaves nothing when destroyed before the temp file was even opened', async () => {
+      const w = storage.newWrite('y/early');
+      const errors: Error[] = [];
+      w.on('error', (err) => errors.push(err));
+      w.destroy(new Error('changed my mind'));
+      await closed(w);
+      expect(errors.map((e) => e.message)).toEqual(['changed my mind']);
+      expect(fs.existsSync(path.join(dir, 'y')) ? tree(path.join(dir, 'y')) : []).toEqual([]);
+    });
+
+    it('leaves nothing when the pipeline fails mid-way, and rejects with the cause', async () => {
+      let sent = 0;
+      const source = new Readable({
+        read() {
+          if (sent++ < 3) this.push(Buffer.alloc(256 * 1024, 7));
+          else this.destroy(new Error('network cut'));
+        },
+      });
+      const w = storage.newWrite('z/partial');
+      await expect(pipeline(source, w)).rejects.toThrow('network cut');
+      // pipeline() rejects as soon as the source fails; the write's cleanup ends at its 'close'.
+      await closed(w);
+      expect(tree(path.join(dir, 'z'))).toEqual([]);
+    });
+
+    it('keeps the old content when a rewrite of the same key fails, and replaces it when one succeeds', async () => {
+      await storage.put('k', 'old');
+      const failing = new Readable({ read() { this.push('new but '); this.destroy(new Error('boom')); } });
+      const w = storage.newWrite('k');
+      await expect(pipeline(failing, w)).rejects.toThrow('boom');
+      await closed(w);
+      expect(fs.readFileSync(path.join(dir, 'k'), 'utf8')).toBe('old');
+      await storage.put('k', 'new');
+      expect(fs.readFileSync(path.join(dir, 'k'), 'utf8')).toBe('new');
+      expect(tree(dir)).toEqual(['k']);
+    });
+
+    it('streams a large file through with backpressure and the exact bytes', async () => {
+      const block = Buffer.alloc(1024 * 1024);
+      for (let i = 0; i < block.length; i += 4) block.writeUInt32LE(i, i);
+      await pipeline(Readable.from((function* () { for (let i = 0; i < 24; i++) yield block; })()), storage.newWrite('big'));
+      const st = fs.statSync(path.join(dir, 'big'));
+      expect(st.size).toBe(24 * 1024 * 1024);
+      const tail = Buffer.alloc(8);
+      const fd = fs.openSync(path.join(dir, 'big'), 'r');
+      fs.readSync(fd, tail, 0, 8, 23 * 1024 * 1024 + 1024);
+      fs.closeSync(fd);
+      expect(tail.readUInt32LE(0)).toBe(1024);
+    });
+
+    it('fsyncs the file before the rename and the directory after it, and new parent directories', async () => {
+      const synced = await fsyncSpy(dir);
+      await storage.put('d1/d2/f', 'x');
+      // d1 is created in the base and d2 in d1, so both parents are synced before the file is written.
+      expect(synced).toEqual(['sync ', 'sync d1', 'sync d1/d2/f.tmp', 'rename d1/d2/f', 'sync d1/d2']);
+    });
+
+    it('skips the fsyncs the caller opted out of', async () => {
+      const synced = await fsyncSpy(dir);
+      fs.mkdirSync(path.join(dir, 'p'));
+      // Scratch data in a test: durability does not matter here.
+      await storage.put('p/f', 'x', { noSyncFile: true, noSyncPath: true });
+      expect(synced).toEqual(['rename p/f']);
+      expect(fs.readFileSync(path.join(dir, 'p/f'), 'utf8')).toBe('x');
+    });
+
+    it('writes in place with noAtomic, and removes the partial file when it fails', async () => {
+      const opened: string[] = [];
+      const realOpen = fs.promises.open;
+      jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof realOpen>) => {
+        opened.push(path.relative(dir, String(args[0])));
+        return realOpen(...args);
+      });
+      // Test of the option itself.
+      await storage.put('n', 'in place', { noAtomic: true });
+      expect(opened).toContain('n');
+      expect(fs.readFileSync(path.join(dir, 'n'), 'utf8')).toBe('in place');
+      const failing = new Readable({ read() { this.push('part'); this.destroy(new Error('boom')); } });
+      const w = storage.newWrite('m', { noAtomic: true });
+      await expect(pipeline(failing, w)).rejects.toThrow('boom');
+      await closed(w);
+      expect(tree(dir)).toEqual(['n']);
+    });
+
+    it('sets the file mode exactly, whatever the umask', async () => {
+      const old = process.umask(0o077);
+      try {
+        await storage.put('m1', 'x');
+        await storage.put('m2', 'x', { mode: 0o600 });
+      } finally {
+        process.umask(old);
+      }
+      expect(fs.statSync(path.join(dir, 'm1')).mode & 0o777).toBe(0o640);
+      expect(fs.statSync(path.join(dir, 'm2')).mode & 0o777).toBe(0o600);
+    });
+
+    it('reports a write that cannot open as FileWriteError naming the key', async () => {
+      fs.writeFileSync(path.join(dir, 'file'), '');
+      await expect(storage.put('file/below', 'x')).rejects.toThrow(FileWriteError);
+      await expect(storage.put('file/below', 'x')).rejects.toThrow("unable to open 'file/below' for write: ");
+    });
+
+    it('lets concurrent writers of one key end with one complete file and no temp files', async () => {
+      await Promise.all(Array.from({ length: 8 }, (_v, i) => storage.put('race/k', String(i).repeat(100000))));
+      expect(tree(path.join(dir, 'race'))).toEqual(['k']);
+      expect(fs.readFileSync(path.join(dir, 'race/k'), 'utf8')).toMatch(/^(\d)\1{99999}$/);
+    });
   });
 
-  it('reads ranges, lists sorted names without temp files, and reports missing files', async () => {
-    await storage.put('dir/b', '0123456789');
-    await storage.put('dir/a', '');
-    fs.writeFileSync(path.join(dir, 'dir', 'c.tmp.0011aabb'), 'in progress');
-    const parts: Buffer[] = [];
-    for await (const c of await storage.newRead('dir/b', { offset: 2, limit: 3 })) parts.push(c as Buffer);
-    expect(Buffer.concat(parts).toString()).toBe('234');
-    expect(await storage.list('dir')).toEqual(['a', 'b']);
-    expect(await storage.list('dir', { expression: /^b$/ })).toEqual(['b']);
-    expect(await storage.list('nope')).toEqual([]);
-    await expect(storage.newRead('dir/zz')).rejects.toThrow(FileMissingError);
-    await expect(storage.get('dir/zz')).rejects.toThrow("unable to open missing file 'dir/zz' for read");
-    expect(await storage.exists('dir/b')).toBe(true);
-    expect(await storage.info('dir/b')).toEqual(expect.objectContaining({ type: 'file', size: 10 }));
-    await storage.remove('dir/b');
-    expect(await storage.exists('dir/b')).toBe(false);
-    await expect(storage.remove('dir/b', { errorOnMissing: true })).rejects.toThrow(FileMissingError);
-    await storage.pathRemove('dir', { recurse: true });
-    expect(fs.existsSync(path.join(dir, 'dir'))).toBe(false);
+  describe('reads and listings', () => {
+    it('reads whole files and ranges', async () => {
+      await storage.put('dir/b', '0123456789');
+      expect((await storage.get('dir/b')).toString()).toBe('0123456789');
+      const parts: Buffer[] = [];
+      for await (const c of await storage.newRead('dir/b', { offset: 2, limit: 3 })) parts.push(c as Buffer);
+      expect(Buffer.concat(parts).toString()).toBe('234');
+      const none: Buffer[] = [];
+      for await (const c of await storage.newRead('dir/b', { limit: 0 })) none.push(c as Buffer);
+      expect(none).toEqual([]);
+    });
+
+    it('reports missing files with FileMissingError naming the key', async () => {
+      await expect(storage.newRead('dir/zz')).rejects.toThrow(FileMissingError);
+      await expect(storage.get('dir/zz')).rejects.toThrow("unable to open missing file 'dir/zz' for read");
+    });
+
+    it('lists sorted names without temp files, filtered by an expression, and [] for a missing path', async () => {
+      await storage.put('dir/b', 'b');
+      await storage.put('dir/a', '');
+      await storage.put('dir/sub/c', 'c');
+      fs.writeFileSync(path.join(dir, 'dir', 'c.tmp.0011aabb'), 'in progress');
+      expect(await storage.list('dir')).toEqual(['a', 'b', 'sub']);
+      expect(await storage.list('dir', { expression: /^b$/ })).toEqual(['b']);
+      expect(await storage.list('nope')).toEqual([]);
+      expect(await storage.list('dir/b')).toEqual([]);
+      expect(await storage.list('')).toEqual(['dir']);
+    });
+
+    it('lists a tree recursively, depth first in name order, names relative to the path', async () => {
+      await storage.put('t/b/2', '22');
+      await storage.put('t/a', '1');
+      await storage.put('t/b/1', '');
+      fs.writeFileSync(path.join(dir, 't', 'b', '3.tmp.0011aabb'), 'in progress');
+      fs.symlinkSync('/somewhere', path.join(dir, 't', 'c'));
+      const seen: Omit<StorageInfo, 'mtime'>[] = [];
+      for await (const { mtime, ...rest } of storage.listRecursive('t')) {
+        expect(Math.abs(mtime - Date.now() / 1000)).toBeLessThan(60);
+        seen.push(rest);
+      }
+      expect(seen).toEqual([
+        { name: 'a', type: 'file', size: 1 },
+        { name: 'b', type: 'path', size: 0 },
+        { name: 'b/1', type: 'file', size: 0 },
+        { name: 'b/2', type: 'file', size: 2 },
+        { name: 'c', type: 'link', size: 0 },
+      ]);
+      const missing: StorageInfo[] = [];
+      for await (const i of storage.listRecursive('nope')) missing.push(i);
+      expect(missing).toEqual([]);
+    });
+
+    it('gives info and existence of files, paths and links', async () => {
+      await storage.put('i/f', '12345');
+      fs.symlinkSync('f', path.join(dir, 'i', 'l'));
+      expect(await storage.info('i/f')).toEqual({ name: 'f', type: 'file', size: 5, mtime: expect.any(Number) });
+      expect(await storage.info('i')).toMatchObject({ name: 'i', type: 'path' });
+      expect(await storage.info('i/l')).toMatchObject({ name: 'l', type: 'link' });
+      expect(await storage.info('i/none')).toBeUndefined();
+      expect(await storage.exists('i/f')).toBe(true);
+      expect(await storage.exists('i')).toBe(false);
+      expect(await storage.exists('i/none')).toBe(false);
+    });
   });
 
-  it('refuses keys that could leave the repository', () => {
-    expect(() => storage.newWrite('../etc/passwd')).toThrow(AssertError);
-    expect(() => storage.newWrite('/etc/passwd')).toThrow(AssertError);
+  describe('remove and move', () => {
+    it('removes files, missing ones quietly unless asked', async () => {
+      await storage.put('r/f', 'x');
+      await storage.remove('r/f');
+      expect(fs.existsSync(path.join(dir, 'r/f'))).toBe(false);
+      await storage.remove('r/f');
+      await expect(storage.remove('r/f', { errorOnMissing: true })).rejects.toThrow(new FileMissingError("unable to remove missing file 'r/f'"));
+    });
+
+    it('removes paths: empty ones plainly, full ones only with recurse', async () => {
+      await storage.put('p/q/f', 'x');
+      await expect(storage.pathRemove('p/q')).rejects.toThrow("unable to remove path 'p/q': it is not empty");
+      await storage.pathRemove('p', { recurse: true });
+      expect(fs.existsSync(path.join(dir, 'p'))).toBe(false);
+      await storage.pathRemove('p', { recurse: true });
+      fs.mkdirSync(path.join(dir, 'e'));
+      await storage.pathRemove('e');
+      expect(fs.existsSync(path.join(dir, 'e'))).toBe(false);
+      await expect(storage.pathRemove('', { recurse: true })).rejects.toThrow(AssertError);
+    });
+
+    it('moves files and paths durably, creating the destination parent', async () => {
+      await storage.put('from/f', 'x');
+      const synced = await fsyncSpy(dir);
+      await storage.move('from/f', 'to/deep/f');
+      expect(fs.readFileSync(path.join(dir, 'to/deep/f'), 'utf8')).toBe('x');
+      expect(synced).toEqual(['sync ', 'sync to', 'rename to/deep/f', 'sync to/deep', 'sync from']);
+      await storage.move('to', 'moved');
+      expect(tree(path.join(dir, 'moved'))).toEqual(['deep', 'deep/f']);
+      await expect(storage.move('none', 'x')).rejects.toThrow(FileMissingError);
+    });
+  });
+
+  describe('keys', () => {
+    it('refuses keys that could leave the repository', async () => {
+      expect(() => storage.newWrite('../etc/passwd')).toThrow(AssertError);
+      expect(() => storage.newWrite('/etc/passwd')).toThrow(AssertError);
+      expect(() => storage.newWrite('a/../../b')).toThrow("storage key 'a/../../b' must be a relative path without '..'");
+      expect(() => storage.newWrite('')).toThrow(AssertError);
+      await expect(storage.get('../x')).rejects.toThrow(AssertError);
+      await expect(storage.list('..')).rejects.toThrow(AssertError);
+    });
+
+    it('needs an absolute repo path', () => {
+      expect(() => new PosixStorage({ path: 'relative/repo' })).toThrow(ConfigError);
+    });
+  });
+});
+
+describe('storageRepoNew', () => {
+  it('makes a posix driver, and says clearly that object stores are not yet supported', () => {
+    expect(storageRepoNew({ type: 'posix', path: '/tmp/repo' }).type).toBe('posix');
+    expect(() => storageRepoNew({ type: 's3', path: '/repo' })).toThrow(new ConfigError("repo type 's3' is not yet supported"));
+    expect(() => storageRepoNew({ type: 'azure', path: '/repo' })).toThrow("repo type 'azure' is not yet supported");
+    expect(() => storageRepoNew({ type: 'floppy', path: '/repo' })).toThrow("invalid repo type 'floppy'");
   });
 });

@@ -3,75 +3,140 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AssertError, ConfigError, FileMissingError, FileWriteError } from '../error';
-import type { Storage, StorageInfo, StorageWriteOptions } from './storage';
+import { AssertError, ConfigError, FileMissingError, FileReadError, FileWriteError } from '../error';
+import type { Storage, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
-/** fsync a directory so that the names in it are durable. */
-async function syncPath(dir: string): Promise<void> {
+/** Name suffix of a write in progress: `<key>.tmp.<8 hex>`. Such files are not part of the repository. */
+export const STORAGE_TEMP_RE = /\.tmp\.[0-9a-f]{8}$/;
+
+const IO_BUFFER_SIZE = 1024 * 1024;
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** fsync a directory, so that the names created or renamed in it survive a crash. */
+async function pathSync(dir: string): Promise<void> {
   const fh = await fs.promises.open(dir, 'r');
   try { await fh.sync(); } finally { await fh.close(); }
 }
 
-/** mkdir -p that fsyncs each directory it creates and the parent it created it in. */
+/**
+ * mkdir -p that fsyncs the parent of every directory it creates: a file committed in a new
+ * directory is durable only if the directory's own name is. A directory made by a concurrent
+ * writer (EEXIST) has its parent fsynced too, since that writer may not have done it yet.
+ */
 async function pathCreate(dir: string, mode: number): Promise<void> {
-  const missing: string[] = [];
-  let d = dir;
-  while (!fs.existsSync(d)) {
-    missing.push(d);
-    d = path.dirname(d);
-  }
-  for (const m of missing.toReversed()) {
-    try {
-      await fs.promises.mkdir(m, { mode });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  try {
+    await fs.promises.mkdir(dir, { mode });
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') {
+      await pathCreate(path.dirname(dir), mode);
+      await fs.promises.mkdir(dir, { mode }).catch((e: unknown) => { if (errnoOf(e) !== 'EEXIST') throw e; });
+    } else if (errnoOf(err) !== 'EEXIST') {
+      throw err;
     }
-    await syncPath(path.dirname(m));
   }
+  await pathSync(path.dirname(dir));
 }
 
-/** Writable to a temp file that is fsynced and renamed over the key when the stream finishes. */
-class PosixWrite extends Writable {
-  private fh: fs.promises.FileHandle | undefined;
-  private readonly tmp: string;
+/** The buffers left after the first `written` bytes of `buffers` went out. */
+function buffersAfter(buffers: Buffer[], written: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = written;
+  for (const b of buffers) {
+    if (skip >= b.length) { skip -= b.length; continue; }
+    rest.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return rest;
+}
 
-  constructor(private readonly file: string, private readonly opts: StorageWriteOptions, private readonly modes: { file: number; path: number }) {
-    super({ highWaterMark: 1024 * 1024 });
+/**
+ * A write to a temp file in the key's directory that becomes the key on finish: fsync the file,
+ * close, rename over the key, fsync the directory. Destroyed or failed before the rename, it
+ * removes the temp file, so nothing of it is ever visible at the key.
+ */
+class PosixWrite extends Writable {
+  private readonly tmp: string;
+  private fh: fs.promises.FileHandle | undefined;
+  private commit: Promise<void> | undefined;
+  private isCommitted = false;
+
+  constructor(private readonly key: string, private readonly file: string, private readonly opts: StorageWriteOptions,
+    private readonly modes: { file: number; path: number }) {
+    super({ highWaterMark: IO_BUFFER_SIZE });
     this.tmp = opts.noAtomic ? file : `${file}.tmp.${randomBytes(4).toString('hex')}`;
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
-    pathCreate(path.dirname(this.file), this.modes.path)
-      .then(() => fs.promises.open(this.tmp, 'w', this.opts.mode ?? this.modes.file))
-      .then((fh) => { this.fh = fh; cb(); }, (err: Error) => cb(new FileWriteError(`unable to open '${this.tmp}' for write: ${err.message}`)));
+    this.open().then(() => cb(), (err: unknown) => cb(new FileWriteError(`unable to open '${this.key}' for write: ${messageOf(err)}`, { cause: err })));
+  }
+
+  private async open(): Promise<void> {
+    const mode = this.opts.mode ?? this.modes.file;
+    // 'wx': a temp name is never shared, so finding one means something is wrong.
+    const flags = this.opts.noAtomic ? 'w' : 'wx';
+    try {
+      this.fh = await fs.promises.open(this.tmp, flags, mode);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      // Create parents only when needed: most writes go to a directory that exists.
+      await pathCreate(path.dirname(this.file), this.modes.path);
+      this.fh = await fs.promises.open(this.tmp, flags, mode);
+    }
+    // The umask may have narrowed the mode given at create.
+    await this.fh.chmod(mode);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.fh!.write(chunk).then(() => cb(), (err: Error) => cb(err));
+    this.writeAll([chunk]).then(() => cb(), (err: unknown) => cb(this.writeError(err)));
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.fh!.writev(chunks.map((c) => c.chunk)).then(() => cb(), (err: Error) => cb(err));
+    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), (err: unknown) => cb(this.writeError(err)));
+  }
+
+  /** writev may write less than asked (IOV_MAX, a signal): go on from where it stopped. */
+  private async writeAll(buffers: Buffer[]): Promise<void> {
+    let rest = buffers.filter((b) => b.length > 0);
+    while (rest.length > 0) {
+      const { bytesWritten } = await this.fh!.writev(rest);
+      rest = buffersAfter(rest, bytesWritten);
+    }
+  }
+
+  private writeError(err: unknown): Error {
+    return new FileWriteError(`unable to write '${this.key}': ${messageOf(err)}`, { cause: err });
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    (async () => {
-      if (!this.opts.noSyncFile) await this.fh!.sync();
-      await this.fh!.close();
+    this.commit = (async () => {
+      const fh = this.fh!;
+      if (!this.opts.noSyncFile) await fh.sync();
       this.fh = undefined;
+      await fh.close();
       if (this.tmp !== this.file) await fs.promises.rename(this.tmp, this.file);
-      if (!this.opts.noSyncPath) await syncPath(path.dirname(this.file));
-    })().then(() => cb(), (err: Error) => cb(new FileWriteError(`unable to commit '${this.file}': ${err.message}`)));
+      // Visible from here on: a failing directory fsync is reported, but the complete file stays.
+      this.isCommitted = true;
+      if (!this.opts.noSyncPath) await pathSync(path.dirname(this.file));
+    })();
+    this.commit.then(() => cb(), (err: unknown) => cb(new FileWriteError(`unable to commit '${this.key}': ${messageOf(err)}`, { cause: err })));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    const fh = this.fh;
-    this.fh = undefined;
     (async () => {
+      // A commit under way decides the outcome: wait for it before cleaning up.
+      await this.commit?.catch(() => undefined);
+      const fh = this.fh;
+      this.fh = undefined;
       await fh?.close().catch(() => undefined);
-      // Destroyed before commit (an error upstream): nothing may stay visible.
-      if (err && this.tmp !== this.file) await fs.promises.rm(this.tmp, { force: true });
-      else if (err && this.opts.noAtomic) await fs.promises.rm(this.file, { force: true });
+      // Not committed: nothing may stay behind (with noAtomic, the partial file in place).
+      if (!this.isCommitted) await fs.promises.rm(this.tmp, { force: true }).catch(() => undefined);
     })().then(() => cb(err), () => cb(err));
   }
 }
@@ -79,96 +144,143 @@ class PosixWrite extends Writable {
 /** The posix repository driver: files under a base path, written temp → fsync → rename → fsync dir. */
 export class PosixStorage implements Storage {
   readonly type = 'posix';
-  private readonly base: string;
+  readonly base: string;
   private readonly modes: { file: number; path: number };
 
   constructor(opts: { path: string; mode?: { file: number; path: number } }) {
     if (!path.isAbsolute(opts.path)) throw new ConfigError(`repo path '${opts.path}' must be absolute`);
-    this.base = opts.path;
+    this.base = path.resolve(opts.path);
     this.modes = opts.mode ?? { file: 0o640, path: 0o750 };
   }
 
   /** Absolute path of a key; refuses keys that could leave the repository. */
   pathOf(key: string): string {
-    if (path.isAbsolute(key) || key.split('/').some((s) => s === '..')) {
-      throw new AssertError(`storage key '${key}' must be relative and must not contain '..'`);
+    if (typeof key !== 'string' || path.posix.isAbsolute(key) || key.split('/').includes('..') || key.includes('\0')) {
+      throw new AssertError(`storage key '${key}' must be a relative path without '..'`);
     }
     return key === '' ? this.base : path.join(this.base, key);
   }
 
   newWrite(key: string, opts: StorageWriteOptions = {}): Writable {
-    return new PosixWrite(this.pathOf(key), opts, this.modes);
+    const file = this.pathOf(key);
+    if (file === this.base) throw new AssertError('storage key for a write must not be empty');
+    return new PosixWrite(key, file, opts, this.modes);
   }
 
-  async newRead(key: string, opts: { offset?: number; limit?: number } = {}): Promise<Readable> {
+  async newRead(key: string, opts: StorageReadOptions = {}): Promise<Readable> {
     const file = this.pathOf(key);
+    const start = opts.offset ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) throw new AssertError(`invalid read offset '${opts.offset}' for '${key}'`);
+    if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit < 0)) {
+      throw new AssertError(`invalid read limit '${opts.limit}' for '${key}'`);
+    }
     let fh: fs.promises.FileHandle;
     try {
       fh = await fs.promises.open(file, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FileMissingError(`unable to open missing file '${key}' for read`);
-      throw err;
+      if (errnoOf(err) === 'ENOENT') throw new FileMissingError(`unable to open missing file '${key}' for read`);
+      throw new FileReadError(`unable to open '${key}' for read: ${messageOf(err)}`, { cause: err });
     }
-    const start = opts.offset ?? 0;
-    if (opts.limit === 0) { await fh.close(); return Readable.from([]); }
+    if (opts.limit === 0) {
+      await fh.close();
+      return Readable.from([]);
+    }
     return fh.createReadStream({
-      start, ...(opts.limit !== undefined ? { end: start + opts.limit - 1 } : {}), highWaterMark: 1024 * 1024, autoClose: true,
+      start, ...(opts.limit !== undefined ? { end: start + opts.limit - 1 } : {}), highWaterMark: IO_BUFFER_SIZE, autoClose: true,
     });
   }
 
   async info(key: string): Promise<StorageInfo | undefined> {
+    const file = this.pathOf(key);
+    let st: fs.Stats;
     try {
-      const st = await fs.promises.lstat(this.pathOf(key));
-      return {
-        name: path.basename(key), size: st.size, mtime: Math.floor(st.mtimeMs / 1000),
-        type: st.isDirectory() ? 'path' : st.isSymbolicLink() ? 'link' : 'file',
-      };
+      st = await fs.promises.lstat(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
+      throw new FileReadError(`unable to get info for '${key}': ${messageOf(err)}`, { cause: err });
     }
+    return { name: path.posix.basename(key), ...infoOf(st) };
   }
 
   async exists(key: string): Promise<boolean> {
     return (await this.info(key))?.type === 'file';
   }
 
-  async list(dir: string, opts: { expression?: RegExp } = {}): Promise<string[]> {
+  async list(dir: string, opts: StorageListOptions = {}): Promise<string[]> {
+    const abs = this.pathOf(dir);
     let names: string[];
     try {
-      names = await fs.promises.readdir(this.pathOf(dir));
+      names = await fs.promises.readdir(abs);
     } catch (err) {
-      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return [];
-      throw err;
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
+      throw new FileReadError(`unable to list '${dir}': ${messageOf(err)}`, { cause: err });
     }
-    // Temp files of writes in progress are not part of the repository.
-    names = names.filter((n) => !/\.tmp\.[0-9a-f]{8}$/.test(n));
+    // Writes in progress are not part of the repository.
+    names = names.filter((n) => !STORAGE_TEMP_RE.test(n));
     if (opts.expression) names = names.filter((n) => opts.expression!.test(n));
     return names.sort();
   }
 
+  async *listRecursive(dir: string): AsyncIterable<StorageInfo> {
+    const root = this.pathOf(dir);
+    // Depth first, one directory listing in memory per level: flat however large the tree.
+    async function* walk(rel: string): AsyncGenerator<StorageInfo> {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fs.promises.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true });
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return;
+        throw new FileReadError(`unable to list '${path.posix.join(dir, rel)}': ${messageOf(err)}`, { cause: err });
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        if (STORAGE_TEMP_RE.test(entry.name)) continue;
+        const name = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        let st: fs.Stats;
+        try {
+          st = await fs.promises.lstat(path.join(root, name));
+        } catch (err) {
+          if (errnoOf(err) === 'ENOENT') continue;      // removed while listing
+          throw new FileReadError(`unable to get info for '${path.posix.join(dir, name)}': ${messageOf(err)}`, { cause: err });
+        }
+        const info = { name, ...infoOf(st) };
+        yield info;
+        if (info.type === 'path') yield* walk(name);
+      }
+    }
+    yield* walk('');
+  }
+
   async remove(key: string, opts: { errorOnMissing?: boolean } = {}): Promise<void> {
+    const file = this.pathOf(key);
+    // No fsync of the directory: a removed file that comes back after a crash is only clutter.
     try {
-      await fs.promises.unlink(this.pathOf(key));
+      await fs.promises.unlink(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (errnoOf(err) === 'ENOENT') {
         if (opts.errorOnMissing) throw new FileMissingError(`unable to remove missing file '${key}'`);
         return;
       }
-      throw err;
+      throw new FileWriteError(`unable to remove '${key}': ${messageOf(err)}`, { cause: err });
     }
-    await syncPath(path.dirname(this.pathOf(key)));
   }
 
   async pathRemove(dir: string, opts: { recurse?: boolean } = {}): Promise<void> {
     const abs = this.pathOf(dir);
-    if (opts.recurse) await fs.promises.rm(abs, { recursive: true, force: true });
-    else await fs.promises.rmdir(abs).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
-    if (fs.existsSync(path.dirname(abs))) await syncPath(path.dirname(abs));
+    if (abs === this.base) throw new AssertError('refusing to remove the repository base path');
+    try {
+      if (opts.recurse) await fs.promises.rm(abs, { recursive: true, force: true });
+      else await fs.promises.rmdir(abs);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      const why = errnoOf(err) === 'ENOTEMPTY' ? 'it is not empty' : messageOf(err);
+      throw new FileWriteError(`unable to remove path '${dir}': ${why}`, { cause: err });
+    }
+    await pathSync(path.dirname(abs)).catch((err: unknown) => { if (errnoOf(err) !== 'ENOENT') throw err; });
   }
 
   async put(key: string, data: Buffer | string, opts: StorageWriteOptions = {}): Promise<void> {
-    await pipeline(Readable.from([Buffer.from(data)]), this.newWrite(key, opts));
+    await pipeline(Readable.from([typeof data === 'string' ? Buffer.from(data) : data]), this.newWrite(key, opts));
   }
 
   async get(key: string): Promise<Buffer> {
@@ -176,10 +288,40 @@ export class PosixStorage implements Storage {
     for await (const chunk of await this.newRead(key)) parts.push(chunk as Buffer);
     return Buffer.concat(parts);
   }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.pathOf(from), dst = this.pathOf(to);
+    if (src === this.base || dst === this.base) throw new AssertError('refusing to move the repository base path');
+    try {
+      await fs.promises.rename(src, dst);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw new FileWriteError(`unable to move '${from}' to '${to}': ${messageOf(err)}`, { cause: err });
+      if (!(await fs.promises.lstat(src).then(() => true, () => false))) {
+        throw new FileMissingError(`unable to move missing '${from}' to '${to}'`);
+      }
+      await pathCreate(path.dirname(dst), this.modes.path);
+      await fs.promises.rename(src, dst);
+    }
+    await pathSync(path.dirname(dst));
+    if (path.dirname(src) !== path.dirname(dst)) await pathSync(path.dirname(src));
+  }
 }
 
-/** The storage driver of a repository by its type. */
+function infoOf(st: fs.Stats): Omit<StorageInfo, 'name'> {
+  return {
+    type: st.isDirectory() ? 'path' : st.isSymbolicLink() ? 'link' : 'file',
+    size: st.isFile() ? st.size : 0,
+    mtime: Math.floor(st.mtimeMs / 1000),
+  };
+}
+
+const STORAGE_TYPES_PLANNED = ['s3', 'azure', 'gcs', 'sftp'];
+
+/** The storage driver of a repository by its type (posix only for now). */
 export function storageRepoNew(config: { type: string; path: string }): Storage {
   if (config.type === 'posix') return new PosixStorage({ path: config.path });
-  throw new ConfigError(`repo type '${config.type}' is not supported yet`, { hint: 'use repo1-type=posix (s3 and azure are coming)' });
+  if (STORAGE_TYPES_PLANNED.includes(config.type)) {
+    throw new ConfigError(`repo type '${config.type}' is not yet supported`, { hint: 'use repo1-type=posix' });
+  }
+  throw new ConfigError(`invalid repo type '${config.type}'`, { hint: 'use repo1-type=posix' });
 }

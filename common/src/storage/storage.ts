@@ -1,36 +1,74 @@
 import type { Readable, Writable } from 'node:stream';
 
 export interface StorageInfo {
+  /** Base name for info(); the name relative to the listed path for listRecursive(). */
   name: string;
   type: 'file' | 'path' | 'link';
   size: number;
-  mtime: number;               // unix seconds
+  /** Unix seconds. */
+  mtime: number;
 }
 
 export interface StorageWriteOptions {
   /** Write in place instead of temp + rename: say why at the call site. */
   noAtomic?: boolean;
+  /** Skip the fsync of the file before it becomes visible: say why at the call site. */
   noSyncFile?: boolean;
+  /** Skip the fsync of the directory after the rename: say why at the call site. */
   noSyncPath?: boolean;
+  /** File mode; the driver's default otherwise. */
   mode?: number;
 }
 
+export interface StorageReadOptions {
+  /** First byte to read. */
+  offset?: number;
+  /** Read at most this many bytes. */
+  limit?: number;
+}
+
+export interface StorageListOptions {
+  /** Keep only the names that match. */
+  expression?: RegExp;
+}
+
 /**
- * The face every repository driver (posix now; s3 and azure later) shows. Keys are relative
- * posix paths. A write is complete or missing: the bytes become visible at their key only when
- * the stream finishes, and a write destroyed before that leaves nothing behind.
+ * The face every repository driver shows (posix now; s3 and azure later). Keys are relative
+ * posix paths ('backup/main/20261124-153148F/backup.manifest'); a driver refuses absolute keys
+ * and '..' segments.
+ *
+ * A write is complete or missing: the bytes become visible at their key only when the stream
+ * returned by newWrite() finishes (posix: fsync, rename, fsync the directory; object stores: one
+ * PUT or a completed multipart upload), and a write destroyed or failed before that leaves
+ * nothing behind. Callers never rename, which object stores cannot do cheaply; `move` is an
+ * optional feature for the drivers that have it.
  */
 export interface Storage {
+  /** 'posix', later 's3', 'azure'. */
   readonly type: string;
+  /**
+   * A write that commits when the stream finishes (overwriting the key) and leaves nothing when it
+   * fails. pipeline() may reject before a failed write has cleaned up: its 'close' event marks the end.
+   */
   newWrite(key: string, opts?: StorageWriteOptions): Writable;
-  /** Throws FileMissingError when the key does not exist. */
-  newRead(key: string, opts?: { offset?: number; limit?: number }): Promise<Readable>;
+  /** A read of the key's bytes; throws FileMissingError (naming the key) when it does not exist. */
+  newRead(key: string, opts?: StorageReadOptions): Promise<Readable>;
+  /** What is at the key, without following a link; undefined when nothing is. */
   info(key: string): Promise<StorageInfo | undefined>;
+  /** True when a file is at the key. */
   exists(key: string): Promise<boolean>;
-  /** Names in one path, sorted; [] when the path does not exist. */
-  list(path: string, opts?: { expression?: RegExp }): Promise<string[]>;
+  /** Names in one path (files and paths), sorted; [] when the path does not exist. */
+  list(path: string, opts?: StorageListOptions): Promise<string[]>;
+  /** Everything under a path, depth first in name order, names relative to it; nothing when it does not exist. */
+  listRecursive?(path: string): AsyncIterable<StorageInfo>;
+  /** Removes a file; a missing file is fine unless errorOnMissing. */
   remove(key: string, opts?: { errorOnMissing?: boolean }): Promise<void>;
+  /** Removes a path (with its contents when recurse); a missing path is fine. */
   pathRemove(path: string, opts?: { recurse?: boolean }): Promise<void>;
+  /** Writes a small file whole, with the same guarantees as newWrite. */
   put(key: string, data: Buffer | string, opts?: StorageWriteOptions): Promise<void>;
+  /** Reads a small file whole; FileMissingError when it does not exist. */
   get(key: string): Promise<Buffer>;
+  /** Renames a file or path durably, replacing a file at `to` (optional: posix has it). */
+  move?(from: string, to: string): Promise<void>;
 }
