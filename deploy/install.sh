@@ -2,76 +2,124 @@
 # Installs the built programs where any OS user can run them (PostgreSQL runs archive_command and
 # restore_command as its own user): <prefix>/{common,agent,repo-server,proto,node_modules} and
 # wrappers in <prefix>/bin. Only production dependencies are copied. The install is staged and
-# swapped in with a rename, so it is complete or missing. Idempotent.
+# swapped in with a rename, so it is complete or missing. Idempotent: when the build, the
+# dependencies and node are unchanged since the last install into the prefix, nothing is copied.
 #
 #   bash deploy/install.sh [--prefix /opt/openrds] [--bin-dir /usr/local/bin] [--quiet]
+#   bash deploy/install.sh --fingerprint     # prints the fingerprint of what would be installed
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/opt/openrds
 BIN_DIR=
+BIN_DIR_SET=0
 QUIET=0
+PRINT_FINGERPRINT=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) PREFIX=$2; shift 2;;
+    --prefix) PREFIX=${2:?--prefix needs a directory}; shift 2;;
     --prefix=*) PREFIX=${1#*=}; shift;;
-    --bin-dir) BIN_DIR=$2; shift 2;;
-    --bin-dir=*) BIN_DIR=${1#*=}; shift;;
+    --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; BIN_DIR_SET=1; shift 2;;
+    --bin-dir=*) BIN_DIR=${1#*=}; BIN_DIR_SET=1; shift;;
     --quiet) QUIET=1; shift;;
+    --fingerprint) PRINT_FINGERPRINT=1; shift;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "install.sh: unknown argument '$1'" >&2; exit 2;;
   esac
 done
-[ "$PREFIX" = /opt/openrds ] && [ -z "$BIN_DIR" ] && BIN_DIR=/usr/local/bin
+# The wrappers hold the prefix, so it must be absolute; trailing slashes would break the renames.
+PREFIX=$(realpath -m "$PREFIX")
+[ "$PREFIX" != / ] || { echo "install.sh: refusing to install into '/'" >&2; exit 2; }
+[ "$PREFIX" = /opt/openrds ] && [ "$BIN_DIR_SET" = 0 ] && BIN_DIR=/usr/local/bin
 say() { [ "$QUIET" = 1 ] || echo "install: $*"; }
 
-for f in agent/dist/cli.js repo-server/dist/server-cli.js repo-server/dist/admin-cli.js; do
-  [ -f "$ROOT/$f" ] || { echo "install.sh: '$f' is missing: run 'npm run build' first" >&2; exit 1; }
+cd "$ROOT"
+for f in agent/dist/cli.js repo-server/dist/server-cli.js repo-server/dist/admin-cli.js common/dist/index.js; do
+  [ -f "$f" ] || { echo "install.sh: '$f' is missing: run 'npm run build' first" >&2; exit 1; }
 done
-NODE=$(command -v node)
+[ -d node_modules/zstd-napi/build/Release ] || { echo "install.sh: zstd-napi is not built: run scripts/setup.sh" >&2; exit 1; }
+NODE=$(command -v node) || { echo "install.sh: 'node' is not on PATH" >&2; exit 1; }
+NODE=$(realpath "$NODE")
+# The wrappers are for every user; a node under a private home (nvm as root) would not run for postgres.
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- "$NODE" --version >/dev/null 2>&1; then
+  echo "install.sh: warning: the OS user postgres cannot run '$NODE': archive_command will fail; install node system-wide" >&2
+fi
+
+# Everything an install is made of: node, the lockfiles, the packages' manifests and build output.
+fingerprint() {
+  {
+    echo "node $NODE $("$NODE" --version)"
+    find package.json package-lock.json node_modules/.package-lock.json common/package.json agent/package.json \
+      repo-server/package.json common/dist agent/dist repo-server/dist proto node_modules/zstd-napi/build/Release \
+      -type f ! -name '*.tsbuildinfo' ! -name '*.test.*' -print0 2>/dev/null | sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -c1-16
+}
+FINGERPRINT=$(fingerprint)
+if [ "$PRINT_FINGERPRINT" = 1 ]; then echo "$FINGERPRINT"; exit 0; fi
+
+link_bins() {
+  [ -n "$BIN_DIR" ] || return 0
+  mkdir -p "$BIN_DIR"
+  for b in openrds-agent openrds-repo-server openrds-admin; do ln -sfn "$PREFIX/bin/$b" "$BIN_DIR/$b"; done
+}
+
 mkdir -p "$(dirname "$PREFIX")"
+# Concurrent installs into one parent directory (parallel test runs) take turns; the second finds
+# the install done. The lock is on the directory itself, so no lock file is left behind.
+exec 9<"$(dirname "$PREFIX")"
+flock 9
+if [ -f "$PREFIX/.install-fingerprint" ] && [ "$(cat "$PREFIX/.install-fingerprint")" = "$FINGERPRINT" ]; then
+  link_bins
+  say "$PREFIX is up to date"
+  exit 0
+fi
+
 STAGE=$(mktemp -d "$PREFIX.stage.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 
-cp "$ROOT/package.json" "$ROOT/package-lock.json" "$STAGE/"
-cp -r "$ROOT/proto" "$STAGE/proto"
+cp package.json package-lock.json "$STAGE/"
+cp -r proto "$STAGE/proto"
 for pkg in common agent repo-server; do
   mkdir -p "$STAGE/$pkg"
-  cp "$ROOT/$pkg/package.json" "$STAGE/$pkg/"
-  cp -r "$ROOT/$pkg/dist" "$STAGE/$pkg/dist"
-  find "$STAGE/$pkg/dist" -name '*.test.*' -delete
+  cp "$pkg/package.json" "$STAGE/$pkg/"
+  cp -r "$pkg/dist" "$STAGE/$pkg/dist"
+  find "$STAGE/$pkg/dist" \( -name '*.test.*' -o -name '*.tsbuildinfo' \) -delete
 done
 
-# Production dependencies only, from npm's own resolution of the lockfile.
-(cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null) | while read -r dir; do
+# Production dependencies only, from npm's own resolution of the lockfile (hoisted ones and any
+# nested under a workspace package), keeping the layout so that node resolves them the same way.
+(npm ls --omit=dev --all --parseable 2>/dev/null || true) | while read -r dir; do
   rel=${dir#"$ROOT"/}
-  case "$rel" in node_modules/*) ;; *) continue;; esac
-  case "$rel" in node_modules/@openrds/*) continue;; esac
+  case "$rel" in
+    node_modules/@openrds/*) continue;;
+    node_modules/*|common/node_modules/*|agent/node_modules/*|repo-server/node_modules/*) ;;
+    *) continue;;
+  esac
   mkdir -p "$STAGE/$(dirname "$rel")"
   [ -e "$STAGE/$rel" ] || cp -a "$dir" "$STAGE/$rel"
 done
+[ -d "$STAGE/node_modules/zstd-napi/build/Release" ] && [ -d "$STAGE/node_modules/pg" ] \
+  || { echo "install.sh: 'npm ls' did not list the production dependencies (zstd-napi, pg): is node_modules complete? run scripts/setup.sh" >&2; exit 1; }
+# The workspace package the programs import, as npm links it: relative, so the prefix can move.
 mkdir -p "$STAGE/node_modules/@openrds"
 ln -s ../../common "$STAGE/node_modules/@openrds/common"
-[ -d "$STAGE/node_modules/zstd-napi/build/Release" ] || { echo "install.sh: zstd-napi is not built (run scripts/setup.sh)" >&2; exit 1; }
 
 mkdir -p "$STAGE/bin"
 wrapper() {
-  cat > "$STAGE/bin/$1" <<WRAP
-#!/bin/sh
-exec "$NODE" "$PREFIX/$2" "\$@"
-WRAP
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$NODE" "$PREFIX/$2" > "$STAGE/bin/$1"
   chmod 755 "$STAGE/bin/$1"
 }
 wrapper openrds-agent agent/dist/cli.js
 wrapper openrds-repo-server repo-server/dist/server-cli.js
 wrapper openrds-admin repo-server/dist/admin-cli.js
+echo "$FINGERPRINT" > "$STAGE/.install-fingerprint"
+# World-readable; executables stay executable (X adds x to directories and to files that have one).
 chmod -R u+rwX,go+rX,go-w "$STAGE"
 chmod 755 "$STAGE"
 
-if [ -d "$PREFIX" ]; then mv "$PREFIX" "$PREFIX.old.$$"; fi
-mv "$STAGE" "$PREFIX"
+OLD=
+if [ -e "$PREFIX" ]; then OLD=$(mktemp -u "$PREFIX.old.XXXXXX"); mv -T "$PREFIX" "$OLD"; fi
+mv -T "$STAGE" "$PREFIX"
 trap - EXIT
-rm -rf "$PREFIX.old.$$"
-if [ -n "$BIN_DIR" ]; then
-  mkdir -p "$BIN_DIR"
-  for b in openrds-agent openrds-repo-server openrds-admin; do ln -sfn "$PREFIX/bin/$b" "$BIN_DIR/$b"; done
-fi
+[ -z "$OLD" ] || rm -rf "$OLD"
+link_bins
 say "installed into $PREFIX${BIN_DIR:+ (commands linked in $BIN_DIR)}"

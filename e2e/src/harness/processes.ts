@@ -17,12 +17,17 @@ export function runCommand(cmd: string, args: string[], opts: { env?: NodeJS.Pro
     let stdout = '', stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    const timeoutMs = opts.timeoutMs ?? 120_000;
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(new Error(`cannot run '${cmd}': ${err.message}`)); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (timedOut) stderr += `\n(killed: still running after ${timeoutMs} ms)`;
       resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1), stdout, stderr });
     });
+    // A command that does not read its input must not fail the run with EPIPE.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
   });
 }
@@ -50,14 +55,21 @@ export async function spawnService(opts: { cmd: string; args: string[]; env?: No
   const child = spawn(opts.cmd, opts.args, spawnOpts);
   fs.closeSync(fd);
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.on('exit', () => { exited = true; resolve(); }));
+  let spawnError: Error | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.on('exit', () => { exited = true; resolve(); });
+    // Not startable (missing, not executable): 'exit' never comes.
+    child.on('error', (err) => { spawnError = err; exited = true; resolve(); });
+  });
   const logText = (): string => (fs.existsSync(opts.logFile) ? fs.readFileSync(opts.logFile, 'utf8') : '');
   const until = Date.now() + opts.timeoutMs;
   for (;;) {
-    if (exited) throw new Error(`${opts.cmd} exited before it was ready:\n${logText()}`);
+    if (spawnError) throw new Error(`cannot run '${opts.cmd}': ${spawnError.message}`);
+    if (exited) throw new Error(`${opts.cmd} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logText()}`);
     if (await opts.readyWhen().catch(() => false)) break;
     if (Date.now() > until) {
       child.kill('SIGKILL');
+      await exit;
       throw new Error(`${opts.cmd} was not ready within ${opts.timeoutMs} ms:\n${logText()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
