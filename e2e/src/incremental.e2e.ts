@@ -21,6 +21,17 @@ describe('differential and incremental backups', () => {
 
   const dataSum = async (c: PgCluster): Promise<string> =>
     (await c.query("SELECT md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid)) || '/' || (SELECT count(*) FROM pgbench_history) AS s FROM pgbench_accounts"))[0].s;
+  /** Starts a restored directory, waits for promotion, and returns its data checksum. */
+  const restoredSum = async (dir: string): Promise<string> => {
+    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await c.start();
+      await c.waitPromoted();
+      return await dataSum(c);
+    } finally {
+      await c.destroy();
+    }
+  };
   const info = async () => JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
 
   it('takes full, incr, diff, incr with pgbench writes between, copying only what changed', async () => {
@@ -60,14 +71,7 @@ describe('differential and incremental backups', () => {
     const dir = stack.restoreDir(`set-${i}`);
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--set=${set.label}`, `--pg1-path=${dir}`,
       '--type=immediate', '--target-action=promote', '--archive-mode=off']);
-    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
-    try {
-      await c.start();
-      await c.waitPromoted();
-      expect(await dataSum(c)).toBe(set.sum);
-    } finally {
-      await c.destroy();
-    }
+    expect(await restoredSum(dir)).toBe(set.sum);
   });
 
   it('delta restore over a damaged copy: keeps what matches, restores the rest, removes extras', async () => {
@@ -96,14 +100,7 @@ describe('differential and incremental backups', () => {
     expect(fs.existsSync(removed)).toBe(true);
     expect(fs.existsSync(path.join(dir, 'extra.txt'))).toBe(false);
     expect(fs.existsSync(path.join(dir, 'extra-dir'))).toBe(false);
-    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
-    try {
-      await c.start();
-      await c.waitPromoted();
-      expect(await dataSum(c)).toBe(set.sum);
-    } finally {
-      await c.destroy();
-    }
+    expect(await restoredSum(dir)).toBe(set.sum);
     // Not a data directory: refused, nothing removed.
     const other = stack.restoreDir('not-pgdata');
     fs.mkdirSync(other);
