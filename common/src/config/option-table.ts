@@ -128,6 +128,8 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'online', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'back up a running cluster' },
   { name: 'archive-check', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'wait until the WAL of the backup is archived' },
   { name: 'exclude', type: 'list', default: [], commands: ['backup'], section: 'global', description: "PGDATA-relative path to exclude ('dir/' for its contents)" },
+  { name: 'resume', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'resume an interrupted full backup (--no-resume starts over)' },
+  { name: 'manifest-save-threshold', type: 'size', default: 1024 * 1024 * 1024, min: 1, commands: ['backup'], section: 'global', description: 'save the resumable record of a backup every this many bytes copied (at least 1% of the backup)' },
   { name: 'checksum-page', type: 'boolean', commands: ['backup'], section: 'global', description: 'validate data page checksums (default: when the cluster has them)' },
 
   // --- retention (backup runs expire when it completes)
@@ -145,7 +147,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'target-action', type: 'enum', allowed: ['pause', 'promote', 'shutdown'], default: 'pause', commands: ['restore'], section: 'command-line', description: 'action when the target is reached' },
   { name: 'target-exclusive', type: 'boolean', default: false, commands: ['restore'], section: 'command-line', description: 'stop just before the target' },
   { name: 'target-timeline', type: 'string', commands: ['restore'], section: 'command-line', description: 'timeline to recover along (current, latest or a number)' },
-  { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'compare files by checksum rather than size and time (backup; restore: not available yet)' },
+  { name: 'delta', type: 'boolean', default: false, commands: ['backup', 'restore'], section: 'command-line', description: 'compare files by checksum rather than size and time' },
   { name: 'force', type: 'boolean', default: false, commands: ['backup', 'restore', 'stop'], section: 'command-line', description: 'force the operation' },
   { name: 'recovery-option', type: 'hash', default: {}, commands: ['restore'], section: 'global', description: 'extra recovery setting key=value (repeatable)' },
   { name: 'tablespace-map', type: 'hash', default: {}, commands: ['restore'], section: 'global', description: 'restore a tablespace elsewhere: <name or oid>=<path> (repeatable)' },

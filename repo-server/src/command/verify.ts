@@ -1,11 +1,10 @@
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
-  Sha256Filter, SizeFilter, VerifyError, decompressFilters, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
+  VerifyError, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
   walSegmentNext,
 } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { archiveIdOf } from '../repo/repo';
+import { contentDigest } from '../repo/digest';
 import { fmtBytes } from './backup/backup';
 import type { CommandContext, CommandOutput } from './context';
 
@@ -17,16 +16,6 @@ export interface VerifyReport {
   infoFiles: { file: string; status: 'ok' | 'missing' | 'invalid' | 'differs' }[];
   archive: { archiveId: string; files: number; bytes: number; bad: string[]; gaps: { timeline: number; after: string; before: string }[] }[];
   backups: { label: string; files: number; bytes: number; bad: string[]; walMissing: string[] }[];
-}
-
-/** Reads one repo file through decompression, returning sha256 and size of its content. */
-async function contentDigest(ctx: CommandContext, key: string, compressType: CompressType): Promise<{ sha256: string; size: number; head: Buffer }> {
-  const sha = new Sha256Filter(), size = new SizeFilter();
-  const head: Buffer[] = [];
-  let headLength = 0;
-  await pipeline([await ctx.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream, size.stream,
-    new Writable({ write: (c: Buffer, _e, cb) => { if (headLength < 64) { head.push(c.subarray(0, 64)); headLength += c.length; } cb(); } })]);
-  return { sha256: sha.result(), size: size.result(), head: Buffer.concat(head).subarray(0, 64) };
 }
 
 /** Both copies of an info file (or manifest) must load and agree. */
@@ -80,7 +69,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutput> {
         const walName = m[1]!;
         entry.files++;
         try {
-          const d = await contentDigest(ctx, `${base}/${rel}`, compressOf(name));
+          const d = await contentDigest(ctx.repo.storage, `${base}/${rel}`, compressOf(name));
           entry.bytes += d.size;
           if (m[2] && d.sha256 !== m[2]) throw new Error(`sha256 ${d.sha256} does not match its name`);
           if (walFileKind(walName) === 'segment') {
@@ -124,7 +113,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutput> {
         if (f.size === 0) continue;
         const key = repo.backupFileKey(stanza, f.reference ?? b.label, f.name, compressType);
         try {
-          const d = await contentDigest(ctx, key, compressType);
+          const d = await contentDigest(ctx.repo.storage, key, compressType);
           entry.bytes += d.size;
           if (d.sha256 !== f.sha256 || d.size !== f.size) throw new Error(`size ${d.size} sha256 ${d.sha256}, manifest says size ${f.size} sha256 ${f.sha256}`);
         } catch (err) {

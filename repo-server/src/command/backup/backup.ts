@@ -14,7 +14,8 @@ import { backupPriorSelect, deltaReasons, incrementalPlan } from './incremental'
 import type { AgentConnection } from '../../server/agent-registry';
 import { expireRun } from '../expire';
 import { withStanzaLock } from '../stanza-lock';
-import { fileEntryToPgData, manifestContentBuild, manifestName } from './manifest-build';
+import { fileEntryToPgData, manifestContentBuild, manifestName, pgRelativeName as pgName } from './manifest-build';
+import { PartialSaver, resumeCheck, resumeFind, type BackupPartial } from './resume';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 /** Files per backup job: small enough that a job's file list is a modest message. */
@@ -65,10 +66,15 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   }
   if (choice.reason) log.warn(choice.reason);
   const type = choice.type;
+  // Sets not in backup.info are interrupted backups: the newest full one may be resumed, the rest go.
+  const resumed = await resumeFind(repo, stanza, backupInfo,
+    { type, systemId: control.systemId, pgVersion: control.pgVersion, compressType, resume: config.bool('resume') });
   const existing = backupInfo.backups.map((b) => b.label);
-  const label = backupLabelNext(existing, type, choice.prior ? choice.prior.label.slice(0, 16) : undefined, new Date());
+  const label = resumed?.label ?? backupLabelNext(existing, type, choice.prior ? choice.prior.label.slice(0, 16) : undefined, new Date());
   const setPath = repo.backupSetPath(stanza, label);
-  log.info(`backup start: ${type} ${label}${prior ? ` (prior ${prior.backup.label})` : ''}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
+  log.info(`backup start: ${type} ${label}${prior ? ` (prior ${prior.backup.label})` : ''}${resumed ? ` resuming the interrupted backup (${resumed.files.length} file(s) recorded)` : ''}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
+  // A full backup keeps a record of the files it has stored, so that an interruption can be resumed.
+  let saver: PartialSaver | undefined;
 
   const db = await RemoteDb.open(agent, stanza, 'openrds backup');
   let started = false;
@@ -138,8 +144,26 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       log.info(`${type} backup: ${referenced.size} file(s) unchanged since ${prior.backup.label}, ${toCopy.length} to copy`);
     }
 
-    // Copy: largest files first so that the tail of the backup stays short.
     const stored = new Map<string, BackupFileStored>();
+    if (type === 'full') {
+      const partial: BackupPartial = {
+        version: 1, label, type, systemId: control.systemId, pgVersion: control.pgVersion, compressType, compressLevel, timestampStart, files: [],
+      };
+      if (resumed) {
+        const kept = await resumeCheck(repo, stanza, resumed, content.files, Math.max(2, processMax));
+        for (const f of kept.values()) {
+          stored.set(pgName(f.name), { missing: false, size: f.size, sha256: f.sha256, repoSize: f.repoSize, repoSha256: '' });
+          partial.files.push(f);
+        }
+        toCopy = toCopy.filter((f) => !kept.has(f.name));
+      }
+      const totalSize = content.files.reduce((n, f) => n + f.size, 0);
+      saver = new PartialSaver(repo, stanza, partial, Math.max(config.int('manifest-save-threshold'), Math.floor(totalSize / 100)), !!resumed);
+      if (resumed) await saver.save();
+    }
+
+    // Copy: largest files first so that the tail of the backup stays short.
+    const listed = new Map(content.files.map((f) => [f.name, f]));
     const order = [...toCopy].sort((a, b) => b.size - a.size);
     const batches: ManifestFile[][] = [];
     let batch: ManifestFile[] = [], batchBytes = 0;
@@ -157,7 +181,11 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       await ctx.transfers.withJob({
         kind: 'backup', stanza,
         keyFor: (name) => (names.has(name) ? repo.backupFileKey(stanza, label, manifestName(name), compressType) : undefined),
-        onStored: (name, result) => { stored.set(name, result); },
+        onStored: (name, result) => {
+          stored.set(name, result);
+          const f = listed.get(manifestName(name));
+          if (saver && f && !result.missing) saver.add({ name: f.name, size: result.size, mtime: f.mtime, sha256: result.sha256, repoSize: result.repoSize });
+        },
       }, (jobId) => agent.job(stanza, {
         backupFiles: {
           label, compressType, compressLevel, pageSize: control.pageSize, processMax,
@@ -165,6 +193,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         },
       }, { signal: ctx.signal, jobId }));
       copied += files.length;
+      await saver?.save();
       log.detail(`backup copied ${copied}/${order.length} files`);
     }
 
@@ -235,6 +264,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     latest.backups.push(entry);
     latest.backups.sort((a, b) => (a.label < b.label ? -1 : 1));
     await repo.backupInfoSave(stanza, latest);
+    await saver?.remove();
     const seconds = ((timestampStop - timestampStart) / 1000).toFixed(1);
     const text = `${type} backup ${label} complete: ${files.length} files, ${fmtBytes(size)}, copied ${own.length} files ${fmtBytes(delta)} (${fmtBytes(repoDelta)} in the repo), ${seconds}s (${fmtBytes(totalBytes / Math.max(0.001, Number(seconds)))}/s)\n`;
     log.info(text.trim());
@@ -242,7 +272,12 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   } catch (err) {
     log.error(`backup ${label} failed: ${(err as Error).message}`);
     if (started) await db.query(sql.backupStop).catch(() => undefined);
-    await repo.storage.pathRemove(setPath, { recurse: true }).catch((e: Error) => log.warn(`unable to remove failed backup '${setPath}': ${e.message}`));
+    await saver?.settle();
+    if (saver?.hasSaved) {
+      log.warn(`backup ${label} is kept to be resumed by the next full backup (${saver.partial.files.length} file(s) stored; --no-resume starts over)`);
+    } else {
+      await repo.storage.pathRemove(setPath, { recurse: true }).catch((e: Error) => log.warn(`unable to remove failed backup '${setPath}': ${e.message}`));
+    }
     throw err;
   } finally {
     await db.close();
@@ -259,10 +294,6 @@ async function clockNextSecond(ctx: CommandContext, agent: AgentConnection, stan
     await sleep(target - now + 5, ctx.signal);
   }
   throw new AssertError(`the clock of the database host did not pass ${new Date(target).toISOString()}`, { hint: 'is the clock of the database host stepping back?' });
-}
-
-function pgName(manifestFileName: string): string {
-  return manifestFileName.startsWith('pg_data/') ? manifestFileName.slice('pg_data/'.length) : manifestFileName;
 }
 
 /** Stores a small text file (backup_label, tablespace_map) as a file of the backup. */
