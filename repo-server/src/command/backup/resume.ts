@@ -71,7 +71,7 @@ export async function resumeFind(repo: Repo, stanza: string, info: BackupInfo, w
   const listed = new Set(info.backups.map((b) => b.label));
   const leftovers = (await repo.storage.list(repo.backupPath(stanza))).filter((n) => BACKUP_LABEL_RE.test(n) && !listed.has(n)).sort();
   let resumed: BackupPartial | undefined;
-  for (const label of leftovers.reverse()) {
+  for (const label of leftovers.toReversed()) {
     let partial: BackupPartial | undefined;
     let reason: string | undefined;
     try {
