@@ -1,5 +1,6 @@
 // Small nightly backups: full → incr → diff → incr with pgbench writes between; unchanged files
 // are referenced, never copied again; every set restores to exactly its data.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
@@ -9,7 +10,7 @@ jest.setTimeout(900_000);
 
 describe('differential and incremental backups', () => {
   let stack: Stack;
-  const sets: { label: string; type: string; sum: string }[] = [];
+  const sets: { label: string; type: string; sum: string; dump: string }[] = [];
 
   beforeAll(async () => {
     stack = await Stack.create({ version: 15, stanza: 'inc' });
@@ -19,15 +20,16 @@ describe('differential and incremental backups', () => {
   });
   afterAll(async () => { await stack?.destroy(); });
 
+  const dumpHash = async (c: PgCluster): Promise<string> => createHash('sha256').update(await c.dumpAll()).digest('hex');
   const dataSum = async (c: PgCluster): Promise<string> =>
     (await c.query("SELECT md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid)) || '/' || (SELECT count(*) FROM pgbench_history) AS s FROM pgbench_accounts"))[0].s;
   /** Starts a restored directory, waits for promotion, and returns its data checksum. */
-  const restoredSum = async (dir: string): Promise<string> => {
+  const restoredSum = async (dir: string, withDump = false): Promise<string> => {
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();
       await c.waitPromoted();
-      return await dataSum(c);
+      return withDump ? `${await dataSum(c)} ${await dumpHash(c)}` : await dataSum(c);
     } finally {
       await c.destroy();
     }
@@ -41,12 +43,12 @@ describe('differential and incremental backups', () => {
     expect(first.stderr).toContain('no prior backup exists, incr backup has been changed to full');
     for (const type of ['incr', 'diff', 'incr']) {
       const b = await info();
-      sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster) });
+      sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster), dump: await dumpHash(stack.cluster) });
       await stack.cluster.pgbench(['-t', '300', '-n']);
       await stack.adminOk(['backup', `--stanza=${stack.stanza}`, `--type=${type}`, '--start-fast']);
     }
     const b = await info();
-    sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster) });
+    sets.push({ label: b[b.length - 1].label, type: b[b.length - 1].type, sum: await dataSum(stack.cluster), dump: await dumpHash(stack.cluster) });
     expect(sets.map((s) => s.type)).toEqual(['full', 'incr', 'diff', 'incr']);
     const [full, incr1, diff, incr2] = b;
     expect(incr1.prior).toBe(full.label);
@@ -66,12 +68,12 @@ describe('differential and incremental backups', () => {
     expect(await stack.adminOk(['verify', `--stanza=${stack.stanza}`])).toContain('status: ok');
   });
 
-  it.each([0, 1, 2, 3])('restores set %i of the chain to exactly its data', async (i) => {
+  it.each([0, 1, 2, 3])('restores set %i of the chain to exactly its data (rows and pg_dumpall)', async (i) => {
     const set = sets[i]!;
     const dir = stack.restoreDir(`set-${i}`);
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--set=${set.label}`, `--pg1-path=${dir}`,
       '--type=immediate', '--target-action=promote', '--archive-mode=off']);
-    expect(await restoredSum(dir)).toBe(set.sum);
+    expect(await restoredSum(dir, true)).toBe(`${set.sum} ${set.dump}`);
   });
 
   it('delta restore over a damaged copy: keeps what matches, restores the rest, removes extras', async () => {
@@ -100,7 +102,7 @@ describe('differential and incremental backups', () => {
     expect(fs.existsSync(removed)).toBe(true);
     expect(fs.existsSync(path.join(dir, 'extra.txt'))).toBe(false);
     expect(fs.existsSync(path.join(dir, 'extra-dir'))).toBe(false);
-    expect(await restoredSum(dir)).toBe(set.sum);
+    expect(await restoredSum(dir, true)).toBe(`${set.sum} ${set.dump}`);
     // Not a data directory: refused, nothing removed.
     const other = stack.restoreDir('not-pgdata');
     fs.mkdirSync(other);

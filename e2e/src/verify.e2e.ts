@@ -43,6 +43,16 @@ describe('verify', () => {
     const removed = segs[segs.length - 2]!;
     fs.rmSync(path.join(walDir, removed));
     fs.writeFileSync(path.join(repo, 'archive', stack.stanza, 'archive.info.copy'), '{"damaged": true}');
+    // One flipped byte in a WAL file, a deleted backup file, a damaged main manifest (its .copy still loads).
+    const walVictim = path.join(walDir, segs[0]!);
+    const wal = fs.readFileSync(walVictim);
+    wal[Math.floor(wal.length / 2)] ^= 0x01;
+    fs.writeFileSync(walVictim, wal);
+    fs.rmSync(path.join(repo, 'backup', stack.stanza, label, 'pg_data', 'global', 'pg_filenode.map.zst'));
+    const manifestKey = path.join(repo, 'backup', stack.stanza, label, 'backup.manifest');
+    const manifest = fs.readFileSync(manifestKey);
+    manifest[100] ^= 0x01;
+    fs.writeFileSync(manifestKey, manifest);
 
     const r = await stack.admin(['verify', `--stanza=${stack.stanza}`]);
     expect(r.code).toBe(106);
@@ -50,5 +60,12 @@ describe('verify', () => {
     expect(r.stdout).toContain('bad: pg_data/PG_VERSION:');
     expect(r.stdout).toContain(`gap on timeline 1: after ${segs[segs.length - 3]!.slice(0, 24)}, next is ${segs[segs.length - 1]!.slice(0, 24)}`);
     expect(r.stdout).toContain("info file 'archive/ver/archive.info.copy': invalid");
+    expect(r.stdout).toContain(`bad: 0000000100000000/${segs[0]}:`);
+    expect(r.stdout).toContain('bad: pg_data/global/pg_filenode.map:');
+    expect(r.stdout).toContain(`info file 'backup/ver/${label}/backup.manifest': invalid`);
+    // The manifest's .copy kept the backup readable: its other files were still checked.
+    const report = JSON.parse((await stack.admin(['verify', `--stanza=${stack.stanza}`, '--output=json'])).stdout);
+    expect(report.backups[0].files).toBeGreaterThan(900);
+    expect(report.backups[0].bad).toHaveLength(2);
   });
 });
