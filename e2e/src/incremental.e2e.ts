@@ -129,6 +129,32 @@ describe('differential and incremental backups', () => {
     expect(manifest.files.find((x: { name: string }) => x.name === `pg_data/${f}`).reference).toBeDefined();
   });
 
+  it('catches a same-size rewrite within the recorded second once an anomaly switches the backup to checksums', async () => {
+    // The race pgBackRest guards against: a file rewritten with the same size and the same mtime
+    // as recorded. Size + mtime cannot see it; an older timestamp on another file forces delta mode,
+    // and the checksum then finds the rewrite.
+    const raced = path.join(stack.cluster.dataDir, 'openrds_race_probe');
+    const other = path.join(stack.cluster.dataDir, 'openrds_race_other');
+    for (const f of [raced, other]) { fs.writeFileSync(f, 'aaaa'); fs.chownSync(f, fs.statSync(stack.cluster.dataDir).uid, fs.statSync(stack.cluster.dataDir).gid); }
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast']);
+    const recorded = fs.statSync(raced).mtime;
+    fs.writeFileSync(raced, 'bbbb');
+    fs.utimesSync(raced, recorded, recorded);
+    const older = new Date(fs.statSync(other).mtimeMs - 5000);
+    fs.utimesSync(other, older, older);
+    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--log-level-console=info']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("file 'pg_data/openrds_race_other' has an older timestamp than in the prior backup: enabling delta checksum comparison");
+    const b = (await info()).pop();
+    const manifest = JSON.parse(fs.readFileSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label, 'backup.manifest'), 'utf8'));
+    expect(manifest.backup.delta).toBe(true);
+    const entry = manifest.files.find((x: { name: string }) => x.name === 'pg_data/openrds_race_probe');
+    expect(entry.reference).toBeUndefined();
+    expect(entry.sha256).toBe(createHash('sha256').update('bbbb').digest('hex'));
+    fs.rmSync(raced);
+    fs.rmSync(other);
+  });
+
   it('refuses a second concurrent backup of the stanza while the first completes', async () => {
     const first = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     await new Promise((r) => setTimeout(r, 1500));
