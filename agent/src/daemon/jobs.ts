@@ -4,16 +4,16 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { Client as PgClient } from 'pg';
 import {
-  AssertError, Config, DbConnectError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
-  forEachLimit, grpcChunkReader, sha256File, grpcChunkWriter, grpcClientStream, grpcMessages, grpcWrite, log, pgControlRead,
+  AssertError, Config, DbConnectError, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
+  forEachLimit, grpcChunkReader, sha256File, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
 import type {
-  AgentGatewayClient, DataChunk__Output, FileEntry, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
+  AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
   RestoreFileSpec__Output,
 } from '@openrds/common';
 import { backupFile } from '../command/backup/file';
-import { restoreFile } from '../command/restore/file';
+import { restoreFile, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';
@@ -134,35 +134,53 @@ export class JobRunner {
     return { count, timeMs: Date.now() };
   }
 
+  /**
+   * Streams the job's files to the repo-server on `processMax` lanes, each one PutBackupFile call
+   * carrying file after file (header, compressed chunks, trailer): no round trip or call set-up
+   * per file, so a cluster of many small files is not bound by latency. Files are taken in the
+   * order sent (largest first), so the tail of the job stays short.
+   */
   private async backupFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.backupFiles!;
     const compressType = spec.compressType as 'none' | 'zst';
-    await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
-      signal.throwIfAborted();
+    const files = spec.files;
+    // Shared by the lanes: the next file to send, and whether a lane failed (the others stop).
+    const state = { next: 0, failed: false };
+    const lane = async (): Promise<void> => {
       const { call, response, failure } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
         (cb) => this.ctx.client.putBackupFile(cb));
-      await grpcWrite(call, { header: { jobId: job.jobId, name: file.name, compressType } });
-      let result;
+      const writer = new GrpcChunkLane<PutFileMessage>(call);
+      const sent: { name: string; missing: boolean; size: number; sha256: string }[] = [];
       try {
-        result = await backupFile(() => grpcChunkWriter<PutFileMessage>(call, (data) => ({ chunk: { data } })), {
-          pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType,
-          compressLevel: spec.compressLevel, signal,
-        });
-        await grpcWrite(call, {
-          trailer: {
-            size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
-            missing: result.missing, mtime: 0, pageChecksumErrors: [],
-          },
-        });
+        while (state.next < files.length && !state.failed) {
+          signal.throwIfAborted();
+          const file = files[state.next++]!;
+          await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } });
+          const result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), {
+            pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal,
+          });
+          await writer.write({
+            trailer: {
+              size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
+              missing: result.missing, mtime: 0, pageChecksumErrors: [],
+            },
+          });
+          sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
+        }
         call.end();
       } catch (err) {
-        // When the repo-server refused the file, its reason is the error to report.
+        state.failed = true;
+        // When the repo-server refused a file, its reason is the error to report.
         call.cancel();
         throw failure() ?? err;
       }
       await response;
-      await emit({ fileDone: { name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 } });
-    });
+      for (const f of sent) await emit({ fileDone: f });
+    };
+    const lanes = Math.max(1, Math.min(spec.processMax || 1, files.length));
+    const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     return {};
   }
 
@@ -270,22 +288,82 @@ export class JobRunner {
     });
   }
 
+  /**
+   * Restores the job's files: with --delta, files already right in place are kept; the rest are
+   * fetched on `processMax` lanes, each call carrying a group of files (largest first), decompressed,
+   * checked against their sha256 and written durably.
+   */
   private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
     let kept = 0;
-    await forEachLimit(spec.files, spec.processMax || 1, async (file) => {
+    const fetch: RestoreFileSpec__Output[] = [];
+    const done = (file: RestoreFileSpec__Output): Promise<void> => emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
+    await forEachLimit(spec.files, Math.max(2, spec.processMax || 1), async (file) => {
       signal.throwIfAborted();
       const dest = path.join(spec.pgPath, file.name);
       if (spec.delta && await this.deltaSame(dest, file, spec.force)) {
         await fs.promises.chmod(dest, file.mode || 0o600);
         await fs.promises.utimes(dest, file.mtime, file.mtime);
         kept++;
+        await done(file);
+      } else if (file.size === 0) {
+        await restoreFile(undefined, this.restoreOptions(file, dest, signal));
+        await done(file);
       } else {
-        await this.fetchFile(job.jobId, file, dest, signal);
+        fetch.push(file);
       }
-      await emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
     });
+    fetch.sort((a, b) => b.size - a.size);
+    const state = { next: 0, failed: false };
+    const lane = async (): Promise<void> => {
+      while (state.next < fetch.length && !state.failed) {
+        const group: RestoreFileSpec__Output[] = [];
+        let bytes = 0;
+        while (state.next < fetch.length && group.length < RESTORE_GROUP_FILES && (group.length === 0 || bytes < RESTORE_GROUP_BYTES)) {
+          const f = fetch[state.next++]!;
+          group.push(f);
+          bytes += f.size;
+        }
+        try {
+          await this.fetchFiles(job.jobId, spec.pgPath, group, signal);
+        } catch (err) {
+          state.failed = true;
+          throw err;
+        }
+        for (const f of group) await done(f);
+      }
+    };
+    const lanes = Math.max(1, Math.min(spec.processMax || 1, fetch.length));
+    const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     return { kept, restored: spec.files.length - kept };
+  }
+
+  private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): RestoreFileOptions {
+    return {
+      destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
+      compressType: file.compressType as 'none' | 'zst', signal,
+    };
+  }
+
+  /** Fetches a group of files on one GetBackupFiles call, each written and checked before the next. */
+  private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal): Promise<void> {
+    const call = this.ctx.client.getBackupFiles({ jobId, repoKeys: group.map((f) => f.repoKey) });
+    const iter = grpcMessages<GetFilesMessage__Output>(call);
+    try {
+      for (const file of group) {
+        const start = await iter.next();
+        if (start.done || start.value.start?.repoKey !== file.repoKey) {
+          throw new ProtocolError(`expected repo file '${file.repoKey}' from the repo-server, got ${start.done ? 'the end of the call' : 'another message'}`);
+        }
+        await restoreFile(() => grpcChunkReader<GetFilesMessage__Output>(iter, (m) => (m.end ? null : m.chunk?.data)),
+          this.restoreOptions(file, path.join(pgPath, file.name), signal));
+      }
+    } catch (err) {
+      call.cancel();
+      throw err;
+    }
   }
 
   /** Delta restore: the file in place already has the backup's content (by sha256, or size+mtime with --force). */
@@ -314,6 +392,10 @@ export class JobRunner {
     return {};
   }
 }
+
+/** Files and bytes of one GetBackupFiles call of a restore lane. */
+const RESTORE_GROUP_FILES = 512;
+const RESTORE_GROUP_BYTES = 256 * 1024 * 1024;
 
 /** fsyncs every directory of a tree (files were synced as they were written). */
 async function fsyncTree(root: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import {
-  CCtx, CParameter, DCtx, EndDirective, cStreamInSize, cStreamOutSize, dStreamInSize, dStreamOutSize,
+  CCtx, CParameter, DCtx, EndDirective, ResetDirective, cStreamInSize, cStreamOutSize, dStreamInSize, dStreamOutSize,
 } from 'zstd-napi/binding';
 import { InternalError, OptionInvalidError } from '../error';
 import type { IoFilter } from './filter';
@@ -19,6 +19,42 @@ export class ZstdDataError extends Error {
     super(message, opts);
     this.name = 'ZstdDataError';
   }
+}
+
+/**
+ * Idle native contexts for reuse. A context holds megabytes of native memory: making one per
+ * file of a cluster of thousands of small files costs more than compressing them, and the
+ * external memory drives V8 into constant full garbage collections.
+ */
+const CONTEXTS_IDLE_MAX = 16;
+const cctxIdle = new Map<number, CCtx[]>();
+const dctxIdle: DCtx[] = [];
+
+function cctxAcquire(level: number): CCtx {
+  const ctx = cctxIdle.get(level)?.pop();
+  if (ctx) return ctx;
+  const fresh = new CCtx();
+  fresh.setParameter(CParameter.compressionLevel, level);
+  // The frame checksum lets a decompressor detect damage that the repo checksum would only
+  // report later, and lets `zstd -t` check a repo file on its own.
+  fresh.setParameter(CParameter.checksumFlag, 1);
+  return fresh;
+}
+
+function cctxRelease(level: number, ctx: CCtx): void {
+  // A session cut short (an error, a destroyed stream) must not leak into the next frame.
+  ctx.reset(ResetDirective.sessionOnly);
+  const idle = cctxIdle.get(level) ?? [];
+  if (idle.length < CONTEXTS_IDLE_MAX) { idle.push(ctx); cctxIdle.set(level, idle); }
+}
+
+function dctxAcquire(): DCtx {
+  return dctxIdle.pop() ?? new DCtx();
+}
+
+function dctxRelease(ctx: DCtx): void {
+  ctx.reset(ResetDirective.sessionOnly);
+  if (dctxIdle.length < CONTEXTS_IDLE_MAX) dctxIdle.push(ctx);
 }
 
 /** Longest run of zstd work before yielding to the event loop, so heartbeats and I/O keep flowing. */
@@ -96,15 +132,25 @@ abstract class ZstdSlicedTransform extends Transform {
 }
 
 class ZstdCompressTransform extends ZstdSlicedTransform {
-  private readonly cctx = new CCtx();
+  private readonly cctx: CCtx;
+  private released = false;
   private static readonly inSlice = cStreamInSize();
 
-  constructor(level: number) {
+  constructor(private readonly level: number) {
     super(cStreamOutSize());
-    this.cctx.setParameter(CParameter.compressionLevel, level);
-    // The frame checksum lets a decompressor detect damage that the repo checksum would only
-    // report later, and lets `zstd -t` check a repo file on its own.
-    this.cctx.setParameter(CParameter.checksumFlag, 1);
+    this.cctx = cctxAcquire(level);
+  }
+
+  /** Back to the pool once no native call can run on it any more. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    cctxRelease(this.level, this.cctx);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.release();
+    cb(err);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -125,7 +171,7 @@ class ZstdCompressTransform extends ZstdSlicedTransform {
     this.drive(() => {
       const [remaining, produced] = this.cctx.compressStream2(this.outBuffer(), empty, EndDirective.end);
       const room = this.outputPush(produced);
-      if (remaining === 0) return 'done';
+      if (remaining === 0) { this.release(); return 'done'; }
       return room ? 'more' : 'full';
     }, done);
   }
@@ -136,7 +182,8 @@ class ZstdCompressTransform extends ZstdSlicedTransform {
 }
 
 class ZstdDecompressTransform extends ZstdSlicedTransform {
-  private readonly dctx = new DCtx();
+  private readonly dctx = dctxAcquire();
+  private released = false;
   private static readonly inSlice = dStreamInSize();
   /** A frame was started and not finished: ending here means the data was cut short. */
   private inFrame = false;
@@ -163,7 +210,19 @@ class ZstdDecompressTransform extends ZstdSlicedTransform {
     }, done);
   }
 
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.release();
+    cb(err);
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    dctxRelease(this.dctx);
+  }
+
   override _flush(done: TransformCallback): void {
+    this.release();
     if (!this.seenInput) return done(new ZstdDataError('zstd data is empty: expected at least one frame'));
     if (this.inFrame) return done(new ZstdDataError('zstd data ends in the middle of a frame: it is truncated'));
     done();

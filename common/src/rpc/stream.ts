@@ -42,11 +42,55 @@ export function grpcChunkWriter<M>(call: grpc.ClientWritableStream<M> | grpc.Ser
 }
 
 /**
+ * Several files sent one after the other on one gRPC writable call: `sink()` returns a fresh
+ * Writable for the next file's bytes (ended by its pipeline, the call stays open), sharing one
+ * set of listeners on the call however many files go through it.
+ */
+export class GrpcChunkLane<M> {
+  private failure: Error | undefined;
+  private waiting: ((err?: Error) => void) | undefined;
+
+  constructor(private readonly call: grpc.ClientWritableStream<M> | grpc.ServerWritableStream<unknown, M>) {
+    const onEnd = (err?: Error): void => {
+      this.failure ??= err ?? new Error('the call ended before all data was sent');
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.(this.failure);
+    };
+    call.once('error', (err: Error) => onEnd(err));
+    call.once('close', () => onEnd());
+  }
+
+  /** Writes one message honouring backpressure; rejects once the call failed. */
+  async write(msg: M): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.call.write(msg)) return;
+    await new Promise<void>((resolve, reject) => {
+      this.waiting = (err) => (err ? reject(err) : resolve());
+      this.call.once('drain', () => { const w = this.waiting; this.waiting = undefined; w?.(); });
+    });
+  }
+
+  /** A Writable that sends what is written to it as messages made by `wrap`. */
+  sink(wrap: (data: Buffer) => M): Writable {
+    return new Writable({
+      highWaterMark: CHUNK_SIZE,
+      write: (chunk: Buffer, _enc, cb) => {
+        void (async () => {
+          for (let offset = 0; offset < chunk.length; offset += CHUNK_SIZE) await this.write(wrap(chunk.subarray(offset, offset + CHUNK_SIZE)));
+        })().then(() => cb(), (err: Error) => cb(err));
+      },
+    });
+  }
+}
+
+/**
  * A Readable of the bytes carried by the messages of an iterator over a gRPC readable call (read
  * the header first with `iter.next()`, then hand the rest here). `pick` returns the bytes of a
- * message, or undefined for a message that carries none.
+ * message, undefined for a message that carries none, or null for the message that ends the bytes
+ * (several files on one call: the rest of the messages stay unread for the next reader).
  */
-export function grpcChunkReader<M>(iter: AsyncIterator<M>, pick: (msg: M) => Buffer | undefined,
+export function grpcChunkReader<M>(iter: AsyncIterator<M>, pick: (msg: M) => Buffer | undefined | null,
   onDestroy?: () => void): Readable {
   return new Readable({
     highWaterMark: CHUNK_SIZE,
@@ -59,6 +103,10 @@ export function grpcChunkReader<M>(iter: AsyncIterator<M>, pick: (msg: M) => Buf
             return;
           }
           const data = pick(r.value);
+          if (data === null) {
+            this.push(null);
+            return;
+          }
           if (data && data.length > 0) {
             this.push(data);
             return;

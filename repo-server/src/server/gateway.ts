@@ -1,18 +1,19 @@
 import type * as grpc from '@grpc/grpc-js';
-import { Transform, type TransformCallback } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChecksumError, ProtocolError, Sha256Filter, SizeFilter, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter,
+  ChecksumError, GrpcChunkLane, ProtocolError, Sha256Filter, SizeFilter, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter,
   grpcMessages, log,
 } from '@openrds/common';
 import type {
-  AgentGatewayHandlers, AgentMessage__Output, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk,
+  AgentGatewayHandlers, AgentMessage__Output, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
   PutFileMessage__Output, PutFileTrailer__Output, ServerMessage,
 } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
 import { AgentConnection, AgentRegistry } from './agent-registry';
-import { TransferRegistry } from './transfers';
+import { TransferRegistry, type BackupFileStored } from './transfers';
 
 /** Raised inside a pipeline when the agent reports the file vanished: nothing must be stored. */
 class FileVanished extends Error {}
@@ -45,38 +46,49 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
     PutBackupFile(call, callback) {
       void (async () => {
         const iter = grpcMessages<PutFileMessage__Output>(call);
-        const first = await iter.next();
-        const header = first.done ? undefined : first.value.header;
-        if (!header) throw new ProtocolError('PutBackupFile must start with a header');
-        const transfer = transfers.get(header.jobId, 'backup');
-        const key = transfer.keyFor(header.name);
-        if (!key) throw new ProtocolError(`file '${header.name}' is not part of backup job '${header.jobId}'`);
-        let trailer: PutFileTrailer__Output | undefined;
-        const sha = new Sha256Filter(), size = new SizeFilter();
-        const check = new Transform({
-          transform: (chunk: Buffer, _e, cb: TransformCallback) => cb(null, chunk),
-          flush: (cb: TransformCallback) => {
-            if (!trailer) return cb(new ProtocolError(`upload of '${header.name}' ended without a trailer`));
-            if (trailer.missing) return cb(new FileVanished());
-            if (trailer.repoSha256 !== sha.result() || trailer.repoSize !== size.result()) {
-              return cb(new ChecksumError(`upload of '${header.name}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${trailer.repoSha256} size ${trailer.repoSize}`));
-            }
-            cb();
-          },
-        });
-        try {
-          await pipeline(grpcChunkReader(iter, (m) => {
-            if (m.trailer) trailer = m.trailer;
-            return m.chunk?.data;
-          }), sha.stream, size.stream, check, repo.storage.newWrite(key));
-        } catch (err) {
-          if (!(err instanceof FileVanished)) throw err;
+        // Files of the call are stored one after the other; a few may still be syncing while the
+        // next arrives. The call succeeds only once every one of them is durable.
+        const syncing = new Set<Promise<void>>();
+        const failures: unknown[] = [];
+        let current: IncomingFile | undefined;
+        let files = 0, repoSize = 0;
+        let jobId: string | undefined;
+        for (;;) {
+          if (failures.length > 0) throw failures[0];
+          const next = await iter.next();
+          if (next.done) break;
+          const m = next.value;
+          if (m.header) {
+            if (current) throw new ProtocolError(`file '${m.header.name}' started before '${current.name}' ended`);
+            if (jobId !== undefined && m.header.jobId !== jobId) throw new ProtocolError('one PutBackupFile call carries the files of one job');
+            jobId = m.header.jobId;
+            const transfer = transfers.get(m.header.jobId, 'backup');
+            const key = transfer.keyFor(m.header.name);
+            if (!key) throw new ProtocolError(`file '${m.header.name}' is not part of backup job '${m.header.jobId}'`);
+            current = incomingFile(m.header.name, key, repo, (r) => {
+              files++;
+              repoSize += r.repoSize;
+              transfer.onStored(m.header!.name, r);
+            });
+          } else if (m.chunk) {
+            if (!current) throw new ProtocolError('a data chunk arrived outside of a file');
+            await current.write(m.chunk.data);
+          } else if (m.trailer) {
+            if (!current) throw new ProtocolError('a trailer arrived outside of a file');
+            const done = current.end(m.trailer);
+            current = undefined;
+            const tracked = done.catch((err: unknown) => { failures.push(err); }).finally(() => syncing.delete(tracked));
+            syncing.add(tracked);
+            if (syncing.size >= PUT_SYNCING_MAX) await Promise.race(syncing);
+          }
         }
-        transfer.onStored(header.name, {
-          missing: trailer!.missing, size: trailer!.size, sha256: trailer!.sha256,
-          repoSize: size.result(), repoSha256: sha.result(),
-        });
-        return { repoSize: size.result() };
+        if (current) {
+          current.abort();
+          throw new ProtocolError(`upload of '${current.name}' ended without a trailer`);
+        }
+        await Promise.all(syncing);
+        if (failures.length > 0) throw failures[0];
+        return { repoSize, files };
       })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
     },
 
@@ -87,6 +99,22 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
           throw new ProtocolError(`repo file '${call.request.repoKey}' is not part of restore job '${call.request.jobId}'`);
         }
         await pipeline(await repo.storage.newRead(call.request.repoKey), grpcChunkWriter<DataChunk>(call, (data) => ({ data })));
+        call.end();
+      })().catch((err) => call.emit('error', errorToGrpc(err)));
+    },
+
+    GetBackupFiles(call: grpc.ServerWritableStream<GetFilesRequest__Output, GetFilesMessage>) {
+      void (async () => {
+        const transfer = transfers.get(call.request.jobId, 'restore');
+        const refused = call.request.repoKeys.find((k) => !transfer.allowed.has(k));
+        if (refused !== undefined) throw new ProtocolError(`repo file '${refused}' is not part of restore job '${call.request.jobId}'`);
+        const lane = new GrpcChunkLane<GetFilesMessage>(call);
+        for (const repoKey of call.request.repoKeys) {
+          await lane.write({ start: { repoKey } });
+          const size = new SizeFilter();
+          await pipeline(await repo.storage.newRead(repoKey), size.stream, lane.sink((data) => ({ chunk: { data } })));
+          await lane.write({ end: { repoSize: size.result() } });
+        }
         call.end();
       })().catch((err) => call.emit('error', errorToGrpc(err)));
     },
@@ -129,3 +157,53 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
   };
 }
 
+/** Files of one PutBackupFile call that may be syncing to disk while the next arrives. */
+const PUT_SYNCING_MAX = 8;
+
+interface IncomingFile {
+  name: string;
+  /** Feeds bytes of the file, honouring the storage write's backpressure. */
+  write(data: Buffer): Promise<void>;
+  /** The trailer arrived: resolves once the file is durable (or was reported missing). */
+  end(trailer: PutFileTrailer__Output): Promise<void>;
+  abort(): void;
+}
+
+/**
+ * One file of an upload on its way into the repo: its bytes are hashed and counted, checked
+ * against the trailer's sha256 and size, and committed (complete or missing) by the storage write.
+ */
+function incomingFile(name: string, key: string, repo: Repo, onStored: (r: BackupFileStored) => void): IncomingFile {
+  let trailer: PutFileTrailer__Output | undefined;
+  const sha = new Sha256Filter(), size = new SizeFilter();
+  const input = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const check = new Transform({
+    transform: (chunk: Buffer, _e, cb: TransformCallback) => cb(null, chunk),
+    flush: (cb: TransformCallback) => {
+      if (!trailer) return cb(new ProtocolError(`upload of '${name}' ended without a trailer`));
+      if (trailer.missing) return cb(new FileVanished());
+      if (trailer.repoSha256 !== sha.result() || trailer.repoSize !== size.result()) {
+        return cb(new ChecksumError(`upload of '${name}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${trailer.repoSha256} size ${trailer.repoSize}`));
+      }
+      cb();
+    },
+  });
+  const stored = pipeline(input, sha.stream, size.stream, check, repo.storage.newWrite(key)).then(
+    () => undefined,
+    (err: unknown) => { if (!(err instanceof FileVanished)) throw err; });
+  stored.catch(() => undefined);
+  return {
+    name,
+    async write(data: Buffer): Promise<void> {
+      if (input.write(data)) return;
+      await Promise.race([once(input, 'drain'), stored]);
+    },
+    async end(t: PutFileTrailer__Output): Promise<void> {
+      trailer = t;
+      input.end();
+      await stored;
+      onStored({ missing: t.missing, size: t.size, sha256: t.sha256, repoSize: size.result(), repoSha256: sha.result() });
+    },
+    abort(): void { input.destroy(new ProtocolError(`upload of '${name}' was cut short`)); },
+  };
+}

@@ -1,0 +1,272 @@
+// The on-demand benchmark (bench/run.sh): openrds against pgBackRest, pg_basebackup and a raw
+// `tar | zstd` ceiling, on the same cluster, same disk, alternating runs. Not a test: it records
+// numbers (bench/results/) and ratios to the peer measured in the same run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PG_TOOLS } from '../harness/pg-versions';
+import { osUser, runCommand } from '../harness/processes';
+import { Stack } from '../stack';
+
+const env = (k: string, d: string): string => process.env[k] ?? d;
+const SCALE = Number(env('BENCH_SCALE', '200'));
+const SMALL_TABLES = Number(env('BENCH_SMALL_TABLES', '20000'));
+const RUNS = Number(env('BENCH_RUNS', '3'));
+const LEVELS = env('BENCH_LEVELS', '1,3').split(',').map(Number);
+const PMS = env('BENCH_PROCESS_MAX', '1,2').split(',').map(Number);
+const DATASETS = env('BENCH_DATASETS', 'pgbench,small').split(',');
+const OUT = env('BENCH_OUT', path.resolve(__dirname, '..', '..', '..', 'bench', 'results'));
+
+interface Sample {
+  dataset: string; op: string; tool: string; level: number; pm: number; run: number;
+  wallS: number; cpuS: number; mbps: number; repoBytes: number; peakRssMb: Record<string, number>; note?: string;
+}
+
+const pg = osUser('postgres');
+
+/** utime + stime of a process (seconds). */
+function cpuOf(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resets the peak RSS of a process (root: /proc/PID/clear_refs), so VmHWM covers one operation. */
+function rssReset(pid: number): void { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); }
+function rssPeakMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+function duBytes(p: string): number {
+  if (!fs.existsSync(p)) return 0;
+  const st = fs.lstatSync(p);
+  if (!st.isDirectory()) return st.size;
+  return fs.readdirSync(p).reduce((n, e) => n + duBytes(path.join(p, e)), 0);
+}
+
+/** Runs a command under GNU time: wall, CPU (user+sys, children included) and peak RSS. */
+async function timed(cmd: string, args: string[], asPostgres: boolean): Promise<{ wallS: number; cpuS: number; rssMb: number; out: string }> {
+  const tf = `/tmp/bench-time-${process.pid}`;
+  const r = await runCommand('/usr/bin/time', ['-o', tf, '-f', '%e %U %S %M', cmd, ...args],
+    { env: process.env, timeoutMs: 7_200_000, ...(asPostgres ? { uid: pg.uid, gid: pg.gid, cwd: '/tmp' } : {}) });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  const [wall, user, sys, rss] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  fs.rmSync(tf, { force: true });
+  return { wallS: wall!, cpuS: user! + sys!, rssMb: Math.round(rss! / 1024), out: r.stdout + r.stderr };
+}
+
+class Bench {
+  samples: Sample[] = [];
+  private pgbrConf = '';
+  private scratch = '';
+  constructor(readonly stack: Stack, readonly dataset: string) {}
+
+  get sourceBytes(): number { return duBytes(path.join(this.stack.cluster.dataDir, 'base')) + duBytes(path.join(this.stack.cluster.dataDir, 'global')); }
+
+  async setup(): Promise<void> {
+    const s = this.stack;
+    this.scratch = path.join(s.dir, 'bench');
+    fs.mkdirSync(this.scratch, { recursive: true });
+    fs.chownSync(this.scratch, pg.uid, pg.gid);
+    for (const d of ['pgbr-repo', 'pgbr-log', 'pgbr-lock', 'out']) {
+      fs.mkdirSync(path.join(this.scratch, d), { recursive: true });
+      fs.chownSync(path.join(this.scratch, d), pg.uid, pg.gid);
+    }
+    this.pgbrConf = path.join(this.scratch, 'pgbackrest.conf');
+    fs.writeFileSync(this.pgbrConf, ['[global]', `repo1-path=${this.scratch}/pgbr-repo`, `log-path=${this.scratch}/pgbr-log`,
+      `lock-path=${this.scratch}/pgbr-lock`, 'log-level-console=warn', 'log-level-file=off', 'repo1-retention-full=1', 'start-fast=y',
+      'compress-type=zst', '', '[bench]', `pg1-path=${s.cluster.dataDir}`, `pg1-port=${s.cluster.port}`, `pg1-socket-path=${s.cluster.socketDir}`, ''].join('\n'));
+    fs.chmodSync(this.pgbrConf, 0o644);
+    await this.pgbr(['stanza-create']);
+    // Both tools archive every segment: each backup waits for its own WAL, as in production.
+    const openrds = (await s.cluster.query<{ archive_command: string }>('SHOW archive_command'))[0]!.archive_command;
+    await s.cluster.query(`ALTER SYSTEM SET archive_command = '${`${openrds} && pgbackrest --config=${this.pgbrConf} --stanza=bench archive-push %p`.replace(/'/g, "''")}'`);
+    await s.cluster.query('SELECT pg_reload_conf()');
+  }
+
+  pgbr(args: string[]): ReturnType<typeof timed> {
+    return timed('/usr/bin/pgbackrest', [`--config=${this.pgbrConf}`, '--stanza=bench', ...args], true);
+  }
+
+  private record(op: string, tool: string, level: number, pm: number, run: number, t: { wallS: number; cpuS: number }, bytes: number,
+    repoBytes: number, peakRssMb: Record<string, number>, note?: string): void {
+    const sample: Sample = { dataset: this.dataset, op, tool, level, pm, run, wallS: t.wallS, cpuS: Number(t.cpuS.toFixed(2)),
+      mbps: Number((bytes / 1e6 / t.wallS).toFixed(1)), repoBytes, peakRssMb, ...(note ? { note } : {}) };
+    this.samples.push(sample);
+    console.log(JSON.stringify(sample));
+  }
+
+  /** One openrds admin command; CPU and peak RSS of the agent and the repo-server around it. */
+  async openrds(args: string[]): Promise<{ wallS: number; cpuS: number; rss: Record<string, number>; out: string }> {
+    const pids = { agent: this.stack.agent!.pid, server: this.stack.server!.pid };
+    for (const p of Object.values(pids)) rssReset(p);
+    const cpu0 = cpuOf(pids.agent) + cpuOf(pids.server);
+    const start = process.hrtime.bigint();
+    const r = await this.stack.admin([...args, `--stanza=${this.stack.stanza}`, '--log-level-console=warn'], { timeoutMs: 7_200_000 });
+    const wallS = Number(process.hrtime.bigint() - start) / 1e9;
+    if (r.code !== 0) throw new Error(`openrds-admin ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+    const cpuS = cpuOf(pids.agent) + cpuOf(pids.server) - cpu0;
+    return { wallS, cpuS, rss: { agent: rssPeakMb(pids.agent), server: rssPeakMb(pids.server) }, out: r.stdout + r.stderr };
+  }
+
+  async latestOpenrds(): Promise<string> {
+    const info = JSON.parse((await this.stack.adminOk(['info', `--stanza=${this.stack.stanza}`, '--output=json'])))[0].backup;
+    return info[info.length - 1].label;
+  }
+
+  async fullBackups(level: number, pm: number, run: number): Promise<void> {
+    const bytes = this.sourceBytes;
+    const tools = ['openrds', 'pgbackrest', 'pg_basebackup', 'tar-zstd'];
+    // Alternate the order between runs so that no tool always runs on a warm (or cold) cache.
+    const order = run % 2 === 0 ? tools : tools.toReversed();
+    for (const tool of order) {
+      if (tool === 'openrds') {
+        const t = await this.openrds(['backup', '--type=full', '--start-fast', `--compress-level=${level}`, `--process-max=${pm}`]);
+        const label = await this.latestOpenrds();
+        this.record('full', tool, level, pm, run, t, bytes, duBytes(path.join(this.stack.dir, 'repo', 'backup', this.stack.stanza, label)), t.rss);
+      } else if (tool === 'pgbackrest') {
+        const t = await this.pgbr(['backup', '--type=full', `--compress-level=${level}`, `--process-max=${pm}`]);
+        const repo = path.join(this.scratch, 'pgbr-repo', 'backup', 'bench');
+        const label = fs.readdirSync(repo).filter((n) => n.endsWith('F')).sort().pop()!;
+        this.record('full', tool, level, pm, run, t, bytes, duBytes(path.join(repo, label)), { pgbackrest: t.rssMb });
+      } else if (tool === 'pg_basebackup') {
+        const dir = path.join(this.scratch, 'out', 'basebackup');
+        fs.rmSync(dir, { recursive: true, force: true });
+        const t = await timed(path.join(PG_TOOLS, 'pg_basebackup'), ['-h', this.stack.cluster.socketDir, '-p', String(this.stack.cluster.port),
+          '-U', 'postgres', '-D', dir, '-Ft', '-X', 'fetch', '-c', 'fast', `--compress=server-zstd:level=${level}${pm > 1 ? `,workers=${pm}` : ''}`], true);
+        this.record('full', tool, level, pm, run, t, bytes, duBytes(dir), { pg_basebackup: t.rssMb }, 'CPU of the client only (compression runs in the walsender)');
+        fs.rmSync(dir, { recursive: true, force: true });
+      } else {
+        const file = path.join(this.scratch, 'out', 'pgdata.tar.zst');
+        const t = await timed('/bin/bash', ['-c', `tar -cf - -C '${this.stack.cluster.dataDir}' . 2>/dev/null | zstd -q -T${pm} -${level} -o '${file}' -f`], false);
+        this.record('full', tool, level, pm, run, t, bytes, duBytes(file), { 'tar+zstd': t.rssMb }, 'raw ceiling: no checksums, not consistent');
+        fs.rmSync(file, { force: true });
+      }
+    }
+  }
+
+  /** ~1% of the cluster changed, then incremental backups of both tools (after a full of each). */
+  async incrBackups(level: number, pm: number, run: number): Promise<void> {
+    const bytes = this.sourceBytes;
+    const rows = Math.max(1000, Math.round(bytes / 100 / 120));
+    await this.stack.cluster.query(`DROP TABLE IF EXISTS bench_delta; CREATE TABLE bench_delta AS SELECT g, md5(g::text) AS a, md5((g+1)::text) AS b FROM generate_series(1, ${rows}) g`);
+    await this.stack.cluster.query('CHECKPOINT');
+    const order = run % 2 === 0 ? ['openrds', 'pgbackrest'] : ['pgbackrest', 'openrds'];
+    for (const tool of order) {
+      if (tool === 'openrds') {
+        const t = await this.openrds(['backup', '--type=incr', '--start-fast', `--compress-level=${level}`, `--process-max=${pm}`]);
+        const label = await this.latestOpenrds();
+        this.record('incr', tool, level, pm, run, t, bytes, duBytes(path.join(this.stack.dir, 'repo', 'backup', this.stack.stanza, label)), t.rss);
+      } else {
+        const t = await this.pgbr(['backup', '--type=incr', `--compress-level=${level}`, `--process-max=${pm}`]);
+        const repo = path.join(this.scratch, 'pgbr-repo', 'backup', 'bench');
+        const label = fs.readdirSync(repo).filter((n) => n.endsWith('I')).sort().pop()!;
+        this.record('incr', tool, level, pm, run, t, bytes, duBytes(path.join(repo, label)), { pgbackrest: t.rssMb });
+      }
+    }
+  }
+
+  /** Restore of the latest backup into an empty directory, then a delta restore over it. */
+  async restores(level: number, pm: number, run: number): Promise<void> {
+    const bytes = this.sourceBytes;
+    const order = run % 2 === 0 ? ['openrds', 'pgbackrest'] : ['pgbackrest', 'openrds'];
+    for (const tool of order) {
+      const dir = path.join(this.scratch, 'out', `restore-${tool}`);
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (tool === 'openrds') {
+        const args = ['restore', `--pg1-path=${dir}`, `--process-max=${pm}`, '--type=immediate', '--archive-mode=off'];
+        const t = await this.openrds(args);
+        this.record('restore', tool, level, pm, run, t, bytes, 0, t.rss);
+        const d = await this.openrds([...args, '--delta']);
+        this.record('restore-delta', tool, level, pm, run, d, bytes, 0, d.rss);
+      } else {
+        const args = ['restore', `--pg1-path=${dir}`, `--process-max=${pm}`, '--type=immediate'];
+        fs.mkdirSync(dir, { mode: 0o700 });
+        fs.chownSync(dir, pg.uid, pg.gid);
+        const t = await this.pgbr(args);
+        this.record('restore', tool, level, pm, run, t, bytes, 0, { pgbackrest: t.rssMb });
+        const d = await this.pgbr([...args, '--delta']);
+        this.record('restore-delta', tool, level, pm, run, d, bytes, 0, { pgbackrest: d.rssMb });
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function report(samples: Sample[], meta: Record<string, unknown>): string {
+  const lines = ['# openrds benchmark', '', '```json', JSON.stringify(meta, null, 2), '```', '',
+    'Medians over the runs. ratio = openrds wall time / pgBackRest wall time in the same run set (< 1: openrds is faster).', '',
+    '| dataset | op | level | process-max | tool | wall s | CPU s | MB/s | repo MB | peak RSS MB | ratio |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const keys = [...new Set(samples.map((s) => `${s.dataset}|${s.op}|${s.level}|${s.pm}`))];
+  for (const k of keys) {
+    const group = samples.filter((s) => `${s.dataset}|${s.op}|${s.level}|${s.pm}` === k);
+    const peer = group.filter((s) => s.tool === 'pgbackrest');
+    const peerWall = peer.length ? median(peer.map((s) => s.wallS)) : undefined;
+    for (const tool of new Set(group.map((s) => s.tool))) {
+      const g = group.filter((s) => s.tool === tool);
+      const wall = median(g.map((s) => s.wallS));
+      const rss = Object.entries(g[0]!.peakRssMb).map(([p]) => `${p} ${Math.max(...g.map((s) => s.peakRssMb[p] ?? 0))}`).join(', ');
+      const [dataset, op, level, pm] = k.split('|');
+      lines.push(`| ${dataset} | ${op} | ${level} | ${pm} | ${tool} | ${wall.toFixed(2)} | ${median(g.map((s) => s.cpuS)).toFixed(2)} | ` +
+        `${median(g.map((s) => s.mbps)).toFixed(0)} | ${(median(g.map((s) => s.repoBytes)) / 1e6).toFixed(1)} | ${rss} | ` +
+        `${peerWall && tool !== 'pgbackrest' ? (wall / peerWall).toFixed(2) : ''} |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const all: Sample[] = [];
+  const meta: Record<string, unknown> = { date: new Date().toISOString(), scale: SCALE, smallTables: SMALL_TABLES, runs: RUNS, levels: LEVELS, processMax: PMS,
+    cpus: (await import('node:os')).cpus().length, node: process.version, pgbackrest: (await runCommand('/usr/bin/pgbackrest', ['version'], {})).stdout.trim() };
+  for (const dataset of DATASETS) {
+    const stack = await Stack.create({ version: 15, stanza: 'bench', globalOptions: { 'repo1-retention-full': '1' } });
+    try {
+      await stack.start();
+      await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+      const bench = new Bench(stack, dataset);
+      await bench.setup();
+      if (dataset === 'pgbench') {
+        await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
+      } else {
+        // Many small relations across several databases: per-file overhead dominates.
+        const dbs = 4;
+        for (let d = 0; d < dbs; d++) {
+          await stack.cluster.query(`CREATE DATABASE bench${d}`);
+          const per = Math.ceil(SMALL_TABLES / dbs);
+          for (let i = 0; i < per; i += 500) {
+            const sql = Array.from({ length: Math.min(500, per - i) }, (_, j) => `CREATE TABLE s${i + j} AS SELECT g, md5(g::text) AS v FROM generate_series(1, 20) g;`).join('\n');
+            await stack.cluster.query(sql, [], `bench${d}`);
+          }
+        }
+      }
+      await stack.cluster.query('CHECKPOINT');
+      meta[`${dataset}SourceMB`] = Math.round(bench.sourceBytes / 1e6);
+      for (const level of LEVELS) {
+        for (const pm of PMS) {
+          for (let run = 0; run < RUNS; run++) {
+            await bench.fullBackups(level, pm, run);
+            await bench.incrBackups(level, pm, run);
+            await bench.restores(level, pm, run);
+          }
+        }
+      }
+      all.push(...bench.samples);
+    } finally {
+      await stack.destroy();
+    }
+  }
+  fs.mkdirSync(OUT, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  fs.writeFileSync(path.join(OUT, `${stamp}.json`), JSON.stringify({ meta, samples: all }, null, 2));
+  const md = report(all, meta);
+  fs.writeFileSync(path.join(OUT, `${stamp}.md`), md);
+  console.log(md);
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
