@@ -89,7 +89,7 @@ describe('retention and expire', () => {
     expect(archived()).toContain(f);
   });
 
-  it('stop --force ends a running backup, which leaves nothing behind', async () => {
+  it('stop --force ends a running full backup, which is kept only to be resumed', async () => {
     const before = (await backups()).map((b) => b.label);
     const sets = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza)).sort();
     const running = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
@@ -99,8 +99,15 @@ describe('retention and expire', () => {
     expect(r.code).toBe(62);
     expect(r.stderr).toContain("backup ended: stopped by 'openrds-admin stop --force'");
     expect((await backups()).map((b) => b.label)).toEqual(before);
-    expect(fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza)).sort()).toEqual(sets);
+    // Nothing else changed: at most the interrupted set, with its resumable record, not a backup.
+    const after = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza)).sort();
+    const extra = after.filter((n) => !sets.includes(n));
+    expect(extra.length).toBeLessThanOrEqual(1);
+    for (const n of extra) expect(fs.existsSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, n, 'backup.partial'))).toBe(true);
     await stack.adminOk(['start', `--stanza=${stack.stanza}`]);
     await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    // The next full backup resumed (or removed) it: every set is a listed backup again.
+    const listed = (await backups()).map((b) => b.label);
+    expect(fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza)).filter((n) => /^\d{8}-\d{6}F/.test(n)).sort()).toEqual([...listed].sort());
   });
 });

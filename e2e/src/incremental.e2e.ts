@@ -113,22 +113,6 @@ describe('differential and incremental backups', () => {
     expect(fs.readdirSync(other)).toEqual(['keep.txt']);
   });
 
-  it('switches to checksum comparison when a file has a timestamp in the future, and records it', async () => {
-    // PG_VERSION: a file PostgreSQL never rewrites (a checkpoint would reset a relation's mtime).
-    const f = 'PG_VERSION';
-    const file = path.join(stack.cluster.dataDir, f);
-    const future = Date.now() / 1000 + 3600;
-    fs.utimesSync(file, future, future);
-    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--log-level-console=info']);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain(`file 'pg_data/${f}' has a timestamp in the future: enabling delta checksum comparison`);
-    const b = (await info()).pop();
-    const manifest = JSON.parse(fs.readFileSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label, 'backup.manifest'), 'utf8'));
-    expect(manifest.backup.delta).toBe(true);
-    // Checksums found the file unchanged: it is referenced, not copied.
-    expect(manifest.files.find((x: { name: string }) => x.name === `pg_data/${f}`).reference).toBeDefined();
-  });
-
   it('catches a same-size rewrite within the recorded second once an anomaly switches the backup to checksums', async () => {
     // The race pgBackRest guards against: a file rewritten with the same size and the same mtime
     // as recorded. Size + mtime cannot see it; an older timestamp on another file forces delta mode,
@@ -153,6 +137,22 @@ describe('differential and incremental backups', () => {
     expect(entry.sha256).toBe(createHash('sha256').update('bbbb').digest('hex'));
     fs.rmSync(raced);
     fs.rmSync(other);
+  });
+
+  it('switches to checksum comparison when a file has a timestamp in the future, and records it', async () => {
+    // PG_VERSION: a file PostgreSQL never rewrites (a checkpoint would reset a relation's mtime).
+    const f = 'PG_VERSION';
+    const file = path.join(stack.cluster.dataDir, f);
+    const future = Date.now() / 1000 + 3600;
+    fs.utimesSync(file, future, future);
+    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--log-level-console=info']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`file 'pg_data/${f}' has a timestamp in the future: enabling delta checksum comparison`);
+    const b = (await info()).pop();
+    const manifest = JSON.parse(fs.readFileSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label, 'backup.manifest'), 'utf8'));
+    expect(manifest.backup.delta).toBe(true);
+    // Checksums found the file unchanged: it is referenced, not copied.
+    expect(manifest.files.find((x: { name: string }) => x.name === `pg_data/${f}`).reference).toBeDefined();
   });
 
   it('refuses a second concurrent backup of the stanza while the first completes', async () => {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { Client as PgClient } from 'pg';
 import {
-  AssertError, Config, DbConnectError, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
+  AssertError, CHUNK_SIZE, Config, DbConnectError, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, sha256File, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
@@ -12,8 +12,8 @@ import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
   RestoreFileSpec__Output,
 } from '@openrds/common';
-import { backupFile } from '../command/backup/file';
-import { restoreFile, type RestoreFileOptions } from '../command/restore/file';
+import { SMALL_FILE_MAX, backupFile, backupFileSmall } from '../command/backup/file';
+import { restoreFile, restoreFileSmall, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';
@@ -154,18 +154,34 @@ export class JobRunner {
       try {
         while (state.next < files.length && !state.failed) {
           signal.throwIfAborted();
-          const file = files[state.next++]!;
-          await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } });
-          const result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), {
-            pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal,
-          });
-          await writer.write({
-            trailer: {
-              size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
-              missing: result.missing, mtime: 0, pageChecksumErrors: [],
-            },
-          });
-          sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
+          // A run of small files is read and compressed ahead, several at once, while the lane
+          // sends them in order: per-file latency (open, read, close) overlaps.
+          const group = [files[state.next++]!];
+          if (group[0]!.size <= SMALL_FILE_MAX) {
+            while (group.length < READ_AHEAD && state.next < files.length && files[state.next]!.size <= SMALL_FILE_MAX) group.push(files[state.next++]!);
+          }
+          const optsOf = (file: typeof group[number]) => ({ pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal });
+          const reads = group.length > 1 || group[0]!.size <= SMALL_FILE_MAX ? group.map((f) => backupFileSmall(optsOf(f))) : [];
+          for (const r of reads) r.catch(() => undefined);
+          for (const [i, file] of group.entries()) {
+            await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } });
+            let result;
+            const read = i < reads.length ? reads[i] : undefined;
+            if (read) {
+              result = await read;
+              const bytes = result.repoData ?? Buffer.alloc(0);
+              for (let offset = 0; offset < bytes.length; offset += CHUNK_SIZE) await writer.write({ chunk: { data: bytes.subarray(offset, offset + CHUNK_SIZE) } });
+            } else {
+              result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), optsOf(file));
+            }
+            await writer.write({
+              trailer: {
+                size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
+                missing: result.missing, mtime: 0, pageChecksumErrors: [],
+              },
+            });
+            sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
+          }
         }
         call.end();
       } catch (err) {
@@ -351,17 +367,38 @@ export class JobRunner {
   private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal): Promise<void> {
     const call = this.ctx.client.getBackupFiles({ jobId, repoKeys: group.map((f) => f.repoKey) });
     const iter = grpcMessages<GetFilesMessage__Output>(call);
+    const writing = new Set<Promise<void>>();
+    const failures: unknown[] = [];
     try {
       for (const file of group) {
+        if (failures.length > 0) throw failures[0];
         const start = await iter.next();
         if (start.done || start.value.start?.repoKey !== file.repoKey) {
           throw new ProtocolError(`expected repo file '${file.repoKey}' from the repo-server, got ${start.done ? 'the end of the call' : 'another message'}`);
         }
-        await restoreFile(() => grpcChunkReader<GetFilesMessage__Output>(iter, (m) => (m.end ? null : m.chunk?.data)),
-          this.restoreOptions(file, path.join(pgPath, file.name), signal));
+        const opts = this.restoreOptions(file, path.join(pgPath, file.name), signal);
+        if (file.size <= SMALL_FILE_MAX) {
+          const parts: Buffer[] = [];
+          for (;;) {
+            const m = await iter.next();
+            if (m.done) throw new ProtocolError(`repo file '${file.repoKey}' was cut short`);
+            if (m.value.end) break;
+            if (m.value.chunk?.data) parts.push(m.value.chunk.data);
+          }
+          // Written while the next files arrive: a few small writes (and their fsyncs) in flight.
+          const w: Promise<void> = restoreFileSmall(Buffer.concat(parts), opts).catch((err: unknown) => { failures.push(err); })
+            .finally(() => writing.delete(w));
+          writing.add(w);
+          if (writing.size >= READ_AHEAD) await Promise.race(writing);
+        } else {
+          await restoreFile(() => grpcChunkReader<GetFilesMessage__Output>(iter, (m) => (m.end ? null : m.chunk?.data)), opts);
+        }
       }
+      await Promise.all(writing);
+      if (failures.length > 0) throw failures[0];
     } catch (err) {
       call.cancel();
+      await Promise.all(writing);
       throw err;
     }
   }
@@ -392,6 +429,9 @@ export class JobRunner {
     return {};
   }
 }
+
+/** Small files a lane reads ahead (backup) or writes behind (restore). */
+const READ_AHEAD = 8;
 
 /** Files and bytes of one GetBackupFiles call of a restore lane. */
 const RESTORE_GROUP_FILES = 512;

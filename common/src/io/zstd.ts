@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import {
-  CCtx, CParameter, DCtx, EndDirective, ResetDirective, cStreamInSize, cStreamOutSize, dStreamInSize, dStreamOutSize,
+  CCtx, CParameter, DCtx, EndDirective, ResetDirective, compressBound, cStreamInSize, cStreamOutSize, dStreamInSize, dStreamOutSize,
 } from 'zstd-napi/binding';
 import { InternalError, OptionInvalidError } from '../error';
 import type { IoFilter } from './filter';
@@ -258,3 +258,50 @@ export class ZstdDecompressFilter implements IoFilter<void> {
   result(): void { return undefined; }
 }
 
+
+/**
+ * Compresses a whole buffer into one zstd frame (with content size and checksum): for small
+ * files, where a stream costs more than the compression.
+ */
+export function zstdCompressBuffer(data: Buffer, level: number = ZSTD_LEVEL_DEFAULT): Buffer {
+  zstdLevelCheck(level);
+  const ctx = cctxAcquire(level);
+  try {
+    const out = Buffer.allocUnsafe(compressBound(data.length));
+    const n = ctx.compress2(out, data);
+    return Buffer.from(out.subarray(0, n));
+  } catch (err) {
+    throw new InternalError(`unable to compress with zstd: ${(err as Error).message}`, { cause: err });
+  } finally {
+    cctxRelease(level, ctx);
+  }
+}
+
+/**
+ * Decompresses a whole buffer of zstd frames that must hold exactly `size` bytes; damaged data,
+ * or content of another size, is a ZstdDataError.
+ */
+export function zstdDecompressBuffer(data: Buffer, size: number): Buffer {
+  if (data.length === 0) throw new ZstdDataError('zstd data is empty: expected at least one frame');
+  const ctx = dctxAcquire();
+  try {
+    // One byte more than expected: content that fills it is larger than the manifest says.
+    const out = Buffer.allocUnsafe(size + 1);
+    let produced = 0, input = data, inFrame = false;
+    while (input.length > 0) {
+      const [remaining, n, consumed] = ctx.decompressStream(out.subarray(produced), input);
+      produced += n;
+      input = input.subarray(consumed);
+      inFrame = remaining !== 0;
+      if (produced > size) throw new ZstdDataError(`zstd data holds more than the expected ${size} bytes`);
+      if (consumed === 0 && n === 0) break;
+    }
+    if (inFrame || input.length > 0) throw new ZstdDataError('zstd data ends in the middle of a frame: it is truncated');
+    return out.subarray(0, produced);
+  } catch (err) {
+    if (err instanceof ZstdDataError) throw err;
+    throw new ZstdDataError(`zstd data is damaged: ${(err as Error).message}`, { cause: err });
+  } finally {
+    dctxRelease(ctx);
+  }
+}

@@ -1,9 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChecksumError, GrpcChunkLane, ProtocolError, Sha256Filter, SizeFilter, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter,
+  CHUNK_SIZE, ChecksumError, GrpcChunkLane, ProtocolError, Sha256Filter, SizeFilter, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter,
   grpcMessages, log,
 } from '@openrds/common';
 import type {
@@ -111,6 +112,14 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const lane = new GrpcChunkLane<GetFilesMessage>(call);
         for (const repoKey of call.request.repoKeys) {
           await lane.write({ start: { repoKey } });
+          const info = await repo.storage.info(repoKey);
+          if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) {
+            // A small file is read whole: no stream set up for a few kilobytes.
+            const data = await repo.storage.get(repoKey);
+            for (let offset = 0; offset < data.length; offset += CHUNK_SIZE) await lane.write({ chunk: { data: data.subarray(offset, offset + CHUNK_SIZE) } });
+            await lane.write({ end: { repoSize: data.length } });
+            continue;
+          }
           const size = new SizeFilter();
           await pipeline(await repo.storage.newRead(repoKey), size.stream, lane.sink((data) => ({ chunk: { data } })));
           await lane.write({ end: { repoSize: size.result() } });
@@ -169,41 +178,81 @@ interface IncomingFile {
   abort(): void;
 }
 
+/** Uploads up to this size are collected in memory and stored with one put (no stream). */
+const SMALL_UPLOAD_MAX = 1024 * 1024;
+
 /**
  * One file of an upload on its way into the repo: its bytes are hashed and counted, checked
- * against the trailer's sha256 and size, and committed (complete or missing) by the storage write.
+ * against the trailer's sha256 and size, and committed (complete or missing) by the storage. A
+ * small file is collected and stored whole; a large one streams into a storage write.
  */
 function incomingFile(name: string, key: string, repo: Repo, onStored: (r: BackupFileStored) => void): IncomingFile {
-  let trailer: PutFileTrailer__Output | undefined;
-  const sha = new Sha256Filter(), size = new SizeFilter();
-  const input = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const check = new Transform({
-    transform: (chunk: Buffer, _e, cb: TransformCallback) => cb(null, chunk),
-    flush: (cb: TransformCallback) => {
-      if (!trailer) return cb(new ProtocolError(`upload of '${name}' ended without a trailer`));
-      if (trailer.missing) return cb(new FileVanished());
-      if (trailer.repoSha256 !== sha.result() || trailer.repoSize !== size.result()) {
-        return cb(new ChecksumError(`upload of '${name}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${trailer.repoSha256} size ${trailer.repoSize}`));
-      }
-      cb();
-    },
-  });
-  const stored = pipeline(input, sha.stream, size.stream, check, repo.storage.newWrite(key)).then(
-    () => undefined,
-    (err: unknown) => { if (!(err instanceof FileVanished)) throw err; });
-  stored.catch(() => undefined);
+  let buffered: Buffer[] | undefined = [];
+  let bufferedBytes = 0;
+  let streaming: { input: PassThrough; stored: Promise<void>; sha: Sha256Filter; size: SizeFilter; trailer?: PutFileTrailer__Output } | undefined;
+
+  const streamStart = (): NonNullable<typeof streaming> => {
+    const st: NonNullable<typeof streaming> = {
+      input: new PassThrough({ highWaterMark: 1024 * 1024 }), sha: new Sha256Filter(), size: new SizeFilter(), stored: Promise.resolve(),
+    };
+    const check = new Transform({
+      transform: (chunk: Buffer, _e, cb: TransformCallback) => cb(null, chunk),
+      flush: (cb: TransformCallback) => {
+        const t = st.trailer;
+        if (!t) return cb(new ProtocolError(`upload of '${name}' ended without a trailer`));
+        if (t.missing) return cb(new FileVanished());
+        const err = uploadCheck(name, t, st.sha.result(), st.size.result());
+        cb(err);
+      },
+    });
+    st.stored = pipeline(st.input, st.sha.stream, st.size.stream, check, repo.storage.newWrite(key)).then(
+      () => undefined,
+      (err: unknown) => { if (!(err instanceof FileVanished)) throw err; });
+    st.stored.catch(() => undefined);
+    for (const b of buffered ?? []) st.input.write(b);
+    buffered = undefined;
+    return st;
+  };
+
   return {
     name,
     async write(data: Buffer): Promise<void> {
-      if (input.write(data)) return;
-      await Promise.race([once(input, 'drain'), stored]);
+      if (buffered) {
+        buffered.push(data);
+        bufferedBytes += data.length;
+        if (bufferedBytes <= SMALL_UPLOAD_MAX) return;
+        streaming = streamStart();
+        return;
+      }
+      if (streaming!.input.write(data)) return;
+      await Promise.race([once(streaming!.input, 'drain'), streaming!.stored]);
     },
     async end(t: PutFileTrailer__Output): Promise<void> {
-      trailer = t;
-      input.end();
-      await stored;
-      onStored({ missing: t.missing, size: t.size, sha256: t.sha256, repoSize: size.result(), repoSha256: sha.result() });
+      if (buffered) {
+        if (!t.missing) {
+          const data = Buffer.concat(buffered);
+          const sha = createHash('sha256').update(data).digest('hex');
+          const err = uploadCheck(name, t, sha, data.length);
+          if (err) throw err;
+          await repo.storage.put(key, data);
+          onStored({ missing: false, size: t.size, sha256: t.sha256, repoSize: data.length, repoSha256: sha });
+        } else {
+          onStored({ missing: true, size: t.size, sha256: t.sha256, repoSize: 0, repoSha256: '' });
+        }
+        return;
+      }
+      const st = streaming!;
+      st.trailer = t;
+      st.input.end();
+      await st.stored;
+      onStored({ missing: t.missing, size: t.size, sha256: t.sha256, repoSize: st.size.result(), repoSha256: st.sha.result() });
     },
-    abort(): void { input.destroy(new ProtocolError(`upload of '${name}' was cut short`)); },
+    abort(): void { streaming?.input.destroy(new ProtocolError(`upload of '${name}' was cut short`)); },
   };
+}
+
+/** The bytes that arrived must be the ones the agent hashed and counted. */
+function uploadCheck(name: string, t: PutFileTrailer__Output, sha256: string, size: number): Error | undefined {
+  if (t.repoSha256 === sha256 && t.repoSize === size) return undefined;
+  return new ChecksumError(`upload of '${name}' arrived with sha256 ${sha256} size ${size}, but the agent sent sha256 ${t.repoSha256} size ${t.repoSize}`);
 }

@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, log, protoLoad, storageRepoNew } from '@openrds/common';
+import {
+  Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad, storageRepoNew,
+} from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
 import { stopCheck } from '../command/stop';
@@ -40,12 +42,14 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
   const archive = new ArchiveStore(repo);
   const v1 = protoLoad();
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  grpcServerStreamWindow(server);
   const configPath = config.source('config') === 'default' ? undefined : config.strOpt('config');
   server.addService(v1.Admin.service, adminHandlers({ repo, agents, transfers, archive, operations: new OperationRegistry(), configPath }));
   server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive, stopCheck: (stanza) => stopCheck(config, stanza) }));
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(grpcAddress(host, port), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
+  grpcServerSessionWindow(server);
   log.info(`repo-server listening on ${grpcAddress(host, bound)}, repo1 ${config.str('repo1-type')} '${config.str('repo1-path')}'`);
   return {
     server, port: bound, agents,

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Sha256Filter, SizeFilter, compressFilters, pgControlReadBytes } from '@openrds/common';
+import { createHash } from 'node:crypto';
+import { Sha256Filter, SizeFilter, compressFilters, pgControlReadBytes, zstdCompressBuffer } from '@openrds/common';
 
 export interface BackupFileOptions {
   pgPath: string;
@@ -52,4 +53,42 @@ async function backupFileOpen(opts: BackupFileOptions): Promise<Readable | undef
   }
   // A small file gets a small read buffer: a 1 MiB buffer per 8 KiB file is mostly garbage.
   return fh.createReadStream({ start: 0, end: opts.size - 1, highWaterMark: Math.min(1024 * 1024, Math.max(16 * 1024, opts.size)), autoClose: true });
+}
+
+/** Files up to this size are read, hashed and compressed whole, without streams. */
+export const SMALL_FILE_MAX = 256 * 1024;
+
+/**
+ * backupFile for a small file: one read (at most the listed size), sha256 and zstd on the whole
+ * buffer. Returns the repo bytes with the result; undefined bytes when the file is gone.
+ */
+export async function backupFileSmall(opts: BackupFileOptions): Promise<BackupFileResult & { repoData?: Buffer }> {
+  let data: Buffer;
+  if (opts.name === 'global/pg_control') {
+    data = await pgControlReadBytes(opts.pgPath);
+  } else {
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(path.join(opts.pgPath, opts.name), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+      throw err;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(opts.size);
+      let got = 0;
+      while (got < opts.size) {
+        const { bytesRead } = await fh.read(buf, got, opts.size - got, got);
+        if (bytesRead === 0) break;      // truncated since the listing: WAL replay restores it
+        got += bytesRead;
+      }
+      data = buf.subarray(0, got);
+    } finally {
+      await fh.close();
+    }
+  }
+  const repoData = opts.compressType === 'zst' ? zstdCompressBuffer(data, opts.compressLevel) : data;
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const repoSha256 = repoData === data ? sha256 : createHash('sha256').update(repoData).digest('hex');
+  return { missing: false, size: data.length, sha256, repoSize: repoData.length, repoSha256, repoData };
 }

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, decompressFilters } from '@openrds/common';
+import { createHash } from 'node:crypto';
+import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressFilters, zstdDecompressBuffer } from '@openrds/common';
 
 export interface RestoreFileOptions {
   destination: string;         // absolute path
@@ -56,4 +57,35 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
 function isDecodeError(err: unknown): boolean {
   // Not `instanceof Error`: errors made by the native addon may come from another realm.
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === undefined;
+}
+
+/**
+ * restoreFile for a small file whose repo bytes are in memory: decompressed and checked whole,
+ * written with one write and an fsync, no streams.
+ */
+export async function restoreFileSmall(repoData: Buffer, opts: RestoreFileOptions): Promise<void> {
+  let data: Buffer;
+  try {
+    data = opts.compressType === 'zst' ? zstdDecompressBuffer(repoData, opts.size) : repoData;
+  } catch (err) {
+    if (!(err instanceof ZstdDataError)) throw err;
+    throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${err.message}`,
+      { hint: 'the repo copy of this file is damaged: restore from another backup set (--set) and run verify' });
+  }
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  if (data.length !== opts.size || sha256 !== opts.sha256) {
+    throw new ChecksumError(
+      `restored file '${opts.destination}' has size ${data.length} sha256 ${sha256}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+      { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
+  }
+  const fh = await fs.promises.open(opts.destination, 'w', opts.mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+    // The umask may have narrowed the mode at create.
+    await fh.chmod(opts.mode);
+    await fh.utimes(opts.mtime, opts.mtime);
+  } finally {
+    await fh.close();
+  }
 }
