@@ -7,7 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OptionInvalidError } from '../error';
 import { Sha256Filter, SizeFilter } from './filter';
-import { ZstdCompressFilter, ZstdDataError, ZstdDecompressFilter } from './zstd';
+import { ZstdCompressFilter, ZstdDataError, ZstdDecompressFilter, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
 
 const MiB = 1024 * 1024;
 
@@ -191,3 +191,39 @@ describe('zstd filters', () => {
       .rejects.toMatchObject({ name: 'AbortError' });
   });
 });
+
+describe('whole-buffer zstd (small files)', () => {
+  const text = Buffer.from('a small relation file '.repeat(400));
+
+  it('round-trips, and reads frames made by the streaming compressor too', async () => {
+    const packed = zstdCompressBuffer(text, 3);
+    expect(packed.length).toBeLessThan(text.length);
+    expect(zstdDecompressBuffer(packed, text.length).equals(text)).toBe(true);
+    const streamed = await collect(Readable.from([text]).pipe(new ZstdCompressFilter({ level: 1 }).stream));
+    expect(zstdDecompressBuffer(streamed, text.length).equals(text)).toBe(true);
+    expect(zstdDecompressBuffer(zstdCompressBuffer(Buffer.alloc(0)), 0).length).toBe(0);
+  });
+
+  it('refuses content larger than expected, truncated or damaged frames, and no frame at all', () => {
+    const packed = zstdCompressBuffer(text, 3);
+    expect(() => zstdDecompressBuffer(packed, text.length - 1)).toThrow(ZstdDataError);
+    expect(() => zstdDecompressBuffer(packed.subarray(0, packed.length - 3), text.length)).toThrow(ZstdDataError);
+    const damaged = Buffer.from(packed);
+    damaged[damaged.length - 2] ^= 0xff;
+    expect(() => zstdDecompressBuffer(damaged, text.length)).toThrow(ZstdDataError);
+    expect(() => zstdDecompressBuffer(Buffer.alloc(0), 0)).toThrow(ZstdDataError);
+  });
+
+  it('reuses pooled contexts without leaking one frame into the next', () => {
+    for (let i = 0; i < 50; i++) {
+      const data = Buffer.from(`file ${i} `.repeat(i + 1));
+      expect(zstdDecompressBuffer(zstdCompressBuffer(data, 1 + (i % 3)), data.length).equals(data)).toBe(true);
+    }
+  });
+});
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
