@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -408,6 +409,8 @@ export class JobRunner {
     const st = await fs.promises.lstat(dest).catch(() => undefined);
     if (!st?.isFile() || st.size !== file.size) return false;
     if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime;
+    // A small file is hashed from one read: a stream (and its buffer) per file costs more.
+    if (st.size <= SMALL_FILE_MAX) return createHash('sha256').update(await fs.promises.readFile(dest)).digest('hex') === file.sha256;
     return (await sha256File(dest)).sha256 === file.sha256;
   }
 
