@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { Client as PgClient } from 'pg';
 import {
-  AssertError, CHUNK_SIZE, Config, DbConnectError, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
+  AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, sha256File, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
@@ -39,6 +39,9 @@ export interface JobContext {
  */
 export class JobRunner {
   private readonly dbSessions = new Map<string, PgClient>();
+
+  /** zstd and sha256 of large files run on worker threads, one per core at most. */
+  private readonly pool = new FilterPool();
 
   constructor(private readonly ctx: JobContext) {}
 
@@ -161,7 +164,7 @@ export class JobRunner {
           if (group[0]!.size <= SMALL_FILE_MAX) {
             while (group.length < READ_AHEAD && state.next < files.length && files[state.next]!.size <= SMALL_FILE_MAX) group.push(files[state.next++]!);
           }
-          const optsOf = (file: typeof group[number]) => ({ pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal });
+          const optsOf = (file: typeof group[number]) => ({ pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal, pool: this.pool });
           const reads = group.length > 1 || group[0]!.size <= SMALL_FILE_MAX ? group.map((f) => backupFileSmall(optsOf(f))) : [];
           for (const r of reads) r.catch(() => undefined);
           for (const [i, file] of group.entries()) {
@@ -360,7 +363,7 @@ export class JobRunner {
   private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): RestoreFileOptions {
     return {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as 'none' | 'zst', signal,
+      compressType: file.compressType as 'none' | 'zst', signal, pool: this.pool,
     };
   }
 

@@ -1,3 +1,4 @@
 export * from './filter';
 export * from './zstd';
 export * from './compress';
+export * from './filter-pool';

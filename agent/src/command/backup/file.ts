@@ -4,6 +4,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { Sha256Filter, SizeFilter, compressFilters, pgControlReadBytes, zstdCompressBuffer } from '@openrds/common';
+import type { FilterPool } from '@openrds/common';
 
 export interface BackupFileOptions {
   pgPath: string;
@@ -12,6 +13,8 @@ export interface BackupFileOptions {
   compressType: 'none' | 'zst';
   compressLevel: number;
   signal?: AbortSignal;
+  /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
+  pool?: FilterPool;
 }
 
 export interface BackupFileResult {
@@ -29,6 +32,12 @@ export interface BackupFileResult {
 export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
   const source = await backupFileOpen(opts);
   if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+  if (opts.pool) {
+    const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+    await pipeline([source, t, sink()], opts.signal ? { signal: opts.signal } : {});
+    const r = t.result();
+    return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: r.outSize, repoSha256: r.outSha256 };
+  }
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
   await pipeline([source, sha.stream, size.stream,
     ...compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream),

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
+import type { FilterPool } from '@openrds/common';
 import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressFilters, zstdDecompressBuffer } from '@openrds/common';
 
 export interface RestoreFileOptions {
@@ -12,6 +13,8 @@ export interface RestoreFileOptions {
   mode: number;
   compressType: 'none' | 'zst';
   signal?: AbortSignal;
+  /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
+  pool?: FilterPool;
 }
 
 export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -25,9 +28,11 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
   if (opts.size > 0) {
     if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
     const sha = new Sha256Filter(), size = new SizeFilter();
+    const pooled = opts.pool?.transform(opts.compressType === 'zst' ? 'decompress' : 'hash');
     try {
       // The write stream owns the descriptor and fsyncs it before closing (flush).
-      await pipeline([source(), ...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream,
+      const filters = pooled ? [pooled] : [...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream];
+      await pipeline([source(), ...filters,
         fs.createWriteStream(opts.destination, { mode: opts.mode, flush: true, highWaterMark: 1024 * 1024 })],
       opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
@@ -36,9 +41,10 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
       throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${(err as Error).message}`,
         { hint: 'the repo copy of this file is damaged: restore from another backup set (--set) and run verify' });
     }
-    if (size.result() !== opts.size || sha.result() !== opts.sha256) {
+    const got = pooled ? { size: pooled.result().outSize, sha256: pooled.result().outSha256 } : { size: size.result(), sha256: sha.result() };
+    if (got.size !== opts.size || got.sha256 !== opts.sha256) {
       throw new ChecksumError(
-        `restored file '${opts.destination}' has size ${size.result()} sha256 ${sha.result()}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+        `restored file '${opts.destination}' has size ${got.size} sha256 ${got.sha256}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
         { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
     }
   } else {

@@ -1,0 +1,52 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FilterPool } from './filter-pool';
+import { ZstdDataError, zstdDecompressBuffer } from './zstd';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function run(pool: FilterPool, mode: 'compress' | 'decompress' | 'hash', chunks: Buffer[]): Promise<{ out: Buffer; result: ReturnType<ReturnType<FilterPool['transform']>['result']> }> {
+  const t = pool.transform(mode, 3);
+  const parts: Buffer[] = [];
+  await pipeline(Readable.from(chunks), t, new Writable({ write: (c: Buffer, _e, cb) => { parts.push(c); cb(); } }));
+  return { out: Buffer.concat(parts), result: t.result() };
+}
+
+describe('FilterPool (worker threads)', () => {
+  const pool = new FilterPool(2);
+  afterAll(() => pool.close());
+  // Text that compresses, random bytes that do not, in 1 MiB chunks: 6 MiB.
+  const chunks = Array.from({ length: 6 }, (_, i) => (i % 2 ? randomBytes(1024 * 1024) : Buffer.from(`row ${i} `.repeat(1024 * 1024 / 8).slice(0, 1024 * 1024))));
+  const data = Buffer.concat(chunks);
+
+  it('compresses into a frame the main-thread decompressor reads, hashing both sides', async () => {
+    const { out, result } = await run(pool, 'compress', chunks);
+    expect(zstdDecompressBuffer(out, data.length).equals(data)).toBe(true);
+    expect(result).toEqual({ inSha256: sha(data), inSize: data.length, outSha256: sha(out), outSize: out.length });
+  });
+
+  it('decompresses and hashes, and several streams run at once in order', async () => {
+    const packed = (await run(pool, 'compress', chunks)).out;
+    const pieces = [packed.subarray(0, 1000), packed.subarray(1000, 500_000), packed.subarray(500_000)];
+    const results = await Promise.all([0, 1, 2, 3].map(() => run(pool, 'decompress', pieces)));
+    for (const r of results) {
+      expect(r.out.equals(data)).toBe(true);
+      expect(r.result.outSha256).toBe(sha(data));
+      expect(r.result.inSize).toBe(packed.length);
+    }
+    const hashed = await run(pool, 'hash', chunks);
+    expect(hashed.out.equals(data)).toBe(true);
+    expect(hashed.result.inSha256).toBe(sha(data));
+  });
+
+  it('fails damaged or truncated zstd with ZstdDataError, and the pool keeps working', async () => {
+    const packed = (await run(pool, 'compress', chunks)).out;
+    const damaged = Buffer.from(packed);
+    damaged[Math.floor(damaged.length / 2)] ^= 0xff;
+    await expect(run(pool, 'decompress', [damaged])).rejects.toBeInstanceOf(ZstdDataError);
+    await expect(run(pool, 'decompress', [packed.subarray(0, packed.length - 10)])).rejects.toBeInstanceOf(ZstdDataError);
+    await expect(run(pool, 'decompress', [])).rejects.toBeInstanceOf(ZstdDataError);
+    expect((await run(pool, 'decompress', [packed])).out.equals(data)).toBe(true);
+  });
+});
