@@ -1,8 +1,11 @@
 // Upload throughput of one gRPC client stream across an artificial round-trip time: the
-// repo-server's raised HTTP/2 windows against grpc-js's 64 KiB default. Run by bench/rtt.sh,
-// which puts the server and the client in two network namespaces joined by a veth pair with
-// `tc qdisc netem delay`. Usage: node rtt.js server <addr> <port> <raise 0|1> | client <addr> <port> <MiB>
+// repo-server's raised HTTP/2 windows against grpc-js's 64 KiB default. Run by bench/rtt.sh.
+// The delay comes from a TCP proxy that holds every piece of data for <delay> ms in each
+// direction (this machine's kernel has no netem): HTTP/2 flow control is end to end, so a window
+// smaller than bandwidth x RTT stalls exactly as it would across hosts.
+// Usage: node rtt.js server <addr> <port> <raise 0|1> | proxy <port> <target port> <delay ms> | client <addr> <port> <MiB>
 import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
 import { GRPC_CHANNEL_OPTIONS, GRPC_SERVER_OPTIONS, grpcServerSessionWindow, grpcServerStreamWindow } from '@openrds/common';
 
 const raw = (b: Buffer): Buffer => b;
@@ -45,6 +48,25 @@ async function client(addr: string, port: number, mib: number): Promise<void> {
   c.close();
 }
 
+/** Forwards both directions after `delayMs`, in order. */
+async function proxy(port: number, target: number, delayMs: number): Promise<void> {
+  const later = (fn: () => void): void => { if (delayMs > 0) setTimeout(fn, delayMs); else fn(); };
+  const srv = net.createServer((a) => {
+    const b = net.connect(target, '127.0.0.1');
+    for (const s of [a, b]) s.setNoDelay(true);
+    a.on('data', (d) => later(() => b.write(d)));
+    b.on('data', (d) => later(() => a.write(d)));
+    a.on('close', () => b.destroy());
+    b.on('close', () => a.destroy());
+    a.on('error', () => b.destroy());
+    b.on('error', () => a.destroy());
+  });
+  await new Promise<void>((resolve) => srv.listen(port, '127.0.0.1', resolve));
+  console.log('ready');
+}
+
 const [mode, addr, port, arg] = process.argv.slice(2);
-(mode === 'server' ? server(addr!, Number(port), arg === '1') : client(addr!, Number(port), Number(arg ?? 256)))
+(mode === 'server' ? server(addr!, Number(port), arg === '1')
+  : mode === 'proxy' ? proxy(Number(addr), Number(port), Number(arg))
+    : client(addr!, Number(port), Number(arg ?? 256)))
   .catch((err) => { console.error(err); process.exit(1); });
