@@ -40,6 +40,19 @@ describe('FilterPool (worker threads)', () => {
     expect(hashed.result.inSha256).toBe(sha(data));
   });
 
+  it('holds the writer back while the reader is slow (memory stays bounded)', async () => {
+    const t = pool.transform('compress', 1);
+    let maxQueued = 0;
+    const input = Array.from({ length: 24 }, () => randomBytes(1024 * 1024));
+    await pipeline(Readable.from(input), t, new Writable({
+      highWaterMark: 1,
+      write: (_c: Buffer, _e, cb) => { maxQueued = Math.max(maxQueued, t.readableLength); setTimeout(cb, 5); },
+    }));
+    expect(t.result().inSize).toBe(24 * 1024 * 1024);
+    // The readable side's high-water mark (1 MiB) plus what was in flight when it filled up.
+    expect(maxQueued).toBeLessThanOrEqual(6 * 1024 * 1024);
+  });
+
   it('fails damaged or truncated zstd with ZstdDataError, and the pool keeps working', async () => {
     const packed = (await run(pool, 'compress', chunks)).out;
     const damaged = Buffer.from(packed);

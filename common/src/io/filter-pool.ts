@@ -7,7 +7,9 @@ import { ZstdDataError } from './zstd';
 /**
  * A pool of worker threads that run the CPU-heavy filters of file streams (zstd and sha256 of
  * both sides) so that every core works while the main thread keeps reads, writes and gRPC
- * moving. A file's stream is a session pinned to one worker, which keeps its zstd context and
+ * moving. Output per chunk is bounded for 'compress' and 'hash'; 'decompress' returns a whole
+ * chunk's content at once (a highly compressed chunk can be large), so restore decompresses on
+ * the main thread with the sliced transform and uses the pool only where output is bounded. A file's stream is a session pinned to one worker, which keeps its zstd context and
  * hashes; chunks go over in order and come back in order.
  */
 export type PoolMode = 'compress' | 'decompress' | 'hash';
@@ -173,6 +175,8 @@ export class PoolTransform extends Transform {
   private inFlight = 0;
   private tail: Promise<void> = Promise.resolve();
   private waiting: TransformCallback | undefined;
+  /** push() said the reader is full: hold the writer until _read. */
+  private full = false;
   private done: PoolResult | undefined;
   private open = true;
 
@@ -206,26 +210,46 @@ export class PoolTransform extends Transform {
     this.tail = this.tail.then(async () => {
       const m = await sent;
       this.inFlight--;
-      if (m.out && m.out.length > 0) this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
-      const w = this.waiting;
-      this.waiting = undefined;
-      w?.();
+      if (m.out && m.out.length > 0 && !this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength))) this.full = true;
+      this.release();
     });
     this.tail.catch((err: Error) => { const w = this.waiting; this.waiting = undefined; if (w) w(err); else this.destroy(err); });
-    if (this.inFlight < IN_FLIGHT_MAX) cb(); else this.waiting = cb;
+    if (this.hasRoom()) cb(); else this.waiting = cb;
+  }
+
+  /** More input may go to the worker: few chunks in flight, and the reader is keeping up. */
+  private hasRoom(): boolean {
+    return this.inFlight < IN_FLIGHT_MAX && !this.full;
+  }
+
+  /** Lets the writer go on once there is room again. */
+  private release(): void {
+    if (!this.waiting || !this.hasRoom()) return;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w();
+  }
+
+  override _read(size: number): void {
+    // The reader wants more: what was pushed has been taken.
+    this.full = false;
+    this.release();
+    // eslint-disable-next-line no-underscore-dangle
+    super._read(size);
   }
 
   override _flush(cb: TransformCallback): void {
     (async () => {
       await this.tail;
       const m = await this.reply(this.w.post({ op: 'end', id: this.id, seq: this.seq++ })!);
-      this.release();
+      this.close();
       if (m.out && m.out.length > 0) this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
       this.done = m.result;
     })().then(() => cb(), (err: Error) => cb(err));
   }
 
-  private release(): void {
+  /** The session is over: the worker takes another. */
+  private close(): void {
     if (!this.open) return;
     this.open = false;
     this.w.sessions--;
@@ -233,7 +257,7 @@ export class PoolTransform extends Transform {
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     if (this.open) {
-      this.release();
+      this.close();
       try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
     }
     cb(err);

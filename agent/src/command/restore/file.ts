@@ -28,7 +28,9 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
   if (opts.size > 0) {
     if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
     const sha = new Sha256Filter(), size = new SizeFilter();
-    const pooled = opts.pool?.transform(opts.compressType === 'zst' ? 'decompress' : 'hash');
+    // Decompression stays on the main thread (the sliced transform bounds its output); the
+    // pool hashes uncompressed files.
+    const pooled = opts.compressType === 'none' ? opts.pool?.transform('hash') : undefined;
     try {
       // The write stream owns the descriptor and fsyncs it before closing (flush).
       const filters = pooled ? [pooled] : [...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream];
