@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FilterPool } from './filter-pool';
@@ -61,5 +63,18 @@ describe('FilterPool (worker threads)', () => {
     await expect(run(pool, 'decompress', [packed.subarray(0, packed.length - 10)])).rejects.toBeInstanceOf(ZstdDataError);
     await expect(run(pool, 'decompress', [])).rejects.toBeInstanceOf(ZstdDataError);
     expect((await run(pool, 'decompress', [packed])).out.equals(data)).toBe(true);
+  });
+
+  it('does not keep a process alive once idle (a stopping daemon exits)', () => {
+    // The built module (tsc -b runs before jest), in a process of its own that must end by itself.
+    const built = path.resolve(__dirname, '..', '..', 'dist', 'io', 'filter-pool.js');
+    const script = `const { FilterPool } = require(${JSON.stringify(built)});
+      const { Readable, Writable } = require('node:stream');
+      const t = new FilterPool(1).transform('compress', 1);
+      Readable.from([Buffer.alloc(1 << 20, 1)]).pipe(t).pipe(new Writable({ write: (c, e, cb) => cb() }))
+        .on('finish', () => console.log('done ' + t.result().inSize));`;
+    const started = Date.now();
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 }).trim()).toBe('done 1048576');
+    expect(Date.now() - started).toBeLessThan(20_000);
   });
 });

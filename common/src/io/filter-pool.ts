@@ -105,11 +105,11 @@ class PoolWorker {
 
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding') } });
-    this.worker.unref();
     this.worker.on('message', (m: WorkerReply) => {
       const key = `${m.id}:${m.seq}`;
       const p = this.pending.get(key);
       this.pending.delete(key);
+      if (this.pending.size === 0) this.worker.unref();
       p?.resolve(m);
     });
     const fail = (err: Error): void => {
@@ -119,6 +119,9 @@ class PoolWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    // After the listeners (attaching a 'message' listener refs the worker's port again): an idle
+    // pool must not keep a stopping daemon alive. post() refs it while replies are awaited.
+    this.worker.unref();
   }
 
   get broken(): boolean { return this.failure !== undefined; }
@@ -131,6 +134,8 @@ class PoolWorker {
       return undefined;
     }
     return new Promise<WorkerReply>((resolve, reject) => {
+      // Work in flight keeps the process alive; an idle pool does not.
+      if (this.pending.size === 0) this.worker.ref();
       this.pending.set(`${msg.id}:${msg.seq}`, { resolve, reject });
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
       this.worker.postMessage(msg);
