@@ -165,4 +165,20 @@ describe('differential and incremental backups', () => {
     expect(second.stderr).toContain(`unable to backup stanza '${stack.stanza}': a backup is running`);
     expect((await first).code).toBe(0);
   });
+
+  it('takes a gz backup as a full one when compress-type changes, which verifies and restores to its data', async () => {
+    await stack.cluster.pgbench(['-t', '100', '-n']);
+    const sum = await dataSum(stack.cluster);
+    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--compress-type=gz', '--compress-level=6', '--process-max=2']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('compress-type changed from zst to gz since the prior backup: incr backup has been changed to full');
+    const b = (await info()).pop();
+    expect(b.type).toBe('full');
+    const set = path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label);
+    expect(fs.existsSync(path.join(set, 'pg_data', 'PG_VERSION.gz'))).toBe(true);
+    expect(await stack.adminOk(['verify', `--stanza=${stack.stanza}`, `--set=${b.label}`])).toContain('status: ok');
+    const dir = stack.restoreDir('gz');
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--set=${b.label}`, `--pg1-path=${dir}`, '--type=immediate', '--target-action=promote', '--archive-mode=off', '--process-max=2']);
+    expect(await restoredSum(dir)).toBe(sum);
+  });
 });

@@ -11,7 +11,7 @@ import {
 } from '@openrds/common';
 import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
-  RestoreFileSpec__Output,
+  RestoreFileSpec__Output, CompressType,
 } from '@openrds/common';
 import { SMALL_FILE_MAX, backupFile, backupFileSmall } from '../command/backup/file';
 import { restoreFile, restoreFileSmall, type RestoreFileOptions } from '../command/restore/file';
@@ -146,7 +146,7 @@ export class JobRunner {
    */
   private async backupFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.backupFiles!;
-    const compressType = spec.compressType as 'none' | 'zst';
+    const compressType = spec.compressType as CompressType;
     const files = spec.files;
     // Shared by the lanes: the next file to send, and whether a lane failed (the others stop).
     const state = { next: 0, failed: false };
@@ -304,7 +304,7 @@ export class JobRunner {
       return grpcChunkReader<DataChunk__Output>(grpcMessages(call), (m) => m.data, () => call.cancel());
     }, {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as 'none' | 'zst', signal,
+      compressType: file.compressType as CompressType, signal,
     });
   }
 
@@ -363,7 +363,7 @@ export class JobRunner {
   private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): RestoreFileOptions {
     return {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as 'none' | 'zst', signal, pool: this.pool,
+      compressType: file.compressType as CompressType, signal, pool: this.pool,
     };
   }
 

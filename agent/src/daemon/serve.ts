@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Config, OptionInvalidError, log, pgControlRead } from '@openrds/common';
-import type { PgControl } from '@openrds/common';
+import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
@@ -51,7 +51,7 @@ export async function agentServe(config: Config): Promise<void> {
     }
     if (req.cmd === 'archive-push') {
       const res = await archivePushFile(client, {
-        stanza, walPath: req.path, compressType: config.str('compress-type') as 'none' | 'zst',
+        stanza, walPath: req.path, compressType: config.str('compress-type') as CompressType,
         compressLevel: config.int('compress-level'), agentId, timeoutMs,
       });
       return res.warning ? { warning: res.warning } : {};

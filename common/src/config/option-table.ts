@@ -108,7 +108,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'cmd', type: 'path', commands: ['agent'], section: 'global', description: 'openrds-agent path written into restore_command (default: this installation)' },
 
   // --- compression and transfer
-  { name: 'compress-type', type: 'enum', allowed: ['none', 'zst'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository' },
+  { name: 'compress-type', type: 'enum', allowed: ['none', 'zst', 'gz'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository (zst levels 1-19, gz 1-9)' },
   { name: 'compress-level', type: 'integer', default: 3, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level' },
   { name: 'compress-level-network', type: 'integer', default: 1, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level on the wire when compress-type=none' },
   { name: 'process-max', type: 'integer', default: 1, min: 1, max: 999, commands: ['agent', 'backup', 'restore'], section: 'global', description: 'files transferred at once' },

@@ -1,18 +1,36 @@
-import { AssertError } from '../error';
+import * as zlib from 'node:zlib';
+import type { Transform } from 'node:stream';
+import { AssertError, OptionInvalidError } from '../error';
 import type { IoFilter } from './filter';
-import { ZstdCompressFilter, ZstdDecompressFilter } from './zstd';
+import { ZstdCompressFilter, ZstdDataError, ZstdDecompressFilter, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
 
 /** Compression of a file in the repository. */
-export type CompressType = 'none' | 'zst';
+export type CompressType = 'none' | 'zst' | 'gz';
 
-export const COMPRESS_TYPES: readonly CompressType[] = ['none', 'zst'];
+export const COMPRESS_TYPES: readonly CompressType[] = ['none', 'zst', 'gz'];
 
 /** File name extension of a compress type in the repo. */
-export const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst' };
+export const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst', gz: '.gz' };
+
+const GZ_LEVEL_MAX = 9;
+
+function gzLevel(level: number): number {
+  if (!Number.isInteger(level) || level < 1 || level > GZ_LEVEL_MAX) {
+    throw new OptionInvalidError(`invalid gz compress level '${level}'`, { hint: `use a level from 1 to ${GZ_LEVEL_MAX} with compress-type=gz` });
+  }
+  return level;
+}
+
+class ZlibFilter implements IoFilter<void> {
+  constructor(readonly name: string, readonly stream: Transform) {}
+  result(): void { return undefined; }
+}
 
 /** The filters that compress bytes for a repo file of the given type (none: no filter). */
 export function compressFilters(type: CompressType, level: number): IoFilter[] {
   if (type === 'zst') return [new ZstdCompressFilter({ level })];
+  // zlib runs in libuv's thread pool: off the main thread already.
+  if (type === 'gz') return [new ZlibFilter('gz-compress', zlib.createGzip({ level: gzLevel(level) }))];
   if (type === 'none') return [];
   throw new AssertError(`unknown compress type '${String(type)}'`);
 }
@@ -20,11 +38,48 @@ export function compressFilters(type: CompressType, level: number): IoFilter[] {
 /** The filters that decompress a repo file of the given type (none: no filter). */
 export function decompressFilters(type: CompressType): IoFilter[] {
   if (type === 'zst') return [new ZstdDecompressFilter()];
+  if (type === 'gz') return [new ZlibFilter('gz-decompress', zlib.createGunzip())];
   if (type === 'none') return [];
   throw new AssertError(`unknown compress type '${String(type)}'`);
 }
 
 /** The compress type of a repo file name, by its extension. */
 export function compressTypeOf(name: string): CompressType {
-  return name.endsWith(compressExtension.zst) ? 'zst' : 'none';
+  if (name.endsWith(compressExtension.zst)) return 'zst';
+  if (name.endsWith(compressExtension.gz)) return 'gz';
+  return 'none';
+}
+
+/** Compresses a whole (small) buffer. */
+export function compressBuffer(type: CompressType, data: Buffer, level: number): Buffer {
+  if (type === 'zst') return zstdCompressBuffer(data, level);
+  if (type === 'gz') return zlib.gzipSync(data, { level: gzLevel(level) });
+  return data;
+}
+
+/**
+ * Decompresses a whole (small) buffer that must hold exactly `size` bytes; damaged data, or
+ * content of another size, is a ZstdDataError (the decode error of every compress type).
+ */
+export function decompressBuffer(type: CompressType, data: Buffer, size: number): Buffer {
+  if (type === 'zst') return zstdDecompressBuffer(data, size);
+  if (type === 'gz') {
+    let out: Buffer;
+    try {
+      out = zlib.gunzipSync(data, { maxOutputLength: size + 1 });
+    } catch (err) {
+      throw new ZstdDataError(`gz data is damaged: ${(err as Error).message}`, { cause: err });
+    }
+    if (out.length !== size) throw new ZstdDataError(`gz data holds ${out.length} bytes, expected ${size}`);
+    return out;
+  }
+  return data;
+}
+
+/** True for a decode error of a decompressor (zstd's carry no code, zlib's a Z_* code). */
+export function isDecodeError(err: unknown): boolean {
+  // Not `instanceof Error`: errors made by the native addon may come from another realm.
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === undefined || (typeof code === 'string' && code.startsWith('Z_'));
 }

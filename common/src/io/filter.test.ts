@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AssertError } from '../error';
-import { compressExtension, compressFilters, compressTypeOf, decompressFilters } from './compress';
+import { compressBuffer, compressExtension, compressFilters, compressTypeOf, decompressBuffer, decompressFilters, isDecodeError } from './compress';
+import { ZstdDataError } from './zstd';
 import { ChunkFilter, LimitFilter, Sha256Filter, SizeFilter, sha256File } from './filter';
 
 /** A Writable that keeps every chunk it receives, as received. */
@@ -105,10 +106,34 @@ describe('compress helpers', () => {
     expect(decompressFilters('none')).toEqual([]);
     expect(compressFilters('zst', 3).map((f) => f.name)).toEqual(['zstd-compress']);
     expect(decompressFilters('zst').map((f) => f.name)).toEqual(['zstd-decompress']);
-    expect(compressExtension).toEqual({ none: '', zst: '.zst' });
+    expect(compressFilters('gz', 6).map((f) => f.name)).toEqual(['gz-compress']);
+    expect(compressExtension).toEqual({ none: '', zst: '.zst', gz: '.gz' });
     expect(compressTypeOf('000000010000000000000001-ab.zst')).toBe('zst');
+    expect(compressTypeOf('pg_data/base/1/1259.gz')).toBe('gz');
     expect(compressTypeOf('pg_data/PG_VERSION')).toBe('none');
-    expect(() => compressFilters('gz' as 'zst', 3)).toThrow("unknown compress type 'gz'");
+    expect(() => compressFilters('lz4' as 'zst', 3)).toThrow("unknown compress type 'lz4'");
+    expect(() => compressFilters('gz', 12)).toThrow("invalid gz compress level '12'");
+  });
+
+  it('round-trips gz as a stream and as a whole buffer, and refuses damage or another size', async () => {
+    const data = Buffer.from('gz rows '.repeat(5000));
+    const parts: Buffer[] = [];
+    await pipeline(Readable.from([data]), compressFilters('gz', 6)[0]!.stream, decompressFilters('gz')[0]!.stream,
+      new Writable({ write: (c: Buffer, _e, cb) => { parts.push(c); cb(); } }));
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+    const packed = compressBuffer('gz', data, 6);
+    expect(packed.length).toBeLessThan(data.length / 10);
+    expect(decompressBuffer('gz', packed, data.length).equals(data)).toBe(true);
+    expect(decompressBuffer('zst', compressBuffer('zst', data, 3), data.length).equals(data)).toBe(true);
+    expect(compressBuffer('none', data, 3)).toBe(data);
+    expect(() => decompressBuffer('gz', packed, data.length - 1)).toThrow(ZstdDataError);
+    const damaged = Buffer.from(packed);
+    damaged[damaged.length - 6] ^= 0xff;
+    expect(() => decompressBuffer('gz', damaged, data.length)).toThrow(ZstdDataError);
+    let zlibError: unknown;
+    await pipeline(Readable.from([damaged]), decompressFilters('gz')[0]!.stream, new Writable({ write: (_c, _e, cb) => cb() })).catch((e: unknown) => { zlibError = e; });
+    expect(isDecodeError(zlibError)).toBe(true);
+    expect(isDecodeError(Object.assign(new Error('disk'), { code: 'EIO' }))).toBe(false);
   });
 });
 

@@ -2,6 +2,7 @@ import {
   VerifyError, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
   walSegmentNext,
 } from '@openrds/common';
+import { compressTypeOf } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { archiveIdOf } from '../repo/repo';
 import { contentDigest } from '../repo/digest';
@@ -34,7 +35,7 @@ async function infoCheck(ctx: CommandContext, key: string): Promise<VerifyReport
 }
 
 function compressOf(name: string): CompressType {
-  return name.endsWith('.zst') ? 'zst' : 'none';
+  return compressTypeOf(name);
 }
 
 /**

@@ -1,7 +1,7 @@
 import {
   DbMismatchError, FileMissingError, StanzaMissingError, compressExtension, infoFileLoad, infoFileSave,
 } from '@openrds/common';
-import type { PgControlInfo__Output, Storage } from '@openrds/common';
+import type { CompressType, PgControlInfo__Output, Storage } from '@openrds/common';
 
 /** One database of a stanza's history (a new one after each pg_upgrade). */
 export interface DbHistoryEntry {
@@ -71,7 +71,7 @@ export class Repo {
   backupSetPath(stanza: string, label: string): string { return `backup/${stanza}/${label}`; }
   manifestKey(stanza: string, label: string): string { return `backup/${stanza}/${label}/backup.manifest`; }
   /** Repo key of a backup file by its manifest name ('pg_data/...' or 'pg_tblspc/<oid>/...'). */
-  backupFileKey(stanza: string, label: string, manifestName: string, compressType: 'none' | 'zst'): string {
+  backupFileKey(stanza: string, label: string, manifestName: string, compressType: CompressType): string {
     return `backup/${stanza}/${label}/${manifestName}${compressExtension[compressType]}`;
   }
 

@@ -9,7 +9,7 @@ import {
 } from '@openrds/common';
 import type {
   AgentGatewayHandlers, AgentMessage__Output, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
-  PutFileMessage__Output, PutFileTrailer__Output, ServerMessage,
+  PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType,
 } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
@@ -138,7 +138,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const info = await repo.archiveInfoLoad(header.stanza);
         const result = await archive.push(info, {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
-          compressType: header.compressType as 'none' | 'zst',
+          compressType: header.compressType as CompressType,
         }, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
         log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}'`);
         return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };

@@ -2,6 +2,7 @@ import * as os from 'node:os';
 // Loaded on every archive_command / restore_command call: only light modules at the top; gRPC,
 // zstd and the rest load only when no local daemon answers.
 import type { Config } from '@openrds/common/dist/config';
+import type { CompressType } from '@openrds/common/dist/io/compress';
 import { FormatError, OpenrdsError, OptionRequiredError, errorClasses } from '@openrds/common/dist/error';
 import { log } from '@openrds/common/dist/log';
 import { localRequest, type LocalResponse } from '../../daemon/local-client';
@@ -33,7 +34,7 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
   const client = repoClientNew(config);
   try {
     const result = await archivePushFile(client, {
-      stanza, walPath, compressType: config.str('compress-type') as 'none' | 'zst',
+      stanza, walPath, compressType: config.str('compress-type') as CompressType,
       compressLevel: config.int('compress-level'), agentId: `${os.hostname()}:archive-push`, timeoutMs,
     });
     if (result.warning) log.warn(result.warning);

@@ -5,7 +5,7 @@ import {
   ChecksumError, Sha256Filter, SizeFilter, decompressFilters, grpcChunkReader, grpcDeadline, grpcMessages,
   ProtocolError, errorFromGrpc,
 } from '@openrds/common';
-import type { AgentGatewayClient, ArchiveGetMessage__Output } from '@openrds/common';
+import type { AgentGatewayClient, ArchiveGetMessage__Output, CompressType } from '@openrds/common';
 
 export interface ArchiveGetOptions {
   stanza: string;
@@ -40,7 +40,7 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
   try {
     await pipeline([
       grpcChunkReader(iter, (m) => m.chunk?.data, () => call.cancel()),
-      ...decompressFilters(header.compressType as 'none' | 'zst').map((f) => f.stream),
+      ...decompressFilters(header.compressType as CompressType).map((f) => f.stream),
       sha.stream, size.stream, fs.createWriteStream(tmp, { mode: 0o600 })]);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });

@@ -5,12 +5,12 @@ import {
   FileMissingError, FormatError, compressFilters, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
   sha256File, walFileKind,
 } from '@openrds/common';
-import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output } from '@openrds/common';
+import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CompressType } from '@openrds/common';
 
 export interface ArchivePushOptions {
   stanza: string;
   walPath: string;             // absolute path of the file PostgreSQL asks to archive
-  compressType: 'none' | 'zst';
+  compressType: CompressType;
   compressLevel: number;
   agentId: string;
   timeoutMs: number;

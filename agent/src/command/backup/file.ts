@@ -3,14 +3,14 @@ import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { Sha256Filter, SizeFilter, compressFilters, pgControlReadBytes, zstdCompressBuffer } from '@openrds/common';
-import type { FilterPool } from '@openrds/common';
+import { Sha256Filter, SizeFilter, compressBuffer, compressFilters, pgControlReadBytes } from '@openrds/common';
+import type { CompressType, FilterPool } from '@openrds/common';
 
 export interface BackupFileOptions {
   pgPath: string;
   name: string;                // relative to PGDATA
   size: number;                // listed size: bytes past it come from WAL replay
-  compressType: 'none' | 'zst';
+  compressType: CompressType;
   compressLevel: number;
   signal?: AbortSignal;
   /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
@@ -32,7 +32,8 @@ export interface BackupFileResult {
 export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
   const source = await backupFileOpen(opts);
   if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
-  if (opts.pool) {
+  // zstd (and plain hashing) go to the worker pool; gz runs in zlib, which uses libuv's threads.
+  if (opts.pool && opts.compressType !== 'gz') {
     const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
     await pipeline([source, t, sink()], opts.signal ? { signal: opts.signal } : {});
     const r = t.result();
@@ -96,7 +97,7 @@ export async function backupFileSmall(opts: BackupFileOptions): Promise<BackupFi
       await fh.close();
     }
   }
-  const repoData = opts.compressType === 'zst' ? zstdCompressBuffer(data, opts.compressLevel) : data;
+  const repoData = compressBuffer(opts.compressType, data, opts.compressLevel);
   const sha256 = createHash('sha256').update(data).digest('hex');
   const repoSha256 = repoData === data ? sha256 : createHash('sha256').update(repoData).digest('hex');
   return { missing: false, size: data.length, sha256, repoSize: repoData.length, repoSha256, repoData };

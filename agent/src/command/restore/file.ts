@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import type { FilterPool } from '@openrds/common';
-import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressFilters, zstdDecompressBuffer } from '@openrds/common';
+import type { CompressType, FilterPool } from '@openrds/common';
+import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, isDecodeError } from '@openrds/common';
 
 export interface RestoreFileOptions {
   destination: string;         // absolute path
@@ -11,7 +11,7 @@ export interface RestoreFileOptions {
   sha256: string;
   mtime: number;               // unix seconds
   mode: number;
-  compressType: 'none' | 'zst';
+  compressType: CompressType;
   signal?: AbortSignal;
   /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
   pool?: FilterPool;
@@ -61,12 +61,6 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
   await fs.promises.utimes(opts.destination, opts.mtime, opts.mtime);
 }
 
-/** True for errors of the decompressor: network (gRPC) and disk errors carry a code, zstd's do not. */
-function isDecodeError(err: unknown): boolean {
-  // Not `instanceof Error`: errors made by the native addon may come from another realm.
-  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === undefined;
-}
-
 /**
  * restoreFile for a small file whose repo bytes are in memory: decompressed and checked whole,
  * written with one write and an fsync, no streams.
@@ -74,7 +68,7 @@ function isDecodeError(err: unknown): boolean {
 export async function restoreFileSmall(repoData: Buffer, opts: RestoreFileOptions): Promise<void> {
   let data: Buffer;
   try {
-    data = opts.compressType === 'zst' ? zstdDecompressBuffer(repoData, opts.size) : repoData;
+    data = decompressBuffer(opts.compressType, repoData, opts.size);
   } catch (err) {
     if (!(err instanceof ZstdDataError)) throw err;
     throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${err.message}`,

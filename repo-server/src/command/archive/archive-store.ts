@@ -2,9 +2,9 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
-  compressExtension, decompressFilters, log, walFileKind, walHeaderParse,
+  compressExtension, compressTypeOf, decompressFilters, log, walFileKind, walHeaderParse,
 } from '@openrds/common';
-import type { IoFilter } from '@openrds/common';
+import type { CompressType, IoFilter } from '@openrds/common';
 import { VerifyTap } from '../../server/verify-tap';
 import { Repo, archiveIdOf, type ArchiveInfo } from '../../repo/repo';
 
@@ -36,7 +36,7 @@ export interface ArchivePushRequest {
   walName: string;
   size: number;
   sha256: string;
-  compressType: 'none' | 'zst';
+  compressType: CompressType;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -53,24 +53,24 @@ export class ArchiveStore {
   constructor(private readonly repo: Repo) {}
 
   /** Repo key of a pushed WAL file. History files keep their name; others carry their sha256. */
-  keyOf(stanza: string, archiveId: string, walName: string, sha256: string, compressType: 'none' | 'zst'): string {
+  keyOf(stanza: string, archiveId: string, walName: string, sha256: string, compressType: CompressType): string {
     if (walFileKind(walName) === 'history') return `${this.repo.archiveIdPath(stanza, archiveId)}/${walName}${compressExtension[compressType]}`;
     return `${this.repo.walDir(stanza, archiveId, walName)}/${walName}-${sha256}${compressExtension[compressType]}`;
   }
 
   /** Existing copies of a WAL file in one archive id: their keys and sha256. */
-  async find(stanza: string, archiveId: string, walName: string): Promise<{ key: string; sha256: string; compressType: 'none' | 'zst' }[]> {
+  async find(stanza: string, archiveId: string, walName: string): Promise<{ key: string; sha256: string; compressType: CompressType }[]> {
     const kind = walFileKind(walName);
     if (kind === 'history') {
       const dir = this.repo.archiveIdPath(stanza, archiveId);
       const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace('.', '\\.')}(\\.zst)?$`) });
-      return names.map((n) => ({ key: `${dir}/${n}`, sha256: '', compressType: n.endsWith('.zst') ? 'zst' : 'none' }));
+      return names.map((n) => ({ key: `${dir}/${n}`, sha256: '', compressType: compressTypeOf(n) }));
     }
     const dir = this.repo.walDir(stanza, archiveId, walName);
     const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace(/\./g, '\\.')}-[0-9a-f]{64}(\\.zst)?$`) });
     return names.map((n) => ({
       key: `${dir}/${n}`, sha256: n.slice(walName.length + 1, walName.length + 65),
-      compressType: n.endsWith('.zst') ? 'zst' : 'none',
+      compressType: compressTypeOf(n),
     }));
   }
 
@@ -127,7 +127,7 @@ export class ArchiveStore {
     });
   }
 
-  private async historySha(key: string, compressType: 'none' | 'zst'): Promise<string> {
+  private async historySha(key: string, compressType: CompressType): Promise<string> {
     const sha = new Sha256Filter();
     await pipeline([await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
       new Writable({ write: (_chunk, _enc, cb) => cb() })]);
@@ -135,7 +135,7 @@ export class ArchiveStore {
   }
 
   /** Looks a file up across the stanza's archive ids, newest db first. */
-  async get(info: ArchiveInfo, stanza: string, walName: string): Promise<{ key: string; sha256: string; compressType: 'none' | 'zst'; archiveId: string; size: number } | undefined> {
+  async get(info: ArchiveInfo, stanza: string, walName: string): Promise<{ key: string; sha256: string; compressType: CompressType; archiveId: string; size: number } | undefined> {
     if (!walFileKind(walName)) throw new FormatError(`'${walName}' is not a WAL file name`);
     const dbs = [...info.history].sort((a, b) => b.id - a.id)
       .filter((db) => db.systemId === info.db.systemId && db.pgVersion === info.db.pgVersion);

@@ -4,7 +4,7 @@ import {
   AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
   lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
-import type { FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
+import type { CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
@@ -47,7 +47,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const registration = agent.registration(stanza)!;
   const control = await agent.job<PgControlInfo__Output>(stanza, { controlRead: {} });
   stanzaDbCheck(stanza, backupInfo.db, control, 'the cluster');
-  const compressType = config.str('compress-type') as 'none' | 'zst';
+  const compressType = config.str('compress-type') as CompressType;
   const compressLevel = config.int('compress-level');
   const processMax = config.int('process-max');
   const sql = pgSql(control.pgVersion);
@@ -298,7 +298,7 @@ async function clockNextSecond(ctx: CommandContext, agent: AgentConnection, stan
 
 /** Stores a small text file (backup_label, tablespace_map) as a file of the backup. */
 async function textFileStore(ctx: CommandContext, stanza: string, label: string, name: string, text: string, mtime: number,
-  compressType: 'none' | 'zst', compressLevel: number): Promise<ManifestFile> {
+  compressType: CompressType, compressLevel: number): Promise<ManifestFile> {
   const data = Buffer.from(text, 'utf8');
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSize = new SizeFilter();
   await pipeline([Readable.from([data]), sha.stream, size.stream, ...compressFilters(compressType, compressLevel).map((f) => f.stream),

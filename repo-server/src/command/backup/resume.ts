@@ -1,4 +1,4 @@
-import { BACKUP_LABEL_RE, FormatError, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
+import { BACKUP_LABEL_RE, COMPRESS_TYPES, FormatError, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { contentDigest } from '../../repo/digest';
 import type { BackupInfo, Repo } from '../../repo/repo';
@@ -39,7 +39,7 @@ export function partialKey(repo: Repo, stanza: string, label: string): string {
 function partialCheck(doc: unknown, label: string): BackupPartial {
   const p = doc as BackupPartial;
   const ok = p !== null && typeof p === 'object' && p.version === 1 && p.label === label && ['full', 'diff', 'incr'].includes(p.type)
-    && typeof p.systemId === 'string' && typeof p.pgVersion === 'number' && ['none', 'zst'].includes(p.compressType) && Array.isArray(p.files)
+    && typeof p.systemId === 'string' && typeof p.pgVersion === 'number' && COMPRESS_TYPES.includes(p.compressType) && Array.isArray(p.files)
     && p.files.every((f) => typeof f.name === 'string' && Number.isSafeInteger(f.size) && typeof f.mtime === 'number'
       && typeof f.sha256 === 'string' && Number.isSafeInteger(f.repoSize));
   if (!ok) throw new FormatError(`'${label}/${PARTIAL_NAME}' is not a resumable backup record`);
@@ -89,8 +89,6 @@ export async function resumeFind(repo: Repo, stanza: string, info: BackupInfo, w
   }
   return resumed;
 }
-
-const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst' };
 
 /**
  * Re-checks the files an interrupted backup stored against the new listing. A file is kept when
