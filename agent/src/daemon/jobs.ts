@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Client as PgClient } from 'pg';
 import {
   AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
-  forEachLimit, grpcChunkReader, sha256File, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
+  forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql,
 } from '@openrds/common';
 import type {
@@ -414,7 +415,10 @@ export class JobRunner {
     if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime;
     // A small file is hashed from one read: a stream (and its buffer) per file costs more.
     if (st.size <= SMALL_FILE_MAX) return createHash('sha256').update(await fs.promises.readFile(dest)).digest('hex') === file.sha256;
-    return (await sha256File(dest)).sha256 === file.sha256;
+    // A large file is hashed on a worker thread: several files hash at once on several cores.
+    const hash = this.pool.transform('digest');
+    await pipeline(fs.createReadStream(dest, { highWaterMark: 1024 * 1024 }), hash, new Writable({ write: (_c, _e, cb) => cb() }));
+    return hash.result().inSha256 === file.sha256;
   }
 
   private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {

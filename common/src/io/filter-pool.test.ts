@@ -3,12 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FilterPool } from './filter-pool';
+import { FilterPool, type PoolMode } from './filter-pool';
 import { ZstdDataError, zstdDecompressBuffer } from './zstd';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function run(pool: FilterPool, mode: 'compress' | 'decompress' | 'hash', chunks: Buffer[]): Promise<{ out: Buffer; result: ReturnType<ReturnType<FilterPool['transform']>['result']> }> {
+async function run(pool: FilterPool, mode: PoolMode, chunks: Buffer[]): Promise<{ out: Buffer; result: ReturnType<ReturnType<FilterPool['transform']>['result']> }> {
   const t = pool.transform(mode, 3);
   const parts: Buffer[] = [];
   await pipeline(Readable.from(chunks), t, new Writable({ write: (c: Buffer, _e, cb) => { parts.push(c); cb(); } }));
@@ -37,6 +37,9 @@ describe('FilterPool (worker threads)', () => {
       expect(r.result.outSha256).toBe(sha(data));
       expect(r.result.inSize).toBe(packed.length);
     }
+    const digest = await run(pool, 'digest', chunks);
+    expect(digest.out.length).toBe(0);
+    expect(digest.result.inSha256).toBe(sha(data));
     const hashed = await run(pool, 'hash', chunks);
     expect(hashed.out.equals(data)).toBe(true);
     expect(hashed.result.inSha256).toBe(sha(data));

@@ -12,7 +12,8 @@ import { ZstdDataError } from './zstd';
  * the main thread with the sliced transform and uses the pool only where output is bounded. A file's stream is a session pinned to one worker, which keeps its zstd context and
  * hashes; chunks go over in order and come back in order.
  */
-export type PoolMode = 'compress' | 'decompress' | 'hash';
+/** 'hash' passes the bytes on; 'digest' only hashes them (nothing comes out). */
+export type PoolMode = 'compress' | 'decompress' | 'hash' | 'digest';
 
 export interface PoolResult {
   /** sha256 and size of what went in (compress: the file; decompress: the repo bytes). */
@@ -32,7 +33,7 @@ const sessions = new Map();
 function step(s, input, end) {
   const parts = [];
   s.inHash.update(input); s.inSize += input.length;
-  if (s.mode === 'hash') { if (input.length) parts.push(input); }
+  if (s.mode === 'hash' || s.mode === 'digest') { if (s.mode === 'hash' && input.length) parts.push(input); }
   else if (s.mode === 'compress') {
     let rest = input;
     for (;;) {
