@@ -6,6 +6,7 @@ import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
+import { AsyncPusher } from './async-push';
 import { localServerStart } from './local-server';
 import { AgentSession, agentHelloNew } from './session';
 
@@ -44,16 +45,21 @@ export async function agentServe(config: Config): Promise<void> {
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));
   const timeoutMs = config.num('archive-timeout') * 1000;
+  const pushFile = (walPath: string) => archivePushFile(client, {
+    stanza, walPath, compressType: config.str('compress-type') as CompressType,
+    compressLevel: config.int('compress-level'), agentId, timeoutMs,
+  });
+  const pusher = config.bool('archive-async')
+    ? new AsyncPusher({ pgPath, spoolPath: config.str('spool-path'), stanza, processMax: config.int('process-max'), push: pushFile })
+    : undefined;
   const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
     if (req.cmd !== 'ping' && req.stanza !== stanza) {
       throw new OptionInvalidError(`this agent serves stanza '${stanza}', not '${req.stanza}'`,
         { hint: 'check --stanza in archive_command / restore_command and agent-socket-path' });
     }
     if (req.cmd === 'archive-push') {
-      const res = await archivePushFile(client, {
-        stanza, walPath: req.path, compressType: config.str('compress-type') as CompressType,
-        compressLevel: config.int('compress-level'), agentId, timeoutMs,
-      });
+      // In async mode a push of the same file may be under way: join it (and record it in the spool).
+      const res = pusher ? await pusher.push(path.basename(req.path)) : await pushFile(req.path);
       return res.warning ? { warning: res.warning } : {};
     }
     if (req.cmd === 'archive-get') {
@@ -61,9 +67,11 @@ export async function agentServe(config: Config): Promise<void> {
     }
     return {};
   });
+  await pusher?.start();
   log.info(`agent for stanza '${stanza}' (PostgreSQL ${control.pgVersion}, system-id ${control.systemId}, '${pgPath}') started`);
   const shutdown = (sig: string): void => {
     log.info(`${sig} received: agent stopping`);
+    pusher?.stop();
     session.stop();
     local.close();
   };

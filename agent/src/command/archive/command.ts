@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 // Loaded on every archive_command / restore_command call: only light modules at the top; gRPC,
 // zstd and the rest load only when no local daemon answers.
@@ -21,6 +22,12 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
   if (!config.args[0]) throw new OptionRequiredError('archive-push requires the WAL path (%p)', { hint: "archive_command = 'openrds-agent archive-push %p --stanza=...'" });
   const stanza = config.str('stanza');
   const timeoutMs = config.num('archive-timeout') * 1000;
+  const name = walPath.split('/').pop()!;
+  // Async mode: the daemon may have pushed the file already; its acknowledgement is in the spool.
+  if (config.bool('archive-async') && fs.existsSync(`${config.str('spool-path')}/archive/${stanza}/out/${name}.ok`)) {
+    log.info(`pushed WAL file '${name}' to the archive (asynchronously)`);
+    return 0;
+  }
   const res = await localRequest(config.str('agent-socket-path'), { cmd: 'archive-push', stanza, path: walPath }, timeoutMs + 5000);
   if (res) {
     if (!res.ok) throw localError(res);

@@ -1,0 +1,127 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { log } from '@openrds/common';
+import type { ArchivePushResult__Output } from '@openrds/common';
+
+/**
+ * Asynchronous archiving (`archive-async=y`): the daemon watches `pg_wal/archive_status` and
+ * pushes every `.ready` WAL file ahead of PostgreSQL, `process-max` at a time. Each durable
+ * acknowledgement from the repo-server becomes `<spool-path>/archive/<stanza>/out/<name>.ok`
+ * (written and fsynced only after the push returned, so an `.ok` never exists for WAL the
+ * repo-server does not have); a failure becomes `<name>.error` and is retried. The
+ * archive_command then only has to find the `.ok`: `test -f <spool>/%f.ok || openrds-agent
+ * archive-push %p ...` does it without starting Node at all.
+ */
+export class AsyncPusher {
+  readonly spoolDir: string;
+  private readonly inFlight = new Map<string, Promise<ArchivePushResult__Output>>();
+  private readonly retryAt = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private scanning = false;
+
+  constructor(private readonly opts: {
+    pgPath: string; spoolPath: string; stanza: string; processMax: number;
+    push: (walPath: string) => Promise<ArchivePushResult__Output>;
+    intervalMs?: number; retryMs?: number;
+  }) {
+    this.spoolDir = path.join(opts.spoolPath, 'archive', opts.stanza, 'out');
+  }
+
+  async start(): Promise<void> {
+    await fs.promises.mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
+    log.info(`asynchronous archiving: pushing ready WAL ahead of PostgreSQL, acknowledgements in '${this.spoolDir}'`);
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => { void this.scan().finally(() => this.schedule(this.opts.intervalMs ?? 200)); }, ms);
+    this.timer.unref();
+  }
+
+  /** Starts pushes for the ready files not acknowledged yet; cleans acknowledgements PostgreSQL is done with. */
+  async scan(): Promise<void> {
+    if (this.scanning) return;
+    this.scanning = true;
+    try {
+      const statusDir = path.join(this.opts.pgPath, 'pg_wal', 'archive_status');
+      let status: string[];
+      try { status = await fs.promises.readdir(statusDir); } catch { return; }
+      const ready = status.filter((n) => n.endsWith('.ready')).map((n) => n.slice(0, -'.ready'.length));
+      // History files first (a new timeline needs them), then in WAL order, as PostgreSQL does.
+      ready.sort((a, b) => Number(b.endsWith('.history')) - Number(a.endsWith('.history')) || (a < b ? -1 : a > b ? 1 : 0));
+      const spool = new Set(await fs.promises.readdir(this.spoolDir).catch(() => [] as string[]));
+      const now = Date.now();
+      for (const name of ready) {
+        if (this.inFlight.size >= Math.max(1, this.opts.processMax)) break;
+        if (spool.has(`${name}.ok`) || this.inFlight.has(name) || (this.retryAt.get(name) ?? 0) > now) continue;
+        // A push may have completed since the spool was listed.
+        if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) continue;
+        void this.push(name).catch(() => undefined);
+      }
+      // An acknowledgement whose .ready is gone has been used: PostgreSQL marked the file .done.
+      const readySet = new Set(ready);
+      for (const f of spool) {
+        const name = f.replace(/\.(ok|error)$/, '');
+        if (f === name || readySet.has(name) || this.inFlight.has(name)) continue;
+        await fs.promises.rm(path.join(this.spoolDir, f), { force: true });
+      }
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  /**
+   * Pushes one WAL file (or joins the push already under way) and records the outcome in the
+   * spool. Used by the scan and by a synchronous archive-push that arrives first.
+   */
+  push(name: string): Promise<ArchivePushResult__Output> {
+    const running = this.inFlight.get(name);
+    if (running) return running;
+    // Pushed already (an archive_command that started just before the acknowledgement landed).
+    const ok = path.join(this.spoolDir, `${name}.ok`);
+    if (fs.existsSync(ok)) return Promise.resolve({ duplicate: false, warning: fs.readFileSync(ok, 'utf8'), repoKey: '' });
+    const p = (async () => {
+      try {
+        const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
+        await writeDurable(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
+        await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
+        this.retryAt.delete(name);
+        log.detail(`pushed WAL file '${name}' ahead of PostgreSQL`);
+        return res;
+      } catch (err) {
+        const e = err as Error & { code?: number; hint?: string };
+        log.warn(`asynchronous push of '${name}' failed (retried): ${e.message}`);
+        this.retryAt.set(name, Date.now() + (this.opts.retryMs ?? 2000));
+        await writeDurable(path.join(this.spoolDir, `${name}.error`),
+          JSON.stringify({ name: e.name, code: e.code ?? 1, message: e.message, ...(e.hint ? { hint: e.hint } : {}) })).catch(() => undefined);
+        throw err;
+      } finally {
+        this.inFlight.delete(name);
+      }
+    })();
+    this.inFlight.set(name, p);
+    return p;
+  }
+}
+
+/** Writes a small file durably: temp, fsync, rename, fsync of the directory. */
+async function writeDurable(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, file);
+  const dir = await fs.promises.open(path.dirname(file), 'r');
+  try { await dir.sync(); } finally { await dir.close(); }
+}

@@ -1,0 +1,80 @@
+// Asynchronous archiving: the agent daemon pushes ready WAL ahead of PostgreSQL and acknowledges
+// it in the spool; archive_command finds the acknowledgement with a shell test, without Node.
+// Nothing is lost while the repo-server is down: failures are recorded and retried.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { osUser } from './harness/processes';
+import { Stack, installedBin } from './stack';
+
+jest.setTimeout(600_000);
+
+describe('asynchronous archive-push', () => {
+  let stack: Stack;
+  let spool: string;
+
+  beforeAll(async () => {
+    stack = await Stack.create({ version: 15, stanza: 'asy', globalOptions: { 'archive-async': 'y', 'process-max': '2' } });
+    const pg = osUser('postgres');
+    spool = path.join(stack.dir, 'run', 'spool');
+    fs.mkdirSync(spool, { mode: 0o700 });
+    fs.chownSync(spool, pg.uid, pg.gid);
+    fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\nspool-path=${spool}\n`));
+    await stack.start();
+    const ack = path.join(spool, 'archive', stack.stanza, 'out');
+    const command = `test -f ${ack}/%f.ok || ${installedBin('openrds-agent')} archive-push %p --stanza=${stack.stanza} --config=${stack.conf}`;
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${command}'`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+  });
+  afterAll(async () => { await stack?.destroy(); });
+
+  const readyCount = (): number => fs.readdirSync(path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status')).filter((n) => n.endsWith('.ready')).length;
+  async function drained(timeoutMs = 120_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (readyCount() > 0) {
+      if (Date.now() > until) throw new Error(`${readyCount()} WAL file(s) still waiting for archive_command`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const verifyArchive = async () => JSON.parse((await stack.admin(['verify', `--stanza=${stack.stanza}`, '--output=json'])).stdout).archive[0];
+
+  it('pushes ahead of PostgreSQL and archive_command only finds the acknowledgement', async () => {
+    await stack.cluster.pgbench(['-i', '-s', '8', '-q']);
+    for (let i = 0; i < 4; i++) {
+      await stack.cluster.query(`CREATE TABLE w${i} AS SELECT g FROM generate_series(1, 50000) g`);
+      await stack.cluster.query('SELECT pg_switch_wal()');
+    }
+    await drained();
+    const agentLog = stack.agent!.logText();
+    const ahead = agentLog.split('\n').filter((l) => l.includes('pushed WAL file') && l.includes('ahead of PostgreSQL'));
+    expect(ahead.length).toBeGreaterThanOrEqual(5);
+    const archive = await verifyArchive();
+    expect(archive.bad).toEqual([]);
+    expect(archive.gaps).toEqual([]);
+    expect(archive.files).toBeGreaterThanOrEqual(ahead.length);
+    // Acknowledgements PostgreSQL has used are cleaned up.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fs.readdirSync(path.join(spool, 'archive', stack.stanza, 'out')).filter((n) => n.endsWith('.ok'))).toEqual([]);
+  });
+
+  it('records failures while the repo-server is down, PostgreSQL keeps its WAL, and nothing is lost after', async () => {
+    await stack.server!.stop('SIGTERM');
+    for (let i = 0; i < 3; i++) {
+      await stack.cluster.query(`CREATE TABLE d${i} AS SELECT g FROM generate_series(1, 50000) g`);
+      await stack.cluster.query('SELECT pg_switch_wal()');
+    }
+    const out = path.join(spool, 'archive', stack.stanza, 'out');
+    const until = Date.now() + 30_000;
+    while (!fs.readdirSync(out).some((n) => n.endsWith('.error'))) {
+      if (Date.now() > until) throw new Error('no failure was recorded in the spool');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(readyCount()).toBeGreaterThanOrEqual(3);
+    await stack.startServer();
+    await drained();
+    const archive = await verifyArchive();
+    expect(archive.gaps).toEqual([]);
+    expect(archive.bad).toEqual([]);
+    expect(fs.readdirSync(out).filter((n) => n.endsWith('.error'))).toEqual([]);
+  });
+});
