@@ -77,4 +77,26 @@ describe('asynchronous archive-push', () => {
     expect(archive.bad).toEqual([]);
     expect(fs.readdirSync(out).filter((n) => n.endsWith('.error'))).toEqual([]);
   });
+
+  it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {
+    await stack.agent!.stop('SIGTERM');
+    fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', '[global]\narchive-push-queue-max=32MB\n'));
+    await stack.startAgent();
+    await stack.server!.stop('SIGTERM');
+    for (let i = 0; i < 5; i++) {
+      await stack.cluster.query(`CREATE TABLE q${i} AS SELECT g FROM generate_series(1, 50000) g`);
+      await stack.cluster.query('SELECT pg_switch_wal()');
+    }
+    // The queue never holds much more than the limit (two 16 MiB segments): the rest was dropped.
+    const until = Date.now() + 60_000;
+    while (readyCount() > 2) {
+      if (Date.now() > until) throw new Error(`${readyCount()} WAL file(s) still queued: nothing was dropped`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(stack.agent!.logText()).toMatch(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded 33554432 bytes/);
+    await stack.startServer();
+    await drained();
+    // The dropped WAL is a gap in the archive, which verify reports.
+    expect((await verifyArchive()).gaps.length).toBeGreaterThan(0);
+  });
 });

@@ -24,6 +24,8 @@ export class AsyncPusher {
     pgPath: string; spoolPath: string; stanza: string; processMax: number;
     push: (walPath: string) => Promise<ArchivePushResult__Output>;
     intervalMs?: number; retryMs?: number;
+    /** archive-push-queue-max in bytes, with the segment size to count the queue. */
+    queueMax?: number; walSegmentSize?: number;
   }) {
     this.spoolDir = path.join(opts.spoolPath, 'archive', opts.stanza, 'out');
   }
@@ -81,6 +83,16 @@ export class AsyncPusher {
    * Pushes one WAL file (or joins the push already under way) and records the outcome in the
    * spool. Used by the scan and by a synchronous archive-push that arrives first.
    */
+  /** The queue is over archive-push-queue-max: the file counts as archived (acknowledged with the warning). */
+  private async dropWhenQueueFull(name: string, err: Error): Promise<ArchivePushResult__Output | undefined> {
+    const warning = await queueFullDrop({ pgPath: this.opts.pgPath, queueMax: this.opts.queueMax, walSegmentSize: this.opts.walSegmentSize }, name, err.message);
+    if (!warning) return undefined;
+    await writeDurable(path.join(this.spoolDir, `${name}.ok`), warning);
+    await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
+    this.retryAt.delete(name);
+    return { duplicate: false, warning, repoKey: '' };
+  }
+
   push(name: string): Promise<ArchivePushResult__Output> {
     const running = this.inFlight.get(name);
     if (running) return running;
@@ -97,6 +109,8 @@ export class AsyncPusher {
         return res;
       } catch (err) {
         const e = err as Error & { code?: number; hint?: string };
+        const dropped = await this.dropWhenQueueFull(name, e);
+        if (dropped) return dropped;
         log.warn(`asynchronous push of '${name}' failed (retried): ${e.message}`);
         this.retryAt.set(name, Date.now() + (this.opts.retryMs ?? 2000));
         await writeDurable(path.join(this.spoolDir, `${name}.error`),
@@ -109,6 +123,25 @@ export class AsyncPusher {
     this.inFlight.set(name, p);
     return p;
   }
+}
+
+export interface QueueLimit { pgPath: string; queueMax?: number; walSegmentSize?: number }
+
+/**
+ * archive-push-queue-max: when pushes fail and the WAL waiting in pg_wal (ready segments x
+ * segment size) reaches the limit, a file is reported archived without being stored, so that
+ * PostgreSQL can recycle it instead of filling the disk and stopping. Returns the warning, or
+ * undefined when the queue is below the limit (or no limit is set).
+ */
+export async function queueFullDrop(limit: QueueLimit, name: string, reason: string): Promise<string | undefined> {
+  if (!limit.queueMax || !limit.walSegmentSize) return undefined;
+  const status = await fs.promises.readdir(path.join(limit.pgPath, 'pg_wal', 'archive_status')).catch(() => [] as string[]);
+  const queued = status.filter((n) => /^[0-9A-F]{24}\.ready$/.test(n)).length * limit.walSegmentSize;
+  if (queued < limit.queueMax) return undefined;
+  const warning = `dropped WAL file '${name}' because archive queue exceeded ${limit.queueMax} bytes (${queued} waiting) while pushes fail (${reason}): ` +
+    'point-in-time recovery across this WAL is no longer possible; take a new backup once the repository is reachable';
+  log.warn(warning);
+  return warning;
 }
 
 /** Writes a small file durably: temp, fsync, rename, fsync of the directory. */

@@ -6,7 +6,7 @@ import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
-import { AsyncPusher } from './async-push';
+import { AsyncPusher, queueFullDrop } from './async-push';
 import { localServerStart } from './local-server';
 import { AgentSession, agentHelloNew } from './session';
 
@@ -49,8 +49,12 @@ export async function agentServe(config: Config): Promise<void> {
     stanza, walPath, compressType: config.str('compress-type') as CompressType,
     compressLevel: config.int('compress-level'), agentId, timeoutMs,
   });
+  const queueLimit = {
+    pgPath, walSegmentSize: control.walSegmentSize,
+    ...(config.strOpt('archive-push-queue-max') ? { queueMax: config.int('archive-push-queue-max') } : {}),
+  };
   const pusher = config.bool('archive-async')
-    ? new AsyncPusher({ pgPath, spoolPath: config.str('spool-path'), stanza, processMax: config.int('process-max'), push: pushFile })
+    ? new AsyncPusher({ ...queueLimit, spoolPath: config.str('spool-path'), stanza, processMax: config.int('process-max'), push: pushFile })
     : undefined;
   const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
     if (req.cmd !== 'ping' && req.stanza !== stanza) {
@@ -59,7 +63,14 @@ export async function agentServe(config: Config): Promise<void> {
     }
     if (req.cmd === 'archive-push') {
       // In async mode a push of the same file may be under way: join it (and record it in the spool).
-      const res = pusher ? await pusher.push(path.basename(req.path)) : await pushFile(req.path);
+      let res;
+      try {
+        res = pusher ? await pusher.push(path.basename(req.path)) : await pushFile(req.path);
+      } catch (err) {
+        const warning = await queueFullDrop(queueLimit, path.basename(req.path), (err as Error).message);
+        if (!warning) throw err;
+        res = { warning };
+      }
       return res.warning ? { warning: res.warning } : {};
     }
     if (req.cmd === 'archive-get') {

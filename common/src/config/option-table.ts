@@ -104,6 +104,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'pg1-database', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database the agent connects to' },
   { name: 'agent-socket-path', type: 'path', default: '/var/run/openrds/agent.sock', commands: AGENT, section: 'global', description: 'unix socket of the agent daemon for archive-push/archive-get' },
   { name: 'archive-async', type: 'boolean', default: false, commands: AGENT, section: 'global', description: 'push WAL ahead of PostgreSQL from the agent daemon, acknowledged in spool-path (archive_command: test -f <spool-path>/archive/<stanza>/out/%f.ok || openrds-agent archive-push %p ...)' },
+  { name: 'archive-push-queue-max', type: 'size', min: 0, commands: AGENT, section: 'global', description: 'when pushes fail and more WAL than this waits in pg_wal, drop it (reported as archived, with a warning) so the disk does not fill: PITR across the gap is lost' },
   { name: 'spool-path', type: 'path', default: '/var/spool/openrds', commands: AGENT, section: 'global', description: 'spool directory (asynchronous archiving)' },
   { name: 'lock-path', type: 'path', default: '/tmp/openrds', commands: 'all', section: 'global', description: 'directory of lock files' },
   { name: 'cmd', type: 'path', commands: ['agent'], section: 'global', description: 'openrds-agent path written into restore_command (default: this installation)' },
