@@ -3,6 +3,7 @@
 // Nothing is lost while the repo-server is down: failures are recorded and retried.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PgCluster } from './harness/cluster';
 import { osUser } from './harness/processes';
 import { Stack, installedBin } from './stack';
 
@@ -78,6 +79,32 @@ describe('asynchronous archive-push', () => {
     expect(fs.readdirSync(out).filter((n) => n.endsWith('.error'))).toEqual([]);
   });
 
+  it('fetches WAL ahead of recovery, and a restore_command served from the queue recovers all of it', async () => {
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    await stack.cluster.query('CREATE TABLE marker (i int)');
+    for (let i = 0; i < 6; i++) {
+      await stack.cluster.query(`INSERT INTO marker SELECT g FROM generate_series(1, 100000) g`);
+      await stack.cluster.query('SELECT pg_switch_wal()');
+    }
+    await drained();
+    const expected = (await stack.cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM marker'))[0]!.n;
+    const inDir = path.join(spool, 'archive', stack.stanza, 'in');
+    const restoreCommand = `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}`;
+    const dir = stack.restoreDir('async-get');
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote',
+      `--recovery-option=restore_command=${restoreCommand}`]);
+    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await c.start();
+      await c.waitPromoted();
+      expect((await c.query<{ n: string }>('SELECT count(*)::text AS n FROM marker'))[0]!.n).toBe(expected);
+    } finally {
+      await c.destroy();
+    }
+    const fetched = stack.agent!.logText().split('\n').filter((l) => l.includes('ahead of recovery'));
+    expect(fetched.length).toBeGreaterThanOrEqual(3);
+  });
+
   it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {
     await stack.agent!.stop('SIGTERM');
     fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', '[global]\narchive-push-queue-max=32MB\n'));
@@ -95,6 +122,9 @@ describe('asynchronous archive-push', () => {
     }
     expect(stack.agent!.logText()).toMatch(/dropped WAL file '[0-9A-F]{24}' because archive queue exceeded 33554432 bytes/);
     await stack.startServer();
+    // One more segment after the drop, archived: the dropped ones are then a gap before it.
+    await stack.cluster.query('CREATE TABLE after_drop AS SELECT 1 AS x');
+    await stack.cluster.query('SELECT pg_switch_wal()');
     await drained();
     // The dropped WAL is a gap in the archive, which verify reports.
     expect((await verifyArchive()).gaps.length).toBeGreaterThan(0);

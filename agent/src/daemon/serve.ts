@@ -6,6 +6,7 @@ import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
+import { AsyncGetter } from './async-get';
 import { AsyncPusher, queueFullDrop } from './async-push';
 import { localServerStart } from './local-server';
 import { AgentSession, agentHelloNew } from './session';
@@ -56,6 +57,13 @@ export async function agentServe(config: Config): Promise<void> {
   const pusher = config.bool('archive-async')
     ? new AsyncPusher({ ...queueLimit, spoolPath: config.str('spool-path'), stanza, processMax: config.int('process-max'), push: pushFile })
     : undefined;
+  const getter = config.bool('archive-async')
+    ? new AsyncGetter({
+      spoolPath: config.str('spool-path'), stanza, walSegmentSize: control.walSegmentSize, processMax: config.int('process-max'),
+      queueMax: config.int('archive-get-queue-max'),
+      get: (walName, destination) => archiveGetFile(client, { stanza, walName, destination, timeoutMs }),
+    })
+    : undefined;
   const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
     if (req.cmd !== 'ping' && req.stanza !== stanza) {
       throw new OptionInvalidError(`this agent serves stanza '${stanza}', not '${req.stanza}'`,
@@ -74,15 +82,20 @@ export async function agentServe(config: Config): Promise<void> {
       return res.warning ? { warning: res.warning } : {};
     }
     if (req.cmd === 'archive-get') {
-      return { found: await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs }) };
+      const found = getter
+        ? await getter.get(req.walName, req.destination)
+        : await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs });
+      return { found };
     }
     return {};
   });
   await pusher?.start();
+  getter?.start();
   log.info(`agent for stanza '${stanza}' (PostgreSQL ${control.pgVersion}, system-id ${control.systemId}, '${pgPath}') started`);
   const shutdown = (sig: string): void => {
     log.info(`${sig} received: agent stopping`);
     pusher?.stop();
+    getter?.stop();
     session.stop();
     local.close();
   };

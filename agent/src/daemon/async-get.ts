@@ -1,0 +1,123 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { log, walFileKind, walSegmentNext } from '@openrds/common';
+
+/**
+ * Asynchronous archive-get (`archive-async=y`): when recovery asks for a WAL segment, the daemon
+ * fetches the segments after it ahead, in parallel (`process-max`), into
+ * `<spool-path>/archive/<stanza>/in/` — decompressed and checked by the same code as a direct get,
+ * written durably. The queue holds at most `archive-get-queue-max` bytes of segments; a request
+ * for a queued segment is a rename (or a copy across filesystems), so each restore_command call
+ * costs O(1) however long the queue is. A segment the archive does not have yet stops the
+ * prefetch for a moment (a standby may be ahead of the archive) without failing anything.
+ */
+export class AsyncGetter {
+  readonly inDir: string;
+  private next: string | undefined;
+  private readonly fetching = new Map<string, Promise<boolean>>();
+  private notFoundUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: {
+    spoolPath: string; stanza: string; walSegmentSize: number; processMax: number; queueMax: number;
+    get: (walName: string, destination: string) => Promise<boolean>;
+  }) {
+    this.inDir = path.join(opts.spoolPath, 'archive', opts.stanza, 'in');
+  }
+
+  /** Refills the queue as a shell restore_command (test -f ... && mv ...) consumes it. */
+  start(): void {
+    this.timer = setInterval(() => this.fill(), 200);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private get depth(): number { return Math.max(1, Math.floor(this.opts.queueMax / this.opts.walSegmentSize)); }
+
+  async get(walName: string, destination: string): Promise<boolean> {
+    await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
+    if (walFileKind(walName) !== 'segment') return this.opts.get(walName, destination);
+    await this.position(walName);
+    const queued = path.join(this.inDir, walName);
+    const running = this.fetching.get(walName);
+    const found = running ? await running.catch(() => false) : fs.existsSync(queued);
+    let served = false;
+    if (found && fs.existsSync(queued)) {
+      await moveDurable(queued, destination);
+      served = true;
+    }
+    const result = served ? true : await this.opts.get(walName, destination);
+    this.fill();
+    return result;
+  }
+
+  /** Recovery moved to `walName`: the prefetch goes on from the segment after it; older queued files go. */
+  private async position(walName: string): Promise<void> {
+    const after = walSegmentNext(walName, this.opts.walSegmentSize);
+    const names = await fs.promises.readdir(this.inDir).catch(() => [] as string[]);
+    for (const n of names) {
+      // Queued files before the request, or of another timeline, will not be asked for.
+      if (/^[0-9A-F]{24}$/.test(n) && (n < walName || n.slice(0, 8) !== walName.slice(0, 8))) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+    }
+    if (this.next === undefined || this.next.slice(0, 8) !== walName.slice(0, 8) || this.next <= walName
+      || this.next > walSegmentAhead(walName, this.opts.walSegmentSize, this.depth + 1)) {
+      this.next = after;
+    }
+  }
+
+  /** Starts fetches until the queue (files and fetches) holds `depth` segments. */
+  private fill(): void {
+    if (this.next === undefined || Date.now() < this.notFoundUntil) return;
+    let queued = 0;
+    try { queued = fs.readdirSync(this.inDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).length; } catch { /* made on the next get */ }
+    while (queued + this.fetching.size < this.depth && this.fetching.size < Math.max(1, this.opts.processMax)) {
+      const name = this.next;
+      this.next = walSegmentNext(name, this.opts.walSegmentSize);
+      if (fs.existsSync(path.join(this.inDir, name))) continue;
+      const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
+        if (!found) {
+          // Not archived yet: ask again from this segment a little later.
+          this.notFoundUntil = Date.now() + 2000;
+          if (this.next === undefined || this.next > name) this.next = name;
+        } else {
+          log.detail(`fetched WAL file '${name}' ahead of recovery`);
+        }
+        return found;
+      }, (err: Error) => {
+        log.warn(`prefetch of WAL file '${name}' failed: ${err.message}`);
+        this.notFoundUntil = Date.now() + 2000;
+        if (this.next === undefined || this.next > name) this.next = name;
+        return false;
+      }).finally(() => {
+        this.fetching.delete(name);
+        this.fill();
+      });
+      this.fetching.set(name, p);
+    }
+  }
+}
+
+function walSegmentAhead(name: string, segSize: number, n: number): string {
+  let s = name;
+  for (let i = 0; i < n; i++) s = walSegmentNext(s, segSize);
+  return s;
+}
+
+/** Moves a queued file to PostgreSQL's destination: a rename, or a durable copy across filesystems. */
+async function moveDurable(from: string, to: string): Promise<void> {
+  try {
+    await fs.promises.rename(from, to);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+  }
+  const tmp = `${to}.openrds.tmp`;
+  await fs.promises.copyFile(from, tmp);
+  const fh = await fs.promises.open(tmp, 'r+');
+  try { await fh.sync(); } finally { await fh.close(); }
+  await fs.promises.rename(tmp, to);
+  await fs.promises.rm(from, { force: true });
+}
