@@ -43,7 +43,7 @@ export class AsyncPusher {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => { void this.scan().finally(() => this.schedule(this.opts.intervalMs ?? 200)); }, ms);
+    this.timer = setTimeout(() => { void this.scan().finally(() => this.schedule(this.opts.intervalMs ?? 100)); }, ms);
     this.timer.unref();
   }
 

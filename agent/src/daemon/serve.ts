@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Config, OptionInvalidError, log, pgControlRead } from '@openrds/common';
+import { Config, FilterPool, OptionInvalidError, log, pgControlRead } from '@openrds/common';
 import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
@@ -46,9 +46,11 @@ export async function agentServe(config: Config): Promise<void> {
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));
   const timeoutMs = config.num('archive-timeout') * 1000;
+  // WAL is hashed and compressed on worker threads: pushes in parallel use every core.
+  const walPool = new FilterPool();
   const pushFile = (walPath: string) => archivePushFile(client, {
     stanza, walPath, compressType: config.str('compress-type') as CompressType,
-    compressLevel: config.int('compress-level'), agentId, timeoutMs,
+    compressLevel: config.int('compress-level'), agentId, timeoutMs, pool: walPool,
   });
   const queueLimit = {
     pgPath, walSegmentSize: control.walSegmentSize,
@@ -73,6 +75,8 @@ export async function agentServe(config: Config): Promise<void> {
       // In async mode a push of the same file may be under way: join it (and record it in the spool).
       let res;
       try {
+        // PostgreSQL is asking: the files ready after this one go out now, not at the next scan.
+        if (pusher) void pusher.scan();
         res = pusher ? await pusher.push(path.basename(req.path)) : await pushFile(req.path);
       } catch (err) {
         const warning = await queueFullDrop(queueLimit, path.basename(req.path), (err as Error).message);

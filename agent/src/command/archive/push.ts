@@ -5,7 +5,8 @@ import {
   FileMissingError, FormatError, compressFilters, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
   sha256File, walFileKind,
 } from '@openrds/common';
-import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CompressType } from '@openrds/common';
+import { Writable } from 'node:stream';
+import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CompressType, FilterPool } from '@openrds/common';
 
 export interface ArchivePushOptions {
   stanza: string;
@@ -14,6 +15,8 @@ export interface ArchivePushOptions {
   compressLevel: number;
   agentId: string;
   timeoutMs: number;
+  /** Worker threads for sha256 and zstd (the daemon has them; a short-lived command does not). */
+  pool?: FilterPool;
 }
 
 /**
@@ -28,7 +31,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   }
   let digest: { sha256: string; size: number };
   try {
-    digest = await sha256File(opts.walPath);
+    digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new FileMissingError(`WAL file '${opts.walPath}' does not exist`, { hint: 'archive-push expects %p of archive_command' });
@@ -43,7 +46,9 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
       compressType: opts.compressType, agentId: opts.agentId,
     },
   });
-  const filters = compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream);
+  const filters = opts.pool && opts.compressType === 'zst'
+    ? [opts.pool.transform('compress', opts.compressLevel)]
+    : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream);
   try {
     await pipeline([fs.createReadStream(opts.walPath), ...filters,
       grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }))]);
@@ -54,4 +59,10 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     throw failure() ?? err;
   }
   return response;
+}
+
+async function poolDigest(pool: FilterPool, file: string): Promise<{ sha256: string; size: number }> {
+  const t = pool.transform('digest');
+  await pipeline(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), t, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { sha256: t.result().inSha256, size: t.result().inSize };
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# WAL archiving under a bulk load: openrds synchronous, openrds asynchronous and pgBackRest's
+# asynchronous archive-push, one cluster each. Prints segments/s and archive_command p50/p99.
+# On demand, not in CI. Knobs: BENCH_WAL_SCALE (pgbench scale of the load, 30), BENCH_PROCESS_MAX (2).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+bash "$ROOT/scripts/setup.sh"
+if ! command -v pgbackrest >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbackrest >/dev/null
+fi
+export OPENRDS_E2E_PREFIX=${OPENRDS_E2E_PREFIX:-/tmp/openrds-bench-install}
+bash "$ROOT/deploy/install.sh" --prefix "$OPENRDS_E2E_PREFIX" --quiet
+cd "$ROOT"
+exec node e2e/dist/bench/wal.js

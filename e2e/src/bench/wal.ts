@@ -1,0 +1,96 @@
+// WAL archiving throughput and archive_command latency under a bulk load (bench/wal.sh): openrds
+// synchronous, openrds asynchronous (daemon pushes ahead, shell test in archive_command) and
+// pgBackRest's asynchronous archive-push, each on its own PostgreSQL 15 cluster, one after the other.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { osUser, runCommand } from '../harness/processes';
+import { Stack, installedBin } from '../stack';
+
+const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
+const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
+const pg = osUser('postgres');
+
+interface Result { mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number }
+
+async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'): Promise<Result> {
+  const stack = await Stack.create({ version: 15, stanza: 'walb', globalOptions: { 'process-max': String(PROCESS_MAX), ...(mode === 'openrds-async' ? { 'archive-async': 'y' } : {}) } });
+  try {
+    const scratch = path.join(stack.dir, 'run', 'bench');
+    fs.mkdirSync(scratch, { recursive: true });
+    fs.chownSync(scratch, pg.uid, pg.gid);
+    const spool = path.join(scratch, 'spool');
+    fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\nspool-path=${spool}\n`));
+    await stack.start();
+    await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+    let cmd: string;
+    if (mode === 'pgbackrest-async') {
+      const conf = path.join(scratch, 'pgbackrest.conf');
+      for (const d of ['repo', 'log', 'lock', 'spool']) { fs.mkdirSync(path.join(scratch, d), { recursive: true }); fs.chownSync(path.join(scratch, d), pg.uid, pg.gid); }
+      fs.writeFileSync(conf, ['[global]', `repo1-path=${scratch}/repo`, `log-path=${scratch}/log`, `lock-path=${scratch}/lock`, `spool-path=${scratch}/spool`,
+        'archive-async=y', `process-max=${PROCESS_MAX}`, 'compress-type=zst', 'log-level-console=warn', 'log-level-file=off', '',
+        '[walb]', `pg1-path=${stack.cluster.dataDir}`, `pg1-port=${stack.cluster.port}`, `pg1-socket-path=${stack.cluster.socketDir}`, ''].join('\n'));
+      fs.chmodSync(conf, 0o644);
+      const r = await runCommand('/usr/bin/pgbackrest', [`--config=${conf}`, '--stanza=walb', 'stanza-create'], { uid: pg.uid, gid: pg.gid, cwd: '/tmp' });
+      if (r.code !== 0) throw new Error(`pgbackrest stanza-create: ${r.stderr}`);
+      cmd = `/usr/bin/pgbackrest --config=${conf} --stanza=walb archive-push %p`;
+    } else {
+      const agent = `${installedBin('openrds-agent')} archive-push %p --stanza=${stack.stanza} --config=${stack.conf}`;
+      cmd = mode === 'openrds-async' ? `test -f ${spool}/archive/${stack.stanza}/out/%f.ok || ${agent}` : agent;
+    }
+    // Each call's duration, measured by the shell PostgreSQL runs archive_command with.
+    const lat = path.join(scratch, 'latency');
+    const timedCmd = `s=$(date +%s%N); ${cmd}; rc=$?; echo $(( $(date +%s%N) - s )) >> ${lat}; exit $rc`;
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    const readyDir = path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status');
+    const ready = (): number => fs.readdirSync(readyDir).filter((n) => n.endsWith('.ready')).length;
+    while (ready() > 0) await new Promise((r) => setTimeout(r, 100));
+    fs.rmSync(lat, { force: true });
+    const lsn0 = (await stack.cluster.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
+    const t0 = Date.now();
+    await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    const loadS = (Date.now() - t0) / 1000;
+    while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
+    const drainS = (Date.now() - t0) / 1000;
+    const bytes = Number((await stack.cluster.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text AS b`))[0]!.b);
+    const segments = Math.ceil(bytes / (16 * 1024 * 1024));
+    const ns = fs.readFileSync(lat, 'utf8').trim().split('\n').map(Number).sort((a, b) => a - b);
+
+    // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
+    // to archive all of it: the archiving rate, whatever rate the load makes WAL at.
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ''`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await stack.cluster.query('CREATE TABLE backlog AS SELECT g, md5(g::text) AS v FROM generate_series(1, 2000000) g');
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    const backlog = ready();
+    const t1 = Date.now();
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
+    const backlogS = (Date.now() - t1) / 1000;
+    return { mode, segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
+      p50Ms: Number((ns[Math.floor(ns.length / 2)]! / 1e6).toFixed(1)), p99Ms: Number((ns[Math.floor(ns.length * 0.99)]! / 1e6).toFixed(1)),
+      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)) };
+  } finally {
+    await stack.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const results: Result[] = [];
+  for (const mode of ['openrds-sync', 'openrds-async', 'pgbackrest-async'] as const) {
+    const r = await run(mode);
+    console.log(JSON.stringify(r));
+    results.push(r);
+  }
+  console.log(`\npgbench -i -s ${SCALE}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
+  console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    console.log(`| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} |`);
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
