@@ -13,3 +13,4 @@ export * from './rpc/error-transport';
 export type * from './proto-gen';
 export * from './rpc/call';
 export * from './async/limit';
+export * from './rpc/tls';

@@ -12,6 +12,7 @@ import type {
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
 import { AgentConnection, AgentRegistry } from './agent-registry';
+import type { TlsAuthorizer } from './tls-auth';
 import { TransferRegistry } from './transfers';
 
 /** Raised inside a pipeline when the agent reports the file vanished: nothing must be stored. */
@@ -19,15 +20,22 @@ class FileVanished extends Error {}
 
 /** The AgentGateway service: agent sessions, backup/restore file streams, WAL push and get. */
 export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
-  stopCheck: (stanza: string) => void }): AgentGatewayHandlers {
-  const { repo, agents, transfers, archive } = deps;
+  stopCheck: (stanza: string) => void; auth: TlsAuthorizer }): AgentGatewayHandlers {
+  const { repo, agents, transfers, archive, auth } = deps;
   return {
     Session(call: grpc.ServerDuplexStream<AgentMessage__Output, ServerMessage>) {
       let conn: AgentConnection | undefined;
       call.on('data', (msg: AgentMessage__Output) => {
         if (msg.hello) {
           if (conn) return;
-          conn = new AgentConnection(msg.hello, call, call.getPeer());
+          try {
+            // An agent registers only stanzas its certificate may serve: all of them, or none.
+            for (const s of msg.hello.stanzas) auth.stanzaCheck(call, 'Session', s.stanza);
+          } catch (err) {
+            call.emit('error', errorToGrpc(err));
+            return;
+          }
+          conn = new AgentConnection(msg.hello, call, auth.peerName(call));
           agents.add(conn);
           call.write({ helloAck: { serverVersion: msg.hello.version, sessionId: conn.sessionId } });
         } else if (msg.event) {
@@ -49,6 +57,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const header = first.done ? undefined : first.value.header;
         if (!header) throw new ProtocolError('PutBackupFile must start with a header');
         const transfer = transfers.get(header.jobId, 'backup');
+        auth.stanzaCheck(call, 'PutBackupFile', transfer.stanza);
         const key = transfer.keyFor(header.name);
         if (!key) throw new ProtocolError(`file '${header.name}' is not part of backup job '${header.jobId}'`);
         let trailer: PutFileTrailer__Output | undefined;
@@ -83,6 +92,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
     GetBackupFile(call: grpc.ServerWritableStream<{ jobId: string; repoKey: string }, DataChunk>) {
       void (async () => {
         const transfer = transfers.get(call.request.jobId, 'restore');
+        auth.stanzaCheck(call, 'GetBackupFile', transfer.stanza);
         if (!transfer.allowed.has(call.request.repoKey)) {
           throw new ProtocolError(`repo file '${call.request.repoKey}' is not part of restore job '${call.request.jobId}'`);
         }
@@ -97,6 +107,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const first = await iter.next();
         const header = first.done ? undefined : first.value.header;
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
+        auth.stanzaCheck(call, 'ArchivePush', header.stanza);
         deps.stopCheck(header.stanza);
         const info = await repo.archiveInfoLoad(header.stanza);
         const result = await archive.push(info, {
@@ -114,6 +125,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
 
     ArchiveGet(call: grpc.ServerWritableStream<{ stanza: string; walName: string }, ArchiveGetMessage>) {
       void (async () => {
+        auth.stanzaCheck(call, 'ArchiveGet', call.request.stanza);
         const info = await repo.archiveInfoLoad(call.request.stanza);
         const hit = await archive.get(info, call.request.stanza, call.request.walName);
         if (!hit) {
