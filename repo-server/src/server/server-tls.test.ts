@@ -121,6 +121,31 @@ describe('repo-server with mutual TLS', () => {
     expect(logs).toContainEqual(expect.stringMatching(/access denied: \/openrds.v1.AgentGateway\/ArchiveGet from 127.0.0.1:\d+ cn 'agent-a' stanza 'b'/));
   });
 
+  it('refuses a session registering a stanza the CN may not serve, and registers one it may', async () => {
+    const hello = (stanza: string) => ({ hello: { agentId: 'h:/pg', hostname: 'h', version: OPENRDS_VERSION, pid: 1, osUser: 'postgres',
+      stanzas: [{ stanza, pgPath: '/pg' }] } });
+    const session = async (stanza: string): Promise<unknown> => {
+      const client = gateway(creds(`${pki}/agent-a.crt`, `${pki}/agent-a.key`));
+      const call = client.session();
+      try {
+        call.write(hello(stanza));
+        for await (const m of call as AsyncIterable<{ helloAck?: unknown }>) if (m.helloAck) return m.helloAck;
+        return undefined;
+      } catch (err) {
+        return errorFromGrpc(err);
+      } finally {
+        call.cancel();
+        client.close();
+      }
+    };
+    const err = await session('b');
+    expect(err).toBeInstanceOf(AccessDeniedError);
+    expect((err as Error).message).toBe("client certificate CN 'agent-a' is not authorized for stanza 'b'");
+    expect(logs).toContainEqual(expect.stringMatching(/access denied: \/openrds.v1.AgentGateway\/Session from .* cn 'agent-a' stanza 'b'/));
+    expect(server.agents.list()).toHaveLength(0);
+    expect(await session('a')).toEqual(expect.objectContaining({ sessionId: expect.any(String) }));
+  });
+
   it('refuses agent calls from an admin CN', async () => {
     const err = await archiveGet(gateway(creds(`${pki}/ops.crt`, `${pki}/ops.key`)), 'a').catch((e: unknown) => e);
     expect((err as Error).message).toBe("client certificate CN 'ops' is not an agent of this repo-server");
