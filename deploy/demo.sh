@@ -6,7 +6,9 @@
 #   bash deploy/demo.sh              (as root on Debian 12 with Node 20; idempotent)
 #
 # Everything lives under $DEMO (default /var/tmp/openrds-demo) and is stopped at the end;
-# KEEP=1 leaves the clusters and servers running for a look around.
+# KEEP=1 leaves the clusters and servers running for a look around. The agent and openrds-admin
+# reach the repo-server over mutual TLS with certificates made by `openrds-admin pki`; TLS=0 runs
+# the plain loopback mode instead.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=${DEMO:-/var/tmp/openrds-demo}
@@ -16,6 +18,7 @@ PORT2=${DEMO_PG_PORT2:-54322}
 SERVER_PORT=${DEMO_SERVER_PORT:-18432}
 PREFIX=${PREFIX:-/opt/openrds}
 STANZA=demo
+TLS=${TLS:-1}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 as_pg() { runuser -u postgres -- "$@"; }
@@ -44,17 +47,52 @@ mkdir -p "$DEMO"/{run,log,repo}
 chmod 755 "$DEMO"
 chown postgres:postgres "$DEMO" "$DEMO"/{run,log}
 CONF=$DEMO/openrds.conf
+TLS_CONF=""
+REPO_HOST=127.0.0.1
+if [ "$TLS" = 1 ]; then
+  say "certificates: openrds-admin pki init (CA + repo-server), pki issue (agent, admin)"
+  "$ADMIN" pki init --pki-path="$DEMO/pki" --host=localhost --host=127.0.0.1 --no-config
+  "$ADMIN" pki issue --cn=agent-$STANZA --pki-path="$DEMO/pki" --no-config >/dev/null
+  "$ADMIN" pki issue --cn=admin --pki-path="$DEMO/pki" --no-config >/dev/null
+  # The agent runs as postgres and must own its key (mode 0600, as every key pki writes).
+  chmod 755 "$DEMO/pki"
+  chown postgres:postgres "$DEMO/pki/agent-$STANZA.crt" "$DEMO/pki/agent-$STANZA.key"
+  # A name, not an IP address: Node warns (DEP0123) when TLS is dialed to an IP literal.
+  REPO_HOST=localhost
+  TLS_CONF="tls-server-cert-file=$DEMO/pki/server.crt
+tls-server-key-file=$DEMO/pki/server.key
+tls-server-ca-file=$DEMO/pki/ca.crt
+tls-server-auth=agent-$STANZA=$STANZA
+tls-server-admin=admin
+repo-host-ca-file=$DEMO/pki/ca.crt
+repo-host-cert-file=$DEMO/pki/admin.crt
+repo-host-key-file=$DEMO/pki/admin.key
+
+[global:agent]
+repo-host-cert-file=$DEMO/pki/agent-$STANZA.crt
+repo-host-key-file=$DEMO/pki/agent-$STANZA.key
+
+[global:archive-push]
+repo-host-cert-file=$DEMO/pki/agent-$STANZA.crt
+repo-host-key-file=$DEMO/pki/agent-$STANZA.key
+
+[global:archive-get]
+repo-host-cert-file=$DEMO/pki/agent-$STANZA.crt
+repo-host-key-file=$DEMO/pki/agent-$STANZA.key
+"
+fi
 cat > "$CONF" <<CONF
 [global]
 repo1-path=$DEMO/repo
 tls-server-address=127.0.0.1
 tls-server-port=$SERVER_PORT
-repo-host=127.0.0.1
+repo-host=$REPO_HOST
 repo-host-port=$SERVER_PORT
 agent-socket-path=$DEMO/run/agent.sock
 lock-path=$DEMO/lock
 log-level-console=info
 archive-timeout=60
+$TLS_CONF
 
 [$STANZA]
 pg1-path=$DEMO/pgdata

@@ -14,3 +14,4 @@ export type * from './proto-gen';
 export * from './rpc/call';
 export * from './async/limit';
 export * from './rpc/windows';
+export * from './rpc/tls';

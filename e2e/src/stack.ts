@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
-import { freePort, osUser, runCommand, spawnService, tmpDir } from './harness/processes';
+import { freePort, osUser, runCommand, runOk, spawnService, tmpDir } from './harness/processes';
 
 /** The installed programs (deploy/install.sh run by the e2e global setup). */
 export function installedBin(name: 'openrds-agent' | 'openrds-admin' | 'openrds-repo-server'): string {
@@ -16,6 +16,19 @@ export interface StackOptions {
   dataChecksums?: boolean;
   /** Extra [global] lines for openrds.conf. */
   globalOptions?: Record<string, string>;
+  /**
+   * Mutual TLS (default off): a CA, server and client certificates made by the installed
+   * `openrds-admin pki init/issue` in <dir>/pki; the agent's CN `agent-<stanza>` may serve the
+   * stanza, the admin's CN `admin` may run admin commands.
+   */
+  tls?: boolean;
+}
+
+/** Where a TLS stack keeps its certificates, and the CNs it issued. */
+export interface StackPki {
+  dir: string;
+  agentCn: string;
+  adminCn: string;
 }
 
 type Service = Awaited<ReturnType<typeof spawnService>>;
@@ -29,7 +42,7 @@ export class Stack {
   server: Service | undefined;
   agent: Service | undefined;
   private constructor(readonly dir: string, readonly conf: string, readonly stanza: string, readonly serverPort: number,
-    readonly cluster: PgCluster) {}
+    readonly cluster: PgCluster, readonly pki: StackPki | undefined) {}
 
   static async create(opts: StackOptions): Promise<Stack> {
     const stanza = opts.stanza ?? 'e2e';
@@ -45,15 +58,43 @@ export class Stack {
       version: opts.version, dataChecksums: opts.dataChecksums ?? true,
       archiveCommand: `${installedBin('openrds-agent')} archive-push %p --stanza=${stanza} --config=${conf}`,
     });
-    const global = {
+    const pki = opts.tls ? await Stack.pkiCreate(dir, stanza) : undefined;
+    const global: Record<string, string> = {
       'repo1-path': path.join(dir, 'repo'), 'tls-server-address': '127.0.0.1', 'tls-server-port': String(serverPort),
       'repo-host': '127.0.0.1', 'repo-host-port': String(serverPort), 'agent-socket-path': path.join(run, 'agent.sock'),
       'log-level-console': 'detail', 'archive-timeout': '30', 'lock-path': path.join(dir, 'lock'), ...opts.globalOptions,
     };
-    const text = ['[global]', ...Object.entries(global).map(([k, v]) => `${k}=${v}`), '',
+    const sections: string[] = [];
+    if (pki) {
+      Object.assign(global, {
+        'tls-server-cert-file': `${pki.dir}/server.crt`, 'tls-server-key-file': `${pki.dir}/server.key`, 'tls-server-ca-file': `${pki.dir}/ca.crt`,
+        'tls-server-auth': `${pki.agentCn}=${stanza}`, 'tls-server-admin': pki.adminCn,
+        // openrds-admin (root) presents the admin certificate; the agent's commands their own.
+        'repo-host': 'localhost', 'repo-host-ca-file': `${pki.dir}/ca.crt`,
+        'repo-host-cert-file': `${pki.dir}/${pki.adminCn}.crt`, 'repo-host-key-file': `${pki.dir}/${pki.adminCn}.key`,
+      });
+      for (const command of ['agent', 'archive-push', 'archive-get']) {
+        sections.push(`[global:${command}]`, `repo-host-cert-file=${pki.dir}/${pki.agentCn}.crt`, `repo-host-key-file=${pki.dir}/${pki.agentCn}.key`, '');
+      }
+    }
+    const text = ['[global]', ...Object.entries(global).map(([k, v]) => `${k}=${v}`), '', ...sections,
       `[${stanza}]`, `pg1-path=${cluster.dataDir}`, `pg1-port=${cluster.port}`, `pg1-socket-path=${cluster.socketDir}`, ''].join('\n');
     fs.writeFileSync(conf, text, { mode: 0o644 });
-    return new Stack(dir, conf, stanza, serverPort, cluster);
+    return new Stack(dir, conf, stanza, serverPort, cluster, pki);
+  }
+
+  /** A CA and certificates made with the installed openrds-admin; the agent's files owned by postgres. */
+  private static async pkiCreate(dir: string, stanza: string): Promise<StackPki> {
+    const pki: StackPki = { dir: path.join(dir, 'pki'), agentCn: `agent-${stanza}`, adminCn: 'admin' };
+    const admin = installedBin('openrds-admin');
+    await runOk(admin, ['pki', 'init', `--pki-path=${pki.dir}`, '--no-config']);
+    await runOk(admin, ['pki', 'issue', `--cn=${pki.agentCn}`, `--pki-path=${pki.dir}`, '--no-config']);
+    await runOk(admin, ['pki', 'issue', `--cn=${pki.adminCn}`, `--pki-path=${pki.dir}`, '--no-config']);
+    const pg = osUser('postgres');
+    // postgres runs the agent and archive_command: it must reach and own its key (0600).
+    fs.chmodSync(pki.dir, 0o755);
+    for (const f of [`${pki.agentCn}.crt`, `${pki.agentCn}.key`]) fs.chownSync(path.join(pki.dir, f), pg.uid, pg.gid);
+    return pki;
   }
 
   /** Starts (or restarts) the repo-server; once an agent runs, waits until it has reconnected. */

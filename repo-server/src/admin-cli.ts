@@ -2,15 +2,78 @@
 // openrds-admin: the operator's command line; every command runs on the repo-server.
 import * as grpc from '@grpc/grpc-js';
 import {
-  CommandInvalidError, GRPC_CHANNEL_OPTIONS, OpenrdsError, commandHelp, configLoad, errorFromGrpc, errorWrap,
-  grpcAddress, protoLoad,
+  AccessDeniedError, CommandInvalidError, Config, GRPC_CHANNEL_OPTIONS, OpenrdsError, commandHelp, configLoad, errorFromGrpc,
+  errorWrap, grpcAddress, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
 } from '@openrds/common';
-import type { AdminClient, CommandEvent__Output, CommandName } from '@openrds/common';
+import type { AdminClient, CommandEvent__Output, CommandName, PingReply__Output } from '@openrds/common';
+import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue } from './pki/pki';
 
 const PROGRAM = 'openrds-admin';
 const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
 /** Options that configure the admin itself and are not sent to the repo-server. */
-const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 'repo-host-port', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
+const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 'repo-host-port', 'repo-host-cert-file', 'repo-host-key-file',
+  'repo-host-ca-file', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
+/** Commands openrds-admin runs itself: `pki init`, `pki issue`, `server-ping`. */
+const LOCAL: CommandName[] = ['pki-init', 'pki-issue', 'server-ping'];
+
+function adminClientNew(config: Config): { client: AdminClient; address: string } {
+  const address = grpcAddress(config.str('repo-host'), config.int('repo-host-port'));
+  return { client: new (protoLoad().Admin)(address, tlsClientCredentials(config), GRPC_CHANNEL_OPTIONS) as AdminClient, address };
+}
+
+/** A refusal by the repo-server, with what this side can tell about its own certificate. */
+function accessDeniedExplain(err: OpenrdsError, config: Config): OpenrdsError {
+  if (!(err instanceof AccessDeniedError) || !err.message.includes('requires a client certificate')) return err;
+  const problem = tlsClientCertProblem(config);
+  return problem === undefined ? err : new AccessDeniedError(err.message, { hint: `${problem}; ${err.hint ?? ''}` });
+}
+
+/** `pki init`, `pki issue` (local, no server) and `server-ping` (no client certificate needed). */
+async function localRun(command: CommandName, config: Config): Promise<number> {
+  if (command === 'pki-init') {
+    const dir = config.str('pki-path');
+    const days = config.get('days') as number | undefined;
+    const r = await pkiInit(dir, { hosts: config.list('host'), ...(days === undefined ? {} : { days }) });
+    process.stdout.write(`created CA ${r.ca.cert} (key ${r.ca.key}, valid ${days ?? CA_DAYS} days) and repo-server certificate ${r.server.cert} for ${config.list('host').join(', ')}
+`
+      + `repo-server settings:
+  tls-server-cert-file=${r.server.cert}
+  tls-server-key-file=${r.server.key}
+  tls-server-ca-file=${r.ca.cert}
+`
+      + `keep ${r.ca.key} offline when you can: whoever has it can issue certificates
+`);
+    return 0;
+  }
+  if (command === 'pki-issue') {
+    const dir = config.str('pki-path');
+    const cn = config.str('cn');
+    const days = config.get('days') as number | undefined;
+    const r = await pkiIssue(dir, { cn, ...(days === undefined ? {} : { days }) });
+    process.stdout.write(`issued client certificate ${r.cert} (key ${r.key}) for CN '${cn}', valid ${days ?? CERT_DAYS} days
+`
+      + `client settings (agent or openrds-admin):
+  repo-host-cert-file=${r.cert}
+  repo-host-key-file=${r.key}
+  repo-host-ca-file=${dir.replace(/\/$/, '')}/ca.crt
+`
+      + `repo-server settings: tls-server-auth=${cn}=<stanza>[,<stanza>...] for an agent, tls-server-admin=${cn} for an admin
+`);
+    return 0;
+  }
+  const { client, address } = adminClientNew(config);
+  const started = Date.now();
+  try {
+    const reply = await new Promise<PingReply__Output>((resolve, reject) =>
+      client.ping({}, { deadline: grpcDeadline(config.num('io-timeout') * 1000) }, (err, r) => (err ? reject(errorFromGrpc(err, address)) : resolve(r!))));
+    process.stdout.write(`repo-server ${address} (${reply.version}) answered in ${Date.now() - started} ms
+`);
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
 
 function logLine(level: string, message: string): string {
   return `${level.toUpperCase().padStart(6)}: ${message}\n`;
@@ -20,8 +83,10 @@ async function main(argv: string[]): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));
   const word = words[0];
   if (!word || word === 'help' || argv.includes('--help')) {
-    const about = word === 'help' ? words[1] : word;
-    process.stdout.write(commandHelp(PROGRAM, about && REMOTE.includes(about as CommandName) ? about as CommandName : undefined));
+    const [first, second] = word === 'help' ? words.slice(1) : words;
+    const about = first === 'pki' ? `pki-${second}` : first;
+    const known = about !== undefined && [...REMOTE, ...LOCAL].includes(about as CommandName);
+    process.stdout.write(commandHelp(PROGRAM, known ? about as CommandName : undefined));
     return 0;
   }
   if (word === 'version') {
@@ -31,12 +96,22 @@ async function main(argv: string[]): Promise<number> {
   }
   const rest = [...argv];
   rest.splice(argv.indexOf(word), 1);
+  let config: Config | undefined;
   try {
-    if (!REMOTE.includes(word as CommandName)) {
+    let command = word as CommandName;
+    if (word === 'pki') {
+      const sub = words[1];
+      if (sub !== 'init' && sub !== 'issue') {
+        throw new CommandInvalidError(`invalid command 'pki${sub ? ` ${sub}` : ''}'`, { hint: `use '${PROGRAM} pki init' or '${PROGRAM} pki issue'` });
+      }
+      rest.splice(rest.indexOf(sub), 1);
+      command = `pki-${sub}`;
+    }
+    if (!REMOTE.includes(command) && !LOCAL.includes(command)) {
       throw new CommandInvalidError(`invalid command '${word}'`, { hint: `run '${PROGRAM} help' for the list of commands` });
     }
-    const command = word as CommandName;
-    const config = configLoad({ command, argv: rest });
+    config = configLoad({ command, argv: rest });
+    if (LOCAL.includes(command)) return await localRun(command, config);
     const options: Record<string, string> = {};
     const listOptions: string[] = [];
     for (const [name, value] of Object.entries(config.explicit())) {
@@ -45,9 +120,7 @@ async function main(argv: string[]): Promise<number> {
       else if (value !== null && typeof value === 'object') listOptions.push(...Object.entries(value).map(([k, v]) => `${name}=${k}=${v}`));
       else options[name] = String(value);
     }
-    const v1 = protoLoad();
-    const address = grpcAddress(config.str('repo-host'), config.int('repo-host-port'));
-    const client = new v1.Admin(address, grpc.credentials.createInsecure(), GRPC_CHANNEL_OPTIONS) as AdminClient;
+    const { client, address } = adminClientNew(config);
     const levels = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'];
     const showLevel = levels.indexOf(config.str('log-level-console'));
     const output = config.strOpt('output') ?? 'text';
@@ -68,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return exitCode;
   } catch (err) {
-    const e = errorWrap(err);
+    const e = config ? accessDeniedExplain(errorWrap(err), config) : errorWrap(err);
     process.stderr.write(`ERROR: [${e.code}]: ${e.toDisplay()}\n`);
     if (!(err instanceof OpenrdsError) && process.env.OPENRDS_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     return e.code;

@@ -1,4 +1,4 @@
-import { OPENRDS_VERSION, grpcWrite, log, sleep } from '@openrds/common';
+import { AccessDeniedError, OPENRDS_VERSION, errorFromGrpc, grpcWrite, log, sleep, tlsClientCertProblem } from '@openrds/common';
 import type { AgentHello, AgentMessage, PgControlInfo, ServerMessage__Output } from '@openrds/common';
 import { JobRunner, type JobContext } from './jobs';
 
@@ -69,7 +69,10 @@ export class AgentSession {
       if (accepted) log.warn('the repo-server closed the session');
     } catch (err) {
       if (!this.stopped) {
-        const text = (err as Error).message;
+        const e = errorFromGrpc(err);
+        // A refusal says why on this side too: the agent's own certificate may be the reason.
+        const problem = e instanceof AccessDeniedError ? tlsClientCertProblem(this.ctx.config) : undefined;
+        const text = `${e instanceof AccessDeniedError ? `[${e.code}] ` : ''}${e.toDisplay()}${problem ? `\nHINT: ${problem}` : ''}`;
         if (accepted || !this.connectedOnce) log.warn(`session with the repo-server ended: ${text}`);
         else log.detail(`unable to reach the repo-server: ${text}`);
       }

@@ -4,7 +4,8 @@
  */
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
-  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents' | 'version' | 'help';
+  | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents'
+  | 'server-ping' | 'pki-init' | 'pki-issue' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -57,13 +58,17 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'stop', program: 'openrds-admin', word: 'stop', summary: 'fence a stanza (or all): new backups, expires, restores and WAL pushes are refused; --force ends running ones' },
   { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
+  { name: 'server-ping', program: 'openrds-admin', word: 'server-ping', summary: 'check that the repo-server answers (no client certificate needed)' },
+  { name: 'pki-init', program: 'openrds-admin', word: 'pki init', summary: 'create a CA and the repo-server certificate in --pki-path (local, uses openssl)' },
+  { name: 'pki-issue', program: 'openrds-admin', word: 'pki issue', summary: 'issue a client certificate (agent or admin) for --cn with the CA in --pki-path (local)' },
   { name: 'version', program: 'openrds-admin', word: 'version', summary: 'print the version' },
   { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
 ];
 
 const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
-const CLIENTS: CommandName[] = [...AGENT, ...ADMIN];
+const CLIENTS: CommandName[] = [...AGENT, ...ADMIN, 'server-ping'];
+const PKI: CommandName[] = ['pki-init', 'pki-issue'];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
 const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
 
@@ -87,13 +92,27 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'repository passphrase (encryption is not available yet)' },
 
   // --- repo-server listener and how clients reach it
-  { name: 'tls-server-address', type: 'string', default: '127.0.0.1', commands: ['repo-server'], section: 'global', description: 'address the repo-server listens on (non-loopback requires TLS)' },
+  { name: 'tls-server-address', type: 'string', default: '127.0.0.1', commands: ['repo-server'], section: 'global', description: 'address the repo-server listens on (a non-loopback address requires TLS)' },
   { name: 'tls-server-port', type: 'integer', default: 8432, min: 0, max: 65535, commands: ['repo-server'], section: 'global', description: 'port the repo-server listens on' },
-  { name: 'tls-server-cert-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server certificate (TLS)' },
-  { name: 'tls-server-key-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server private key (TLS)' },
-  { name: 'tls-server-ca-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'CA of client certificates (TLS)' },
-  { name: 'repo-host', type: 'string', default: '127.0.0.1', commands: CLIENTS, section: 'global', description: 'host of the repo-server that agents and openrds-admin dial' },
+  { name: 'tls-server-cert-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server certificate, PEM (setting it turns on mutual TLS; openrds-admin pki init makes one)' },
+  { name: 'tls-server-key-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server private key, PEM (mode 0600: refused when group or others may read it)' },
+  { name: 'tls-server-ca-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'CA that client certificates must be signed by, PEM (required with TLS)' },
+  { name: 'tls-server-auth', type: 'hash', default: {}, commands: ['repo-server'], section: 'global', description: "agents by client certificate CN: <cn>=<stanza>[,<stanza>...] or <cn>=* (repeatable, one per CN)" },
+  { name: 'tls-server-admin', type: 'list', default: [], commands: ['repo-server'], section: 'global', description: 'client certificate CNs that may run openrds-admin commands (repeatable or comma-separated)' },
+  { name: 'repo-host', type: 'string', default: '127.0.0.1', commands: CLIENTS, section: 'global', description: 'host of the repo-server that agents and openrds-admin dial (with TLS: a name or IP in its certificate)' },
   { name: 'repo-host-port', type: 'integer', default: 8432, min: 1, max: 65535, commands: CLIENTS, section: 'global', description: 'port of the repo-server' },
+  { name: 'repo-host-cert-file', type: 'path', commands: CLIENTS, section: 'global', description: 'client certificate presented to the repo-server, PEM (its CN is what tls-server-auth / tls-server-admin name)' },
+  { name: 'repo-host-key-file', type: 'path', commands: CLIENTS, section: 'global', description: 'private key of repo-host-cert-file, PEM (mode 0600: refused when group or others may read it)' },
+  { name: 'repo-host-ca-file', type: 'path', commands: CLIENTS, section: 'global', description: "CA that signed the repo-server's certificate, PEM (setting any repo-host-*-file dials with TLS)" },
+
+  // --- certificates (openrds-admin pki, local)
+  { name: 'pki-path', type: 'path', commands: PKI, section: 'global', description: 'directory of the CA and the certificates (ca.crt, ca.key, server.crt, server.key, <cn>.crt, <cn>.key)',
+    required: PKI },
+  { name: 'host', type: 'list', default: ['localhost', '127.0.0.1'], commands: ['pki-init'], section: 'command-line', description: "name or IP address the repo-server is reached by, put in its certificate (repeatable; the first is the CN)" },
+  { name: 'cn', type: 'string', commands: ['pki-issue'], section: 'command-line', description: 'common name of the client certificate: what tls-server-auth and tls-server-admin name',
+    pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, describe: "letters, digits, '_', '.', '@' and '-' (at most 64, the first a letter or digit)" },
+    required: ['pki-issue'] },
+  { name: 'days', type: 'integer', min: 1, max: 36500, commands: PKI, section: 'command-line', description: 'validity in days (default: CA 3650, certificates 825)' },
 
   // --- the cluster (agent; pg1-path also for restore)
   { name: 'pg1-path', type: 'path', commands: [...AGENT, 'restore'], section: 'stanza', description: 'PGDATA of the cluster (restore: where to restore, default the agent\'s PGDATA)',

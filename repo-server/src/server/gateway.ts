@@ -14,6 +14,7 @@ import type {
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
 import { AgentConnection, AgentRegistry } from './agent-registry';
+import type { TlsAuthorizer } from './tls-auth';
 import { TransferRegistry, type BackupFileStored } from './transfers';
 
 /** Raised inside a pipeline when the agent reports the file vanished: nothing must be stored. */
@@ -21,15 +22,22 @@ class FileVanished extends Error {}
 
 /** The AgentGateway service: agent sessions, backup/restore file streams, WAL push and get. */
 export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
-  stopCheck: (stanza: string) => void }): AgentGatewayHandlers {
-  const { repo, agents, transfers, archive } = deps;
+  stopCheck: (stanza: string) => void; auth: TlsAuthorizer }): AgentGatewayHandlers {
+  const { repo, agents, transfers, archive, auth } = deps;
   return {
     Session(call: grpc.ServerDuplexStream<AgentMessage__Output, ServerMessage>) {
       let conn: AgentConnection | undefined;
       call.on('data', (msg: AgentMessage__Output) => {
         if (msg.hello) {
           if (conn) return;
-          conn = new AgentConnection(msg.hello, call, call.getPeer());
+          try {
+            // An agent registers only stanzas its certificate may serve: all of them, or none.
+            for (const s of msg.hello.stanzas) auth.stanzaCheck(call, 'Session', s.stanza);
+          } catch (err) {
+            call.emit('error', errorToGrpc(err));
+            return;
+          }
+          conn = new AgentConnection(msg.hello, call, auth.peerName(call));
           agents.add(conn);
           call.write({ helloAck: { serverVersion: msg.hello.version, sessionId: conn.sessionId } });
         } else if (msg.event) {
@@ -62,8 +70,9 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
           if (m.header) {
             if (current) throw new ProtocolError(`file '${m.header.name}' started before '${current.name}' ended`);
             if (jobId !== undefined && m.header.jobId !== jobId) throw new ProtocolError('one PutBackupFile call carries the files of one job');
-            jobId = m.header.jobId;
             const transfer = transfers.get(m.header.jobId, 'backup');
+            if (jobId === undefined) auth.stanzaCheck(call, 'PutBackupFile', transfer.stanza);
+            jobId = m.header.jobId;
             const key = transfer.keyFor(m.header.name);
             if (!key) throw new ProtocolError(`file '${m.header.name}' is not part of backup job '${m.header.jobId}'`);
             current = incomingFile(m.header.name, key, repo, (r) => {
@@ -96,6 +105,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
     GetBackupFile(call: grpc.ServerWritableStream<{ jobId: string; repoKey: string }, DataChunk>) {
       void (async () => {
         const transfer = transfers.get(call.request.jobId, 'restore');
+        auth.stanzaCheck(call, 'GetBackupFile', transfer.stanza);
         if (!transfer.allowed.has(call.request.repoKey)) {
           throw new ProtocolError(`repo file '${call.request.repoKey}' is not part of restore job '${call.request.jobId}'`);
         }
@@ -107,6 +117,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
     GetBackupFiles(call: grpc.ServerWritableStream<GetFilesRequest__Output, GetFilesMessage>) {
       void (async () => {
         const transfer = transfers.get(call.request.jobId, 'restore');
+        auth.stanzaCheck(call, 'GetBackupFiles', transfer.stanza);
         const refused = call.request.repoKeys.find((k) => !transfer.allowed.has(k));
         if (refused !== undefined) throw new ProtocolError(`repo file '${refused}' is not part of restore job '${call.request.jobId}'`);
         const lane = new GrpcChunkLane<GetFilesMessage>(call);
@@ -134,6 +145,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         const first = await iter.next();
         const header = first.done ? undefined : first.value.header;
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
+        auth.stanzaCheck(call, 'ArchivePush', header.stanza);
         deps.stopCheck(header.stanza);
         const info = await repo.archiveInfoLoad(header.stanza);
         const result = await archive.push(info, {
@@ -151,6 +163,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
 
     ArchiveGet(call: grpc.ServerWritableStream<{ stanza: string; walName: string }, ArchiveGetMessage>) {
       void (async () => {
+        auth.stanzaCheck(call, 'ArchiveGet', call.request.stanza);
         const info = await repo.archiveInfoLoad(call.request.stanza);
         const hit = await archive.get(info, call.request.stanza, call.request.walName);
         if (!hit) {

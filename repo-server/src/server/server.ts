@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad, storageRepoNew,
+  tlsFileRead, tlsKeyFileRead,
 } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
@@ -9,6 +10,7 @@ import { adminHandlers } from './admin-service';
 import { OperationRegistry } from './operations';
 import { AgentRegistry } from './agent-registry';
 import { gatewayHandlers } from './gateway';
+import { TlsAuthorizer, tlsAuthParse } from './tls-auth';
 import { TransferRegistry } from './transfers';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -27,30 +29,27 @@ export interface RepoServer {
 export async function repoServerStart(config: Config): Promise<RepoServer> {
   const host = config.str('tls-server-address');
   const port = config.int('tls-server-port');
-  const hasTls = !!config.strOpt('tls-server-cert-file') && !!config.strOpt('tls-server-key-file');
-  if (!LOOPBACK.test(host)) {
-    if (!hasTls) {
-      throw new ConfigError(`refusing to listen on '${host}' without TLS`,
-        { hint: 'set tls-server-cert-file and tls-server-key-file, or listen on 127.0.0.1 (tls-server-address)' });
-    }
-    throw new ConfigError(`TLS is not available yet: unable to listen on '${host}'`,
-      { hint: 'listen on 127.0.0.1 and reach the repo-server through an SSH tunnel until TLS lands' });
+  const tls = serverTlsLoad(config);
+  if (!tls && !LOOPBACK.test(host)) {
+    throw new ConfigError(`refusing to listen on '${host}' without TLS`,
+      { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file (openrds-admin pki init makes them), or listen on 127.0.0.1 (tls-server-address)' });
   }
+  const auth = new TlsAuthorizer(tls?.rules);
   const repo = new Repo(storageRepoNew({ type: config.str('repo1-type'), path: config.str('repo1-path') }));
   const agents = new AgentRegistry();
   const transfers = new TransferRegistry();
   const archive = new ArchiveStore(repo);
   const v1 = protoLoad();
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  const server = new grpc.Server({ ...GRPC_SERVER_OPTIONS, interceptors: tls ? [auth.interceptor()] : [] });
   grpcServerStreamWindow(server);
   const configPath = config.source('config') === 'default' ? undefined : config.strOpt('config');
   server.addService(v1.Admin.service, adminHandlers({ repo, agents, transfers, archive, operations: new OperationRegistry(), configPath }));
-  server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive, stopCheck: (stanza) => stopCheck(config, stanza) }));
+  server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive, stopCheck: (stanza) => stopCheck(config, stanza), auth }));
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(grpcAddress(host, port), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(grpcAddress(host, port), tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   grpcServerSessionWindow(server);
-  log.info(`repo-server listening on ${grpcAddress(host, bound)}, repo1 ${config.str('repo1-type')} '${config.str('repo1-path')}'`);
+  log.info(`repo-server listening on ${grpcAddress(host, bound)}${tls ? ' (mutual TLS)' : ' (plain, loopback only)'}, repo1 ${config.str('repo1-type')} '${config.str('repo1-path')}'`);
   return {
     server, port: bound, agents,
     stop: () => new Promise<void>((resolve) => {
@@ -58,4 +57,46 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
       setTimeout(() => { server.forceShutdown(); resolve(); }, 5000).unref();
     }),
   };
+}
+
+/**
+ * A certificate provider that hands grpc-js the same files once (both the CA and the identity).
+ * Updates are delivered after the listener is added: grpc-js registers its watcher only then.
+ */
+function staticCertificates(ca: Buffer, certificate: Buffer, privateKey: Buffer): grpc.experimental.CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: ca })),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => queueMicrotask(() => l({ certificate, privateKey })),
+    removeIdentityCertificateListener: () => undefined,
+  };
+}
+
+/**
+ * The server's TLS settings, or undefined when tls-server-cert-file is not set (plain, loopback).
+ * Client certificates are requested and verified against tls-server-ca-file by the TLS layer, but
+ * a connection without a valid one is not dropped there: it reaches the interceptor, which refuses
+ * every call but Ping with AccessDeniedError and logs who it refused. A TLS-level rejection would
+ * leave the client with a bare connection reset and the server with no log line.
+ */
+function serverTlsLoad(config: Config): { credentials: grpc.ServerCredentials; rules: ReturnType<typeof tlsAuthParse> } | undefined {
+  const certFile = config.strOpt('tls-server-cert-file');
+  const keyFile = config.strOpt('tls-server-key-file');
+  const caFile = config.strOpt('tls-server-ca-file');
+  if (certFile === undefined && keyFile === undefined && caFile === undefined) return undefined;
+  const missing = (['tls-server-cert-file', 'tls-server-key-file', 'tls-server-ca-file'] as const)
+    .filter((o) => config.strOpt(o) === undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(`mutual TLS needs ${missing.join(' and ')}`,
+      { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file together (openrds-admin pki init makes them)' });
+  }
+  const rules = tlsAuthParse(config.hash('tls-server-auth'), config.list('tls-server-admin'));
+  if (rules.agents.size === 0) log.warn('tls-server-auth is empty: no agent may connect (tls-server-auth=<cn>=<stanza>)');
+  if (rules.admins.size === 0) log.warn('tls-server-admin is empty: no openrds-admin may run commands (tls-server-admin=<cn>)');
+  const key = tlsKeyFileRead(keyFile!, 'tls-server-key-file');
+  const cert = tlsFileRead(certFile!, 'tls-server-cert-file');
+  const ca = tlsFileRead(caFile!, 'tls-server-ca-file');
+  // grpc-js passes (ca, identity) to a constructor that takes (identity, ca): one provider for both is immune to the order.
+  const provider = staticCertificates(ca, cert, key);
+  return { credentials: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false), rules };
 }
