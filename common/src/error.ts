@@ -62,6 +62,8 @@ export class CommandInvalidError extends OpenrdsError { static override readonly
 export class RestoreTargetError extends OpenrdsError { static override readonly code = 105; }
 export class StopError extends OpenrdsError { static override readonly code = 62; }
 export class VerifyError extends OpenrdsError { static override readonly code = 106; }
+/** Authentication of encrypted data failed, a key is missing or wrong, or a passphrase does not open the key file. */
+export class CryptoError extends OpenrdsError { static override readonly code = 107; }
 export class InternalError extends OpenrdsError { static override readonly code = 122; }
 
 /** Every error class, by name: used to rebuild an error received over the wire. */
@@ -73,7 +75,7 @@ export const errorClasses: ReadonlyMap<string, typeof OpenrdsError> = new Map(
     PathNotEmptyError, StanzaMissingError, StanzaExistsError, BackupSetInvalidError, ArchiveMismatchError,
     ArchiveDuplicateError, ArchiveTimeoutError, AgentUnavailableError,
     RepoUnavailableError, ProtocolError, LockAcquireError, AccessDeniedError, CommandInvalidError,
-    RestoreTargetError, StopError, VerifyError, InternalError,
+    RestoreTargetError, StopError, VerifyError, CryptoError, InternalError,
   ].map((c) => [c.name, c]),
 );
 

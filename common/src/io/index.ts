@@ -2,3 +2,4 @@ export * from './filter';
 export * from './zstd';
 export * from './compress';
 export * from './filter-pool';
+export * from './cipher';
