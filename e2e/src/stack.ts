@@ -41,6 +41,8 @@ type Service = Awaited<ReturnType<typeof spawnService>>;
 export class Stack {
   server: Service | undefined;
   agent: Service | undefined;
+  /** Extra environment of the repo-server (secrets such as OPENRDS_REPO1_CIPHER_PASS stay out of the shared config file). */
+  serverEnv: Record<string, string> = {};
   private constructor(readonly dir: string, readonly conf: string, readonly stanza: string, readonly serverPort: number,
     readonly cluster: PgCluster, readonly pki: StackPki | undefined) {}
 
@@ -102,7 +104,7 @@ export class Stack {
     const logFile = path.join(this.dir, 'repo-server.log');
     const offset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     this.server = await spawnService({
-      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: process.env, logFile,
+      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: { ...process.env, ...this.serverEnv }, logFile,
       readyWhen: async () => fs.readFileSync(logFile).subarray(offset).toString().includes('listening on')
         && (!this.agent || (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`)),
       timeoutMs: 30_000,
@@ -127,8 +129,8 @@ export class Stack {
   }
 
   /** Runs openrds-admin with the stack's config; never throws on a non-zero exit. */
-  async admin(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    return runCommand(installedBin('openrds-admin'), [...args, `--config=${this.conf}`], { env: process.env, timeoutMs: opts.timeoutMs ?? 240_000 });
+  async admin(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCommand(installedBin('openrds-admin'), [...args, `--config=${this.conf}`], { env: { ...process.env, ...opts.env }, timeoutMs: opts.timeoutMs ?? 240_000 });
   }
 
   /** openrds-admin that must succeed; its stdout. */

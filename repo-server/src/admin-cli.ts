@@ -9,7 +9,7 @@ import type { AdminClient, CommandEvent__Output, CommandName, PingReply__Output 
 import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue } from './pki/pki';
 
 const PROGRAM = 'openrds-admin';
-const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
+const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents', 'key-list', 'key-rotate'];
 /** Options that configure the admin itself and are not sent to the repo-server. */
 const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 'repo-host-port', 'repo-host-cert-file', 'repo-host-key-file',
   'repo-host-ca-file', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
@@ -84,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
   const word = words[0];
   if (!word || word === 'help' || argv.includes('--help')) {
     const [first, second] = word === 'help' ? words.slice(1) : words;
-    const about = first === 'pki' ? `pki-${second}` : first;
+    const about = first === 'pki' || first === 'key' ? `${first}-${second}` : first;
     const known = about !== undefined && [...REMOTE, ...LOCAL].includes(about as CommandName);
     process.stdout.write(commandHelp(PROGRAM, known ? about as CommandName : undefined));
     return 0;
@@ -107,6 +107,14 @@ async function main(argv: string[]): Promise<number> {
       rest.splice(rest.indexOf(sub), 1);
       command = `pki-${sub}`;
     }
+    if (word === 'key') {
+      const sub = words[1];
+      if (sub !== 'list' && sub !== 'rotate') {
+        throw new CommandInvalidError(`invalid command 'key${sub ? ` ${sub}` : ''}'`, { hint: `use '${PROGRAM} key list' or '${PROGRAM} key rotate'` });
+      }
+      rest.splice(rest.indexOf(sub), 1);
+      command = `key-${sub}`;
+    }
     if (!REMOTE.includes(command) && !LOCAL.includes(command)) {
       throw new CommandInvalidError(`invalid command '${word}'`, { hint: `run '${PROGRAM} help' for the list of commands` });
     }
@@ -115,11 +123,13 @@ async function main(argv: string[]): Promise<number> {
     const options: Record<string, string> = {};
     const listOptions: string[] = [];
     for (const [name, value] of Object.entries(config.explicit())) {
-      if (LOCAL_OPTIONS.has(name) || name === 'stanza') continue;
+      if (LOCAL_OPTIONS.has(name) || name === 'stanza' || name === 'repo1-cipher-pass-new') continue;
       if (Array.isArray(value)) listOptions.push(...value.map((v) => `${name}=${v}`));
       else if (value !== null && typeof value === 'object') listOptions.push(...Object.entries(value).map(([k, v]) => `${name}=${k}=${v}`));
       else options[name] = String(value);
     }
+    // The one secret a client sends: the new passphrase of key rotate (from its environment).
+    if (command === 'key-rotate') options['repo1-cipher-pass-new'] = config.str('repo1-cipher-pass-new');
     const { client, address } = adminClientNew(config);
     const levels = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'];
     const showLevel = levels.indexOf(config.str('log-level-console'));

@@ -8,11 +8,11 @@ import { Client as PgClient } from 'pg';
 import {
   AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
-  pgSql,
+  pgSql, cipherKeyLookup,
 } from '@openrds/common';
 import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
-  RestoreFileSpec__Output, CompressType,
+  RestoreFileSpec__Output, CompressType, CipherKey__Output, CipherKeyLookup,
 } from '@openrds/common';
 import { SMALL_FILE_MAX, backupFile, backupFileSmall } from '../command/backup/file';
 import { restoreFile, restoreFileSmall, type RestoreFileOptions } from '../command/restore/file';
@@ -148,6 +148,7 @@ export class JobRunner {
   private async backupFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.backupFiles!;
     const compressType = spec.compressType as CompressType;
+    const cipher = spec.cipher?.id ? { id: spec.cipher.id, key: Buffer.from(spec.cipher.key) } : undefined;
     const files = spec.files;
     // Shared by the lanes: the next file to send, and whether a lane failed (the others stop).
     const state = { next: 0, failed: false };
@@ -165,7 +166,10 @@ export class JobRunner {
           if (group[0]!.size <= SMALL_FILE_MAX) {
             while (group.length < READ_AHEAD && state.next < files.length && files[state.next]!.size <= SMALL_FILE_MAX) group.push(files[state.next++]!);
           }
-          const optsOf = (file: typeof group[number]) => ({ pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal, pool: this.pool });
+          const optsOf = (file: typeof group[number]) => ({
+            pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal, pool: this.pool,
+            ...(cipher ? { cipher } : {}),
+          });
           const reads = group.length > 1 || group[0]!.size <= SMALL_FILE_MAX ? group.map((f) => backupFileSmall(optsOf(f))) : [];
           for (const r of reads) r.catch(() => undefined);
           for (const [i, file] of group.entries()) {
@@ -299,13 +303,13 @@ export class JobRunner {
     log.info(`delta restore: removed ${removed} file(s), director(ies) or link(s) that are not in the backup`);
   }
 
-  private async fetchFile(jobId: string, file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): Promise<void> {
+  private async fetchFile(jobId: string, file: RestoreFileSpec__Output, destination: string, signal: AbortSignal, keys: CipherKeyLookup | undefined): Promise<void> {
     await restoreFile(() => {
       const call = this.ctx.client.getBackupFile({ jobId, repoKey: file.repoKey });
       return grpcChunkReader<DataChunk__Output>(grpcMessages(call), (m) => m.data, () => call.cancel());
     }, {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as CompressType, signal,
+      compressType: file.compressType as CompressType, signal, ...(keys ? { keys } : {}),
     });
   }
 
@@ -316,6 +320,7 @@ export class JobRunner {
    */
   private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
+    const keys = jobKeys(spec.cipherKeys);
     let kept = 0;
     const fetch: RestoreFileSpec__Output[] = [];
     const done = (file: RestoreFileSpec__Output): Promise<void> => emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
@@ -328,7 +333,7 @@ export class JobRunner {
         kept++;
         await done(file);
       } else if (file.size === 0) {
-        await restoreFile(undefined, this.restoreOptions(file, dest, signal));
+        await restoreFile(undefined, this.restoreOptions(file, dest, signal, keys));
         await done(file);
       } else {
         fetch.push(file);
@@ -346,7 +351,7 @@ export class JobRunner {
           bytes += f.size;
         }
         try {
-          await this.fetchFiles(job.jobId, spec.pgPath, group, signal);
+          await this.fetchFiles(job.jobId, spec.pgPath, group, signal, keys);
         } catch (err) {
           state.failed = true;
           throw err;
@@ -361,15 +366,15 @@ export class JobRunner {
     return { kept, restored: spec.files.length - kept };
   }
 
-  private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal): RestoreFileOptions {
+  private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal, keys: CipherKeyLookup | undefined): RestoreFileOptions {
     return {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as CompressType, signal, pool: this.pool,
+      compressType: file.compressType as CompressType, signal, pool: this.pool, ...(keys ? { keys } : {}),
     };
   }
 
   /** Fetches a group of files on one GetBackupFiles call, each written and checked before the next. */
-  private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal): Promise<void> {
+  private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal, keys: CipherKeyLookup | undefined): Promise<void> {
     const call = this.ctx.client.getBackupFiles({ jobId, repoKeys: group.map((f) => f.repoKey) });
     const iter = grpcMessages<GetFilesMessage__Output>(call);
     const writing = new Set<Promise<void>>();
@@ -381,7 +386,7 @@ export class JobRunner {
         if (start.done || start.value.start?.repoKey !== file.repoKey) {
           throw new ProtocolError(`expected repo file '${file.repoKey}' from the repo-server, got ${start.done ? 'the end of the call' : 'another message'}`);
         }
-        const opts = this.restoreOptions(file, path.join(pgPath, file.name), signal);
+        const opts = this.restoreOptions(file, path.join(pgPath, file.name), signal, keys);
         if (file.size <= SMALL_FILE_MAX) {
           const parts: Buffer[] = [];
           for (;;) {
@@ -432,7 +437,7 @@ export class JobRunner {
     // pg_control goes last: until it is in place the directory cannot be started by mistake.
     if (spec.pgControl) {
       const tmp = path.join(spec.pgPath, 'global', 'pg_control.openrds.tmp');
-      await this.fetchFile(job.jobId, spec.pgControl, tmp, signal);
+      await this.fetchFile(job.jobId, spec.pgControl, tmp, signal, jobKeys(spec.cipherKeys));
       await fs.promises.rename(tmp, path.join(spec.pgPath, 'global', 'pg_control'));
     }
     await fsyncTree(spec.pgPath);
@@ -458,4 +463,10 @@ async function fsyncTree(root: string): Promise<void> {
     }
     await fsyncDir(dir);
   }
+}
+
+/** The keys a restore job brought (none: the repository is not encrypted). */
+function jobKeys(keys: readonly CipherKey__Output[] | undefined): CipherKeyLookup | undefined {
+  if (!keys || keys.length === 0) return undefined;
+  return cipherKeyLookup(keys.map((k) => ({ id: k.id, key: Buffer.from(k.key) })), 'this restore job');
 }

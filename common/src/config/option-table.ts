@@ -5,7 +5,7 @@
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
   | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents'
-  | 'server-ping' | 'pki-init' | 'pki-issue' | 'version' | 'help';
+  | 'server-ping' | 'pki-init' | 'pki-issue' | 'key-list' | 'key-rotate' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -58,6 +58,8 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'stop', program: 'openrds-admin', word: 'stop', summary: 'fence a stanza (or all): new backups, expires, restores and WAL pushes are refused; --force ends running ones' },
   { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
+  { name: 'key-list', program: 'openrds-admin', word: 'key list', summary: "show the passphrase versions and data keys of an encrypted stanza's key file (no key material)" },
+  { name: 'key-rotate', program: 'openrds-admin', word: 'key rotate', summary: 'add a new passphrase version (from OPENRDS_REPO1_CIPHER_PASS_NEW): new data is encrypted with new keys, nothing is rewritten' },
   { name: 'server-ping', program: 'openrds-admin', word: 'server-ping', summary: 'check that the repo-server answers (no client certificate needed)' },
   { name: 'pki-init', program: 'openrds-admin', word: 'pki init', summary: 'create a CA and the repo-server certificate in --pki-path (local, uses openssl)' },
   { name: 'pki-issue', program: 'openrds-admin', word: 'pki issue', summary: 'issue a client certificate (agent or admin) for --cn with the CA in --pki-path (local)' },
@@ -65,7 +67,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'help', program: 'openrds-admin', word: 'help', summary: 'print help' },
 ];
 
-const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents'];
+const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents', 'key-list', 'key-rotate'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN, 'server-ping'];
 const PKI: CommandName[] = ['pki-init', 'pki-issue'];
@@ -76,7 +78,7 @@ export const optionTable: readonly OptionDef[] = [
   // --- general
   { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
     pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, describe: 'letters, digits, \'_\', \'.\' and \'-\' (at most 64, the first a letter or digit)' },
-    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify'] },
+    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify', 'key-list', 'key-rotate'] },
   { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file (--no-config: none)' },
   { name: 'config-include-path', type: 'path', default: '/etc/openrds/conf.d', commands: 'all', section: 'command-line', description: 'directory of *.conf files merged after the configuration file (the default one only without --config)' },
   { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'warn', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
@@ -84,12 +86,15 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'log-level-file', type: 'enum', allowed: LOG_LEVELS, default: 'off', commands: 'all', section: 'global', description: 'level of log lines in the log file' },
   { name: 'log-path', type: 'path', default: '/var/log/openrds', commands: 'all', section: 'global', description: 'directory of log files' },
   { name: 'log-timestamp', type: 'boolean', default: true, commands: 'all', section: 'global', description: 'timestamp console log lines' },
-  { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents', 'verify'], section: 'command-line', description: 'output format' },
+  { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents', 'verify', 'key-list'], section: 'command-line', description: 'output format' },
 
   // --- repository (repo-server)
   { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
   { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
-  { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'repository passphrase (encryption is not available yet)' },
+  { name: 'repo1-cipher-type', type: 'enum', allowed: ['none', 'aes-256-gcm'], default: 'none', commands: SERVER_SIDE, section: 'global', description: 'encryption of the repository (chosen when a stanza is created): agents encrypt data before it leaves the DB host' },
+  { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: "passphrase that opens the stanzas' key files (at least 8 characters; the newest one after a key rotate)" },
+  { name: 'repo1-cipher-pass-new', type: 'string', commands: ['key-rotate'], section: 'global', secret: true, description: 'the new passphrase for key rotate (environment OPENRDS_REPO1_CIPHER_PASS_NEW; sent to the repo-server, never stored)',
+    required: ['key-rotate'] },
 
   // --- repo-server listener and how clients reach it
   { name: 'tls-server-address', type: 'string', default: '127.0.0.1', commands: ['repo-server'], section: 'global', description: 'address the repo-server listens on (a non-loopback address requires TLS)' },

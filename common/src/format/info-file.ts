@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createInterface } from 'node:readline';
-import { FileMissingError, FileReadError, FormatError } from '../error';
+import { CryptoError, FileMissingError, FileReadError, FormatError } from '../error';
 import { log } from '../log';
 import type { Storage } from '../storage/storage';
 
@@ -268,6 +268,10 @@ export async function infoFileLoad<T>(storage: Storage, key: string): Promise<T>
   }
   const message = `unable to load '${key}' (${messageOf(mainError)}) or '${copyKey}' (${messageOf(copyError)})`;
   const isDamage = (err: unknown): boolean => err instanceof FileMissingError || err instanceof FormatError;
+  // A passphrase or key problem is the same for both copies: say that, not "unreadable".
+  if (mainError instanceof CryptoError && (copyError instanceof CryptoError || copyError instanceof FileMissingError)) {
+    throw new CryptoError(`unable to load '${key}': ${mainError.message}`, mainError.hint ? { hint: mainError.hint } : {});
+  }
   if (isDamage(mainError) && isDamage(copyError)) {
     throw new FormatError(message, { hint: 'both copies are damaged: restore them from a copy of the repository' });
   }

@@ -46,6 +46,8 @@ export interface Manifest {
     archiveId: string;
     backupSize?: number;
     repoSize?: number;
+    /** Encrypted repository: the data key of the files this backup stored (their headers name it too). */
+    cipherKey?: string;
   };
   db: {
     id: number; systemId: string; pgVersion: number; catalogVersion: number; controlVersion: number;
@@ -115,6 +117,7 @@ const BACKUP_FIELDS: Record<string, FieldKind> = {
   label: 'string', type: ['full', 'diff', 'incr'], 'prior?': 'string', timestampStart: 'number', 'timestampCopyStart?': 'number',
   'delta?': 'boolean', timestampStop: 'number', lsnStart: 'string', lsnStop: 'string', walStart: 'string', walStop: 'string',
   timeline: 'integer', online: 'boolean', archiveId: 'string', 'backupSize?': 'integer', 'repoSize?': 'integer',
+  'cipherKey?': 'string',
 };
 const DB_FIELDS: Record<string, FieldKind> = {
   id: 'integer', systemId: 'string', pgVersion: 'integer', catalogVersion: 'integer', controlVersion: 'integer',

@@ -35,7 +35,7 @@ export const CIPHER_TYPES: readonly CipherType[] = ['none', 'aes-256-gcm'];
 export type CipherKeyLookup = (keyId: string) => Buffer;
 
 /** The data key an encryptor uses, and the id written into every object it makes. */
-export interface CipherKey {
+export interface CipherDataKey {
   id: string;
   key: Buffer;
 }
@@ -133,7 +133,7 @@ function openChunk(key: Buffer, h: ParsedHeader, index: number, final: boolean, 
 }
 
 /** Encrypts a whole buffer (small files, info files). */
-export function encryptBuffer(key: CipherKey, data: Buffer, chunkSize = CIPHER_CHUNK_SIZE): Buffer {
+export function encryptBuffer(key: CipherDataKey, data: Buffer, chunkSize = CIPHER_CHUNK_SIZE): Buffer {
   keyCheck(key.key, key.id);
   const header = headerMake(key.id, chunkSize);
   const h = { header, noncePrefix: header.subarray(header.length - NONCE_PREFIX_SIZE) };
@@ -173,7 +173,7 @@ export class EncryptTransform extends Transform {
   private pendingSize = 0;
   private index = 0;
 
-  constructor(private readonly key: CipherKey, private readonly chunkSize = CIPHER_CHUNK_SIZE) {
+  constructor(private readonly key: CipherDataKey, private readonly chunkSize = CIPHER_CHUNK_SIZE) {
     super();
     keyCheck(key.key, key.id);
     const header = headerMake(key.id, chunkSize);
@@ -270,7 +270,7 @@ class CipherFilter implements IoFilter<void> {
 }
 
 /** The filter that encrypts with `key`, or none without one. */
-export function encryptFilters(key: CipherKey | undefined): IoFilter[] {
+export function encryptFilters(key: CipherDataKey | undefined): IoFilter[] {
   return key ? [new CipherFilter('encrypt', new EncryptTransform(key))] : [];
 }
 
@@ -280,7 +280,7 @@ export function decryptFilters(keys: CipherKeyLookup | undefined, what?: string)
 }
 
 /** A lookup over a fixed set of keys (the keys a job brought), naming what is missing. */
-export function cipherKeyLookup(keys: readonly CipherKey[], where: string): CipherKeyLookup {
+export function cipherKeyLookup(keys: readonly CipherDataKey[], where: string): CipherKeyLookup {
   const map = new Map(keys.map((k) => [k.id, k.key]));
   return (id) => {
     const key = map.get(id);

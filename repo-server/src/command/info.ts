@@ -46,11 +46,11 @@ async function stanzaInfo(ctx: CommandContext, stanza: string): Promise<StanzaIn
   return {
     name: stanza,
     status: { ...status, lock: { backup: { held: false } } },
-    cipher: 'none',
+    cipher: ctx.repo.cipher.type,
     db: backupInfo.history.map((d) => ({ id: d.id, 'repo-key': 1, 'system-id': d.systemId, version: String(d.pgVersion) })),
     archive,
     backup: backups,
-    repo: [{ key: 1, cipher: 'none', status }],
+    repo: [{ key: 1, cipher: ctx.repo.cipher.type, status }],
   };
 }
 

@@ -19,6 +19,7 @@ export async function stanzaCreate(ctx: CommandContext): Promise<CommandOutput> 
   const stanza = ctx.config.str('stanza');
   const control = await controlReadRemote(ctx, stanza);
   if (await ctx.repo.stanzaExists(stanza)) {
+    await ctx.repo.cipher.stanzaCheck(stanza);
     const info = await ctx.repo.archiveInfoLoad(stanza);
     stanzaDbCheck(stanza, info.db, control, 'the cluster');
     await ctx.repo.backupInfoLoad(stanza);
@@ -26,8 +27,10 @@ export async function stanzaCreate(ctx: CommandContext): Promise<CommandOutput> 
     return { text: `stanza '${stanza}' already exists and is valid\n`, json: { stanza, created: false } };
   }
   const db = dbEntryFromControl(1, control);
+  // The key file first: the info files are encrypted with its metadata key.
+  await ctx.repo.cipher.stanzaCreate(stanza);
   await ctx.repo.archiveInfoSave(stanza, { version: 1, db, history: [db] });
   await ctx.repo.backupInfoSave(stanza, { version: 1, db, history: [db], backups: [] });
-  log.info(`stanza '${stanza}' created for PostgreSQL ${db.pgVersion}, system-id ${db.systemId}`);
+  log.info(`stanza '${stanza}' created for PostgreSQL ${db.pgVersion}, system-id ${db.systemId}${ctx.repo.cipher.enabled ? ', encrypted (aes-256-gcm)' : ''}`);
   return { text: `stanza '${stanza}' created\n`, json: { stanza, created: true, systemId: db.systemId, pgVersion: db.pgVersion } };
 }

@@ -53,6 +53,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutput> {
   const archiveInfo = await repo.archiveInfoLoad(stanza);
   const backupInfo = await repo.backupInfoLoad(stanza);
 
+  const keys = await repo.cipher.lookup(stanza);
   const segmentsByArchive = new Map<string, Set<string>>();
   for (const db of archiveInfo.history) {
     const archiveId = archiveIdOf(db);
@@ -70,7 +71,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutput> {
         const walName = m[1]!;
         entry.files++;
         try {
-          const d = await contentDigest(ctx.repo.storage, `${base}/${rel}`, compressOf(name));
+          const d = await contentDigest(ctx.repo.storage, `${base}/${rel}`, compressOf(name), keys);
           entry.bytes += d.size;
           if (m[2] && d.sha256 !== m[2]) throw new Error(`sha256 ${d.sha256} does not match its name`);
           if (walFileKind(walName) === 'segment') {
@@ -114,7 +115,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutput> {
         if (f.size === 0) continue;
         const key = repo.backupFileKey(stanza, f.reference ?? b.label, f.name, compressType);
         try {
-          const d = await contentDigest(ctx.repo.storage, key, compressType);
+          const d = await contentDigest(ctx.repo.storage, key, compressType, keys);
           entry.bytes += d.size;
           if (d.sha256 !== f.sha256 || d.size !== f.size) throw new Error(`size ${d.size} sha256 ${d.sha256}, manifest says size ${f.size} sha256 ${f.sha256}`);
         } catch (err) {

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
-import { CryptoError, FormatError, type CipherKey, type Storage, infoFileLoad, infoFileSave } from '@openrds/common';
+import { CryptoError, FormatError, type CipherDataKey, type Storage, infoFileLoad, infoFileSave } from '@openrds/common';
 
 /**
  * A stanza's key file: the data keys of its encrypted repository, each wrapped (AES-256-GCM) with
@@ -157,7 +157,7 @@ export class Keyring {
     }
   }
 
-  private current(stanza: string, purpose: 'archive' | 'meta'): CipherKey {
+  private current(stanza: string, purpose: 'archive' | 'meta'): CipherDataKey {
     this.newestCheck(stanza);
     const e = this.file.keys.filter((k) => k.purpose === purpose && k.version === this.newest).pop();
     const key = e ? this.keys.get(e.id) : undefined;
@@ -166,16 +166,16 @@ export class Keyring {
   }
 
   /** The key new WAL is encrypted with. */
-  archiveKey(stanza: string): CipherKey { return this.current(stanza, 'archive'); }
+  archiveKey(stanza: string): CipherDataKey { return this.current(stanza, 'archive'); }
 
   /** The key new info files and manifests are encrypted with. */
-  metaKey(stanza: string): CipherKey { return this.current(stanza, 'meta'); }
+  metaKey(stanza: string): CipherDataKey { return this.current(stanza, 'meta'); }
 
   /**
    * The key of a new backup: the prior backup's key when it belongs to the newest version (a
    * diff/incr inherits its full's key), a new `backup-<label>` key otherwise (saved before use).
    */
-  async backupKey(storage: Storage, stanza: string, label: string, priorKeyId: string | undefined): Promise<CipherKey> {
+  async backupKey(storage: Storage, stanza: string, label: string, priorKeyId: string | undefined): Promise<CipherDataKey> {
     this.newestCheck(stanza);
     if (priorKeyId !== undefined) {
       const prior = this.file.keys.find((k) => k.id === priorKeyId);
@@ -192,7 +192,7 @@ export class Keyring {
   }
 
   /** A data key by id: CryptoError naming it when this passphrase version does not open it. */
-  key(id: string, stanza: string): CipherKey {
+  key(id: string, stanza: string): CipherDataKey {
     const key = this.keys.get(id);
     if (key) return { id, key };
     const e = this.file.keys.find((k) => k.id === id);

@@ -1,3 +1,4 @@
+import { CipherMetaStorage, RepoCipher } from './cipher';
 import {
   DbMismatchError, FileMissingError, StanzaMissingError, compressExtension, infoFileLoad, infoFileSave,
 } from '@openrds/common';
@@ -38,6 +39,8 @@ export interface BackupInfoEntry {
   repoDelta: number;
   fileCount: number;
   online: boolean;
+  /** Encrypted repository: the data key of the files this backup stored. */
+  cipherKey?: string;
 }
 
 export interface BackupInfo {
@@ -57,7 +60,15 @@ export function archiveIdOf(db: DbHistoryEntry): string {
  * files. Keys follow ARCHITECTURE.md's layout so that object stores use the same names.
  */
 export class Repo {
-  constructor(readonly storage: Storage) {}
+  /** The repository's storage, with info files and manifests encrypted when the repository is. */
+  readonly storage: Storage;
+  readonly cipher: RepoCipher;
+
+  constructor(readonly rawStorage: Storage, cipher?: RepoCipher) {
+    const storage = rawStorage;
+    this.cipher = cipher ?? new RepoCipher(storage, 'none', undefined);
+    this.storage = new CipherMetaStorage(storage, this.cipher);
+  }
 
   archivePath(stanza: string): string { return `archive/${stanza}`; }
   archiveInfoKey(stanza: string): string { return `archive/${stanza}/archive.info`; }

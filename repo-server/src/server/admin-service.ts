@@ -1,3 +1,4 @@
+import { keyList, keyRotate } from '../command/key';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import {
@@ -34,6 +35,7 @@ async function agentsList(ctx: CommandContext): Promise<CommandOutput> {
 
 const handlers: Partial<Record<CommandName, Handler>> = {
   'stanza-create': stanzaCreate, check, backup, info, restore, expire, verify, stop, start, agents: agentsList,
+  'key-list': keyList, 'key-rotate': keyRotate,
 };
 
 /** The command each admin request runs in, so that its log lines reach its own client only. */
@@ -63,11 +65,15 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
             throw new OptionInvalidError(`option '${name}' of the repo-server cannot be set by a client`, { hint: 'set it where the repo-server starts' });
           }
         }
-        const argv = Object.entries(req.options).map(([k, v]) => `--${k}=${v}`);
+        // key rotate's new passphrase arrives as the one secret option: given through the environment of this load, never argv.
+        const env: NodeJS.ProcessEnv = { ...process.env };
+        delete env.OPENRDS_REPO1_CIPHER_PASS_NEW;
+        if (req.command === 'key-rotate' && req.options['repo1-cipher-pass-new'] !== undefined) env.OPENRDS_REPO1_CIPHER_PASS_NEW = req.options['repo1-cipher-pass-new'];
+        const argv = Object.entries(req.options).filter(([k]) => k !== 'repo1-cipher-pass-new').map(([k, v]) => `--${k}=${v}`);
         argv.push(...req.listOptions.map((kv) => `--${kv}`));
         if (req.stanza) argv.push(`--stanza=${req.stanza}`);
         if (deps.configPath) argv.push(`--config=${deps.configPath}`);
-        const config = configLoad({ command: req.command as CommandName, argv, env: process.env });
+        const config = configLoad({ command: req.command as CommandName, argv, env });
         log.info(`${req.command} command begin ${OPENRDS_VERSION}: ${argv.filter((a) => !a.startsWith('--config=')).join(' ')}`);
         const started = Date.now();
         if (FENCED_COMMANDS.has(req.command)) stopCheck(config, config.str('stanza'));

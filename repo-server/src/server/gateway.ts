@@ -8,7 +8,7 @@ import {
   grpcMessages, log,
 } from '@openrds/common';
 import type {
-  AgentGatewayHandlers, AgentMessage__Output, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
+  AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
   PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType,
 } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
@@ -161,6 +161,16 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
       });
     },
 
+    ArchiveKey(call: grpc.ServerUnaryCall<ArchiveKeyRequest__Output, CipherKey>, callback: grpc.sendUnaryData<CipherKey>) {
+      void (async () => {
+        auth.stanzaCheck(call, 'ArchiveKey', call.request.stanza);
+        deps.stopCheck(call.request.stanza);
+        if (!(await repo.stanzaExists(call.request.stanza))) await repo.archiveInfoLoad(call.request.stanza);
+        const key = await repo.cipher.archiveKey(call.request.stanza);
+        return key ?? { id: '', key: Buffer.alloc(0) };
+      })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
+    },
+
     ArchiveGet(call: grpc.ServerWritableStream<{ stanza: string; walName: string }, ArchiveGetMessage>) {
       void (async () => {
         auth.stanzaCheck(call, 'ArchiveGet', call.request.stanza);
@@ -171,7 +181,9 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
           call.end();
           return;
         }
-        call.write({ header: { found: true, sha256: hit.sha256, compressType: hit.compressType, archiveId: hit.archiveId, size: hit.size } });
+        // The key of this file only, read from its header: the agent decrypts.
+        const cipher = await repo.cipher.objectKey(call.request.stanza, repo.storage, hit.key);
+        call.write({ header: { found: true, sha256: hit.sha256, compressType: hit.compressType, archiveId: hit.archiveId, size: hit.size, ...(cipher ? { cipher } : {}) } });
         await pipeline(await repo.storage.newRead(hit.key), grpcChunkWriter<ArchiveGetMessage>(call, (data) => ({ chunk: { data } })));
         call.end();
       })().catch((err) => call.emit('error', errorToGrpc(err)));

@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad, storageRepoNew,
-  tlsFileRead, tlsKeyFileRead,
+  tlsFileRead, tlsKeyFileRead, type CipherType,
 } from '@openrds/common';
 import { ArchiveStore } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
+import { RepoCipher } from '../repo/cipher';
 import { stopCheck } from '../command/stop';
 import { adminHandlers } from './admin-service';
 import { OperationRegistry } from './operations';
@@ -35,7 +36,8 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
       { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file (openrds-admin pki init makes them), or listen on 127.0.0.1 (tls-server-address)' });
   }
   const auth = new TlsAuthorizer(tls?.rules);
-  const repo = new Repo(storageRepoNew({ type: config.str('repo1-type'), path: config.str('repo1-path') }));
+  const storage = storageRepoNew({ type: config.str('repo1-type'), path: config.str('repo1-path') });
+  const repo = new Repo(storage, new RepoCipher(storage, config.str('repo1-cipher-type') as CipherType, config.strOpt('repo1-cipher-pass')));
   const agents = new AgentRegistry();
   const transfers = new TransferRegistry();
   const archive = new ArchiveStore(repo);

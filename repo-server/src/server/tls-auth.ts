@@ -57,6 +57,7 @@ const ACCESS: Readonly<Record<string, MethodAccess>> = {
   '/openrds.v1.AgentGateway/GetBackupFiles': 'agent',
   '/openrds.v1.AgentGateway/ArchivePush': 'agent',
   '/openrds.v1.AgentGateway/ArchiveGet': 'agent',
+  '/openrds.v1.AgentGateway/ArchiveKey': 'agent',
 };
 
 /** Access a method needs; a method not listed here is refused (deny by default). */

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChecksumError, Sha256Filter, SizeFilter, decompressFilters, grpcChunkReader, grpcDeadline, grpcMessages,
+  ChecksumError, Sha256Filter, SizeFilter, cipherKeyLookup, decompressFilters, decryptFilters, grpcChunkReader, grpcDeadline, grpcMessages,
   ProtocolError, errorFromGrpc,
 } from '@openrds/common';
 import type { AgentGatewayClient, ArchiveGetMessage__Output, CompressType } from '@openrds/common';
@@ -37,10 +37,12 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
   const tmp = path.join(path.dirname(opts.destination), `.${path.basename(opts.destination)}.openrds.tmp`);
   const sha = new Sha256Filter();
   const size = new SizeFilter();
+  // Encrypted repository: the repo-server sends the key of this one file with it.
+  const keys = header.cipher?.id ? cipherKeyLookup([{ id: header.cipher.id, key: Buffer.from(header.cipher.key) }], `archive-get of '${opts.walName}'`) : undefined;
   try {
     await pipeline([
       grpcChunkReader(iter, (m) => m.chunk?.data, () => call.cancel()),
-      ...decompressFilters(header.compressType as CompressType).map((f) => f.stream),
+      ...[...decryptFilters(keys, `WAL file '${opts.walName}'`), ...decompressFilters(header.compressType as CompressType)].map((f) => f.stream),
       sha.stream, size.stream, fs.createWriteStream(tmp, { mode: 0o600 })]);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });

@@ -2,11 +2,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  FileMissingError, FormatError, compressFilters, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
+  FileMissingError, FormatError, compressFilters, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
   sha256File, walFileKind,
 } from '@openrds/common';
 import { Writable } from 'node:stream';
-import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CompressType, FilterPool } from '@openrds/common';
+import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
+
+/** How long the archive key of a stanza is reused before it is asked again (a key rotate takes effect within it). */
+const ARCHIVE_KEY_TTL_MS = 30_000;
+const archiveKeys = new Map<string, { key: CipherDataKey | undefined; at: number }>();
+
+/**
+ * The key new WAL of the stanza is encrypted with, from the repo-server (undefined: the
+ * repository is not encrypted). Kept for a short while so that a busy daemon asks rarely.
+ */
+export async function archiveKeyGet(client: AgentGatewayClient, stanza: string, timeoutMs: number): Promise<CipherDataKey | undefined> {
+  const cached = archiveKeys.get(stanza);
+  if (cached && Date.now() - cached.at < ARCHIVE_KEY_TTL_MS) return cached.key;
+  const reply = await new Promise<CipherKey__Output>((resolve, reject) => {
+    client.archiveKey({ stanza }, { deadline: grpcDeadline(timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
+  });
+  const key = reply.id ? { id: reply.id, key: Buffer.from(reply.key) } : undefined;
+  archiveKeys.set(stanza, { key, at: Date.now() });
+  return key;
+}
 
 export interface ArchivePushOptions {
   stanza: string;
@@ -38,6 +57,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     }
     throw err;
   }
+  const cipher = await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); });
   const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
     (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
   await grpcWrite(call, {
@@ -46,9 +66,13 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
       compressType: opts.compressType, agentId: opts.agentId,
     },
   });
-  const filters = opts.pool && opts.compressType === 'zst'
-    ? [opts.pool.transform('compress', opts.compressLevel)]
-    : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream);
+  const filters = [
+    ...(opts.pool && opts.compressType === 'zst'
+      ? [opts.pool.transform('compress', opts.compressLevel)]
+      : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream)),
+    // Encrypted repository: sealed here, so only ciphertext leaves the database host.
+    ...encryptFilters(cipher).map((f) => f.stream),
+  ];
   try {
     await pipeline([fs.createReadStream(opts.walPath), ...filters,
       grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }))]);

@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { Sha256Filter, SizeFilter, compressBuffer, compressFilters, pgControlReadBytes } from '@openrds/common';
-import type { CompressType, FilterPool } from '@openrds/common';
+import { Sha256Filter, SizeFilter, compressBuffer, compressFilters, encryptBuffer, encryptFilters, pgControlReadBytes } from '@openrds/common';
+import type { CipherDataKey, CompressType, FilterPool } from '@openrds/common';
 
 export interface BackupFileOptions {
   pgPath: string;
@@ -15,6 +15,8 @@ export interface BackupFileOptions {
   signal?: AbortSignal;
   /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
   pool?: FilterPool;
+  /** Encrypted repository: the backup's data key (the file is encrypted after compression). */
+  cipher?: CipherDataKey;
 }
 
 export interface BackupFileResult {
@@ -33,15 +35,23 @@ export async function backupFile(sink: () => Writable, opts: BackupFileOptions):
   const source = await backupFileOpen(opts);
   if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
   // zstd (and plain hashing) go to the worker pool; gz runs in zlib, which uses libuv's threads.
-  if (opts.pool && opts.compressType !== 'gz') {
+  if (opts.pool && opts.compressType !== 'gz' && !opts.cipher) {
     const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
     await pipeline([source, t, sink()], opts.signal ? { signal: opts.signal } : {});
     const r = t.result();
     return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: r.outSize, repoSha256: r.outSha256 };
   }
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
+  if (opts.pool && opts.compressType !== 'gz') {
+    // Encrypted: zstd and the content hash on a worker, AES-GCM (fast, native) here, then the repo hash.
+    const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+    await pipeline([source, t, ...encryptFilters(opts.cipher).map((f) => f.stream), repoSha.stream, repoSize.stream, sink()],
+      opts.signal ? { signal: opts.signal } : {});
+    const r = t.result();
+    return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: repoSize.result(), repoSha256: repoSha.result() };
+  }
   await pipeline([source, sha.stream, size.stream,
-    ...compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream),
+    ...[...compressFilters(opts.compressType, opts.compressLevel), ...encryptFilters(opts.cipher)].map((f) => f.stream),
     repoSha.stream, repoSize.stream, sink()], opts.signal ? { signal: opts.signal } : {});
   return { missing: false, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), repoSha256: repoSha.result() };
 }
@@ -97,7 +107,8 @@ export async function backupFileSmall(opts: BackupFileOptions): Promise<BackupFi
       await fh.close();
     }
   }
-  const repoData = compressBuffer(opts.compressType, data, opts.compressLevel);
+  const compressed = compressBuffer(opts.compressType, data, opts.compressLevel);
+  const repoData = opts.cipher ? encryptBuffer(opts.cipher, compressed) : compressed;
   const sha256 = createHash('sha256').update(data).digest('hex');
   const repoSha256 = repoData === data ? sha256 : createHash('sha256').update(repoData).digest('hex');
   return { missing: false, size: data.length, sha256, repoSize: repoData.length, repoSha256, repoData };

@@ -2,8 +2,10 @@ import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import type { CompressType, FilterPool } from '@openrds/common';
-import { ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, isDecodeError } from '@openrds/common';
+import type { CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
+import {
+  ChecksumError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
+} from '@openrds/common';
 
 export interface RestoreFileOptions {
   destination: string;         // absolute path
@@ -15,6 +17,8 @@ export interface RestoreFileOptions {
   signal?: AbortSignal;
   /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
   pool?: FilterPool;
+  /** Encrypted repository: the keys of the job (the repo bytes are decrypted before decompression). */
+  keys?: CipherKeyLookup;
 }
 
 export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -30,10 +34,11 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     const sha = new Sha256Filter(), size = new SizeFilter();
     // Decompression stays on the main thread (the sliced transform bounds its output); the
     // pool hashes uncompressed files.
-    const pooled = opts.compressType === 'none' ? opts.pool?.transform('hash') : undefined;
+    const pooled = opts.compressType === 'none' && !opts.keys ? opts.pool?.transform('hash') : undefined;
     try {
       // The write stream owns the descriptor and fsyncs it before closing (flush).
-      const filters = pooled ? [pooled] : [...decompressFilters(opts.compressType).map((f) => f.stream), sha.stream, size.stream];
+      const filters = pooled ? [pooled]
+        : [...[...decryptFilters(opts.keys, `repo data of '${opts.destination}'`), ...decompressFilters(opts.compressType)].map((f) => f.stream), sha.stream, size.stream];
       await pipeline([source(), ...filters,
         fs.createWriteStream(opts.destination, { mode: opts.mode, flush: true, highWaterMark: 1024 * 1024 })],
       opts.signal ? { signal: opts.signal } : {});
@@ -68,7 +73,8 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
 export async function restoreFileSmall(repoData: Buffer, opts: RestoreFileOptions): Promise<void> {
   let data: Buffer;
   try {
-    data = decompressBuffer(opts.compressType, repoData, opts.size);
+    const compressed = opts.keys ? decryptBuffer(opts.keys, repoData, `repo data of '${opts.destination}'`) : repoData;
+    data = decompressBuffer(opts.compressType, compressed, opts.size);
   } catch (err) {
     if (!(err instanceof ZstdDataError)) throw err;
     throw new ChecksumError(`repo data of '${opts.destination}' is corrupt: ${err.message}`,

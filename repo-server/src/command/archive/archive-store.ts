@@ -87,7 +87,7 @@ export class ArchiveStore {
       const existing = await this.find(req.stanza, archiveId, req.walName);
       if (existing.length > 0) {
         const same = kind === 'history'
-          ? await this.historySha(existing[0]!.key, existing[0]!.compressType) === req.sha256
+          ? await this.historySha(req.stanza, existing[0]!.key, existing[0]!.compressType) === req.sha256
           : existing.some((e) => e.sha256 === req.sha256);
         if (same) {
           // Read the rest of the upload so that the agent's stream ends cleanly before the answer.
@@ -101,7 +101,9 @@ export class ArchiveStore {
       }
       const key = this.keyOf(req.stanza, archiveId, req.walName, req.sha256, req.compressType);
       const sha = new Sha256Filter(), size = new SizeFilter(), head = new HeadFilter(WAL_HEADER_READ);
-      const tap = new VerifyTap([...decompressFilters(req.compressType), head, sha, size], () => {
+      // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
+      const decrypt = await this.repo.cipher.decryptFilters(req.stanza, `WAL file '${req.walName}'`);
+      const tap = new VerifyTap([...decrypt, ...decompressFilters(req.compressType), head, sha, size], () => {
         if (sha.result() !== req.sha256 || size.result() !== req.size) {
           throw new ChecksumError(`WAL file '${req.walName}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${req.sha256} size ${req.size}`,
             { hint: 'the file changed while it was read, or the transfer was damaged: PostgreSQL will retry' });
@@ -127,9 +129,10 @@ export class ArchiveStore {
     });
   }
 
-  private async historySha(key: string, compressType: CompressType): Promise<string> {
+  private async historySha(stanza: string, key: string, compressType: CompressType): Promise<string> {
     const sha = new Sha256Filter();
-    await pipeline([await this.repo.storage.newRead(key), ...decompressFilters(compressType).map((f) => f.stream), sha.stream,
+    const decrypt = await this.repo.cipher.decryptFilters(stanza, `'${key}'`);
+    await pipeline([await this.repo.storage.newRead(key), ...[...decrypt, ...decompressFilters(compressType)].map((f) => f.stream), sha.stream,
       new Writable({ write: (_chunk, _enc, cb) => cb() })]);
     return sha.result();
   }
@@ -146,7 +149,7 @@ export class ArchiveStore {
       const hit = found[0];
       if (!hit) continue;
       let sha256 = hit.sha256;
-      if (!sha256) sha256 = await this.historySha(hit.key, hit.compressType);
+      if (!sha256) sha256 = await this.historySha(stanza, hit.key, hit.compressType);
       return { ...hit, sha256, archiveId, size: -1 };
     }
     return undefined;

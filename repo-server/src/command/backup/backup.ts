@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters,
+  AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters, encryptFilters,
   lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
-import type { CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
+import type { CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
@@ -73,6 +73,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const label = resumed?.label ?? backupLabelNext(existing, type, choice.prior ? choice.prior.label.slice(0, 16) : undefined, new Date());
   const setPath = repo.backupSetPath(stanza, label);
   log.info(`backup start: ${type} ${label}${prior ? ` (prior ${prior.backup.label})` : ''}${resumed ? ` resuming the interrupted backup (${resumed.files.length} file(s) recorded)` : ''}, PostgreSQL ${control.pgVersion}, system-id ${control.systemId}`);
+  // Encrypted repository: a diff/incr inherits its prior's key unless the keys were rotated since.
+  const cipherKey = await repo.cipher.backupKey(stanza, label, prior?.backup.cipherKey);
   // A full backup keeps a record of the files it has stored, so that an interruption can be resumed.
   let saver: PartialSaver | undefined;
 
@@ -188,7 +190,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         },
       }, (jobId) => agent.job(stanza, {
         backupFiles: {
-          label, compressType, compressLevel, pageSize: control.pageSize, processMax,
+          label, compressType, compressLevel, pageSize: control.pageSize, processMax, ...(cipherKey ? { cipher: cipherKey } : {}),
           files: files.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })),
         },
       }, { signal: ctx.signal, jobId }));
@@ -206,8 +208,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     // backup_label and tablespace_map from the stop call are files of the backup.
     const extra: ManifestFile[] = [];
     const stopSeconds = Math.floor(timestampStop / 1000);
-    extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel));
-    if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel));
+    extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel, cipherKey));
+    if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel, cipherKey));
 
     const files: ManifestFile[] = [];
     for (const f of content.files) {
@@ -242,7 +244,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       backup: {
         label, type, ...(prior ? { prior: prior.backup.label } : {}), timestampStart, timestampCopyStart, timestampStop, delta: deltaMode,
         lsnStart: start.lsn, lsnStop: stop.lsn, walStart: start.wal_file, walStop, timeline, online: true, archiveId,
-        backupSize: size, repoSize,
+        backupSize: size, repoSize, ...(cipherKey ? { cipherKey: cipherKey.id } : {}),
       },
       db: {
         id: backupInfo.db.id, systemId: control.systemId, pgVersion: control.pgVersion, catalogVersion: control.catalogVersion,
@@ -258,7 +260,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       label, type, ...(prior ? { prior: prior.backup.label } : {}), ...(references.length ? { reference: references } : {}),
       timestampStart, timestampStop, lsnStart: start.lsn, lsnStop: stop.lsn,
       walStart: start.wal_file, walStop, archiveId, dbId: backupInfo.db.id, size, delta, repoSize, repoDelta,
-      fileCount: files.length, online: true,
+      fileCount: files.length, online: true, ...(cipherKey ? { cipherKey: cipherKey.id } : {}),
     };
     const latest = await repo.backupInfoLoad(stanza);
     latest.backups.push(entry);
@@ -298,10 +300,10 @@ async function clockNextSecond(ctx: CommandContext, agent: AgentConnection, stan
 
 /** Stores a small text file (backup_label, tablespace_map) as a file of the backup. */
 async function textFileStore(ctx: CommandContext, stanza: string, label: string, name: string, text: string, mtime: number,
-  compressType: CompressType, compressLevel: number): Promise<ManifestFile> {
+  compressType: CompressType, compressLevel: number, cipherKey: CipherDataKey | undefined): Promise<ManifestFile> {
   const data = Buffer.from(text, 'utf8');
   const sha = new Sha256Filter(), size = new SizeFilter(), repoSize = new SizeFilter();
-  await pipeline([Readable.from([data]), sha.stream, size.stream, ...compressFilters(compressType, compressLevel).map((f) => f.stream),
+  await pipeline([Readable.from([data]), sha.stream, size.stream, ...[...compressFilters(compressType, compressLevel), ...encryptFilters(cipherKey)].map((f) => f.stream),
     repoSize.stream, ctx.repo.storage.newWrite(ctx.repo.backupFileKey(stanza, label, name, compressType))]);
   return { name, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), mtime, mode: 0o600 };
 }

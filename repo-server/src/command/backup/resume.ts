@@ -119,10 +119,11 @@ export async function resumeCheck(repo: Repo, stanza: string, partial: BackupPar
       removals.push({ key, reason: `changed in the cluster (size ${p.size} -> ${l.size}, mtime ${p.mtime} -> ${l.mtime})` });
     } else candidates.push({ key, file: p });
   }
+  const keys = await repo.cipher.lookup(stanza);
   await forEachLimit(candidates, concurrency, async ({ key, file }) => {
     let reason: string | undefined;
     try {
-      const d = await contentDigest(repo.storage, key, partial.compressType);
+      const d = await contentDigest(repo.storage, key, partial.compressType, keys);
       if (d.size !== file.size || d.sha256 !== file.sha256) reason = `repo content (size ${d.size}, sha256 ${d.sha256}) is not what was stored (size ${file.size}, sha256 ${file.sha256})`;
     } catch (err) {
       reason = `unreadable: ${(err as Error).message}`;

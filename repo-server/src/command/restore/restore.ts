@@ -135,6 +135,11 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
   const allowed = new Set(manifest.files.filter((f) => f.size > 0).map(keyOf));
   const processMax = config.int('process-max');
   const delta = config.bool('delta');
+  // Encrypted repository: the keys of this backup and of those it references, for this job only.
+  const labels = new Set([manifest.backup.label, ...manifest.files.map((f) => f.reference).filter((r): r is string => !!r)]);
+  const keyIds = [manifest.backup.cipherKey, ...info.backups.filter((b) => labels.has(b.label)).map((b) => b.cipherKey)].filter((k): k is string => !!k);
+  if (repo.cipher.enabled && keyIds.length === 0) throw new BackupSetInvalidError(`backup set ${chosen.label} names no encryption key`, { hint: 'the manifest is damaged: run verify' });
+  const cipherKeys = await repo.cipher.keys(stanza, keyIds);
   let kept = 0;
   const started = Date.now();
 
@@ -156,7 +161,7 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
     let done = 0;
     await forEachLimit(batches, 1, async (batch) => {
       const r = await agent.job<{ kept: number; restored: number }>(stanza, {
-        restoreFiles: { pgPath, processMax, files: batch.map(specOf), delta, force: config.bool('force') },
+        restoreFiles: { pgPath, processMax, files: batch.map(specOf), delta, force: config.bool('force'), cipherKeys },
       }, { signal: ctx.signal, jobId });
       done += batch.length;
       kept += r.kept ?? 0;
@@ -166,7 +171,7 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
     await agent.job(stanza, {
       restoreFinish: {
         pgPath, recovery: recovery.settings, signalFile: recovery.signal, pgVersion: manifest.db.pgVersion,
-        pgControl: specOf(pgControl), restoreCommandAuto: recovery.restoreCommand, stanza, tablespaceMap: tablespaceMap ?? '',
+        pgControl: specOf(pgControl), restoreCommandAuto: recovery.restoreCommand, stanza, tablespaceMap: tablespaceMap ?? '', cipherKeys,
       },
     }, { signal: ctx.signal, jobId });
   });
