@@ -30,7 +30,7 @@ describe('configLoad', () => {
       '[global:backup]', 'compress-level=6',
       '[main]', 'pg1-path=/pg/main', 'process-max=3', 'recovery-option=a=1',
       '[main:backup]', 'process-max=4', 'exclude=a/', 'exclude=b',
-    ].join('\n'));
+    ].join('\n'), { mode: 0o600 });
     logInit({ process: 'test', levelConsole: 'off' });
     warnings = [];
     unsubscribe = logSubscribe((r: LogRecord) => { if (r.level === 'warn') warnings.push(r.message); });
@@ -183,6 +183,18 @@ describe('configLoad', () => {
       expect(err).toBeInstanceOf(OptionInvalidError);
       expect(err.message).toBe("option 'repo1-cipher-pass' is a secret and not allowed on the command line");
       expect(err.hint).toBe('set it in the config file or in OPENRDS_REPO1_CIPHER_PASS');
+    });
+
+    it('refuses a file holding a secret that group or others may read, naming the secret and the mode', () => {
+      fs.chmodSync(conf, 0o640);
+      const err = thrown(() => load('backup', ['--stanza=main']));
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toBe(`config file '${conf}' holds the secret 'repo1-cipher-pass' but group or others may read it (mode 0640)`);
+      expect(err.hint).toContain(`chmod 600 '${conf}'`);
+      // A readable file without secrets is fine.
+      fs.writeFileSync(conf, '[global]\nprocess-max=2\n', { mode: 0o644 });
+      fs.chmodSync(conf, 0o644);
+      expect(load('backup', ['--stanza=main']).int('process-max')).toBe(2);
     });
 
     it('reads a secret from the file or the environment and never shows it', () => {

@@ -315,7 +315,19 @@ function configFileRead(file: string, explicit: boolean): IniSections | undefine
   }
   const sections = iniParse(text, file);
   configFileCheck(sections, file);
+  configFileSecretCheck(sections, file);
   return sections;
+}
+
+/** A file that holds a secret (a passphrase, a key) must not be readable by group or others. */
+function configFileSecretCheck(sections: IniSections, file: string): void {
+  const secret = Object.values(sections).flatMap((body) => Object.keys(body)).find((name) => optionFind(name)?.secret);
+  if (secret === undefined) return;
+  const mode = fs.statSync(file).mode;
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(`config file '${file}' holds the secret '${secret}' but group or others may read it (mode ${(mode & 0o777).toString(8).padStart(4, '0')})`,
+      { hint: `chmod 600 '${file}', or move the secret to a 0600 file in the include path or to ${optionEnvName(secret)}` });
+  }
 }
 
 /**
