@@ -8,7 +8,8 @@
 # Everything lives under $DEMO (default /var/tmp/openrds-demo) and is stopped at the end;
 # KEEP=1 leaves the clusters and servers running for a look around. The agent and openrds-admin
 # reach the repo-server over mutual TLS with certificates made by `openrds-admin pki`; TLS=0 runs
-# the plain loopback mode instead.
+# the plain loopback mode instead. The repository is encrypted (aes-256-gcm, a random passphrase
+# in $DEMO/cipher.pass given to the repo-server through its environment); ENCRYPT=0 keeps it plain.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=${DEMO:-/var/tmp/openrds-demo}
@@ -19,6 +20,7 @@ SERVER_PORT=${DEMO_SERVER_PORT:-18432}
 PREFIX=${PREFIX:-/opt/openrds}
 STANZA=demo
 TLS=${TLS:-1}
+ENCRYPT=${ENCRYPT:-1}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 as_pg() { runuser -u postgres -- "$@"; }
@@ -81,6 +83,12 @@ repo-host-cert-file=$DEMO/pki/agent-$STANZA.crt
 repo-host-key-file=$DEMO/pki/agent-$STANZA.key
 "
 fi
+CIPHER_CONF=
+if [ "$ENCRYPT" = 1 ]; then
+  # The passphrase never goes into the shared config file (the agent reads that one).
+  ( umask 077; openssl rand -base64 32 > "$DEMO/cipher.pass" )
+  CIPHER_CONF="repo1-cipher-type=aes-256-gcm"
+fi
 cat > "$CONF" <<CONF
 [global]
 repo1-path=$DEMO/repo
@@ -93,6 +101,7 @@ lock-path=$DEMO/lock
 log-level-console=info
 archive-timeout=60
 $TLS_CONF
+$CIPHER_CONF
 
 [$STANZA]
 pg1-path=$DEMO/pgdata
@@ -114,7 +123,11 @@ PGCONF
 as_pg "$PGBIN/pg_ctl" -D "$DEMO/pgdata" -l "$DEMO/log/pgdata.log" -w start >/dev/null
 
 say "start openrds-repo-server (repo $DEMO/repo) and openrds-agent (as postgres)"
-"$SERVER" --config="$CONF" >"$DEMO/log/repo-server.log" 2>&1 &
+if [ "$ENCRYPT" = 1 ]; then
+  OPENRDS_REPO1_CIPHER_PASS=$(cat "$DEMO/cipher.pass") "$SERVER" --config="$CONF" >"$DEMO/log/repo-server.log" 2>&1 &
+else
+  "$SERVER" --config="$CONF" >"$DEMO/log/repo-server.log" 2>&1 &
+fi
 echo $! > "$DEMO/run/server.pid"
 as_pg "$AGENT" serve --stanza=$STANZA --config="$CONF" >"$DEMO/log/agent.log" 2>&1 &
 echo $! > "$DEMO/run/agent.pid"
