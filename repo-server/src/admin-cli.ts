@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   AccessDeniedError, CommandInvalidError, Config, GRPC_CHANNEL_OPTIONS, OpenrdsError, commandHelp, configLoad, errorFromGrpc,
-  errorWrap, grpcAddress, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
+  errorWrap, grpcAddress, optionEnvName, OptionRequiredError, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
 } from '@openrds/common';
 import type { AdminClient, CommandEvent__Output, CommandName, PingReply__Output } from '@openrds/common';
 import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue } from './pki/pki';
@@ -123,13 +123,21 @@ async function main(argv: string[]): Promise<number> {
     const options: Record<string, string> = {};
     const listOptions: string[] = [];
     for (const [name, value] of Object.entries(config.explicit())) {
-      if (LOCAL_OPTIONS.has(name) || name === 'stanza' || name === 'repo1-cipher-pass-new') continue;
+      if (LOCAL_OPTIONS.has(name) || name === 'stanza' || /^repo\d+-cipher-pass-new$/.test(name)) continue;
       if (Array.isArray(value)) listOptions.push(...value.map((v) => `${name}=${v}`));
       else if (value !== null && typeof value === 'object') listOptions.push(...Object.entries(value).map(([k, v]) => `${name}=${k}=${v}`));
       else options[name] = String(value);
     }
     // The one secret a client sends: the new passphrase of key rotate (from its environment).
-    if (command === 'key-rotate') options['repo1-cipher-pass-new'] = config.str('repo1-cipher-pass-new');
+    if (command === 'key-rotate') {
+      const name = `repo${String(config.get('repo') ?? 1)}-cipher-pass-new`;
+      const pass = config.strOpt(name);
+      if (pass === undefined) {
+        throw new OptionRequiredError(`key-rotate command requires option: ${name}`,
+          { hint: `set ${optionEnvName(name)} in the environment of openrds-admin (never on the command line)` });
+      }
+      options[name] = pass;
+    }
     const { client, address } = adminClientNew(config);
     const levels = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'];
     const showLevel = levels.indexOf(config.str('log-level-console'));

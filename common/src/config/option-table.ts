@@ -59,7 +59,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
   { name: 'key-list', program: 'openrds-admin', word: 'key list', summary: "show the passphrase versions and data keys of an encrypted stanza's key file (no key material)" },
-  { name: 'key-rotate', program: 'openrds-admin', word: 'key rotate', summary: 'add a new passphrase version (from OPENRDS_REPO1_CIPHER_PASS_NEW): new data is encrypted with new keys, nothing is rewritten' },
+  { name: 'key-rotate', program: 'openrds-admin', word: 'key rotate', summary: 'add a new passphrase version (from OPENRDS_REPO<N>_CIPHER_PASS_NEW, N of --repo, 1 by default): new data is encrypted with new keys, nothing is rewritten' },
   { name: 'server-ping', program: 'openrds-admin', word: 'server-ping', summary: 'check that the repo-server answers (no client certificate needed)' },
   { name: 'pki-init', program: 'openrds-admin', word: 'pki init', summary: 'create a CA and the repo-server certificate in --pki-path (local, uses openssl)' },
   { name: 'pki-issue', program: 'openrds-admin', word: 'pki issue', summary: 'issue a client certificate (agent or admin) for --cn with the CA in --pki-path (local)' },
@@ -73,6 +73,29 @@ const CLIENTS: CommandName[] = [...AGENT, ...ADMIN, 'server-ping'];
 const PKI: CommandName[] = ['pki-init', 'pki-issue'];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
 const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
+
+/** Repositories a repo-server can hold at once: repo1-* ... repo4-*. */
+export const REPO_MAX = 4;
+
+/**
+ * The repoN-* options from their repo1-* definitions: the same for every N, except that only
+ * repo1 has a default path (repo2..4 exist when their path or type is set) and only repo1's may be required.
+ */
+function perRepo(defs: OptionDef[]): OptionDef[] {
+  const out: OptionDef[] = [];
+  for (let n = 1; n <= REPO_MAX; n++) {
+    for (const d of defs) {
+      if (n === 1) { out.push(d); continue; }
+      const { default: dflt, required, ...rest } = d;
+      out.push({
+        ...rest, name: d.name.replace(/^repo1-/, `repo${n}-`), description: d.description.replace(/repo1-/g, `repo${n}-`).replace(/REPO1_/g, `REPO${n}_`),
+        ...(dflt !== undefined && !d.name.endsWith('-path') ? { default: dflt } : {}),
+        ...(required ? { required } : {}),
+      });
+    }
+  }
+  return out;
+}
 
 export const optionTable: readonly OptionDef[] = [
   // --- general
@@ -89,12 +112,15 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'output', type: 'enum', allowed: ['text', 'json'], default: 'text', commands: ['info', 'agents', 'verify', 'key-list'], section: 'command-line', description: 'output format' },
 
   // --- repository (repo-server)
-  { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
-  { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
-  { name: 'repo1-cipher-type', type: 'enum', allowed: ['none', 'aes-256-gcm'], default: 'none', commands: SERVER_SIDE, section: 'global', description: 'encryption of the repository (chosen when a stanza is created): agents encrypt data before it leaves the DB host' },
-  { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: "passphrase that opens the stanzas' key files (at least 8 characters; the newest one after a key rotate)" },
-  { name: 'repo1-cipher-pass-new', type: 'string', commands: ['key-rotate'], section: 'global', secret: true, description: 'the new passphrase for key rotate (environment OPENRDS_REPO1_CIPHER_PASS_NEW; sent to the repo-server, never stored)',
-    required: ['key-rotate'] },
+  ...perRepo([
+    { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
+    { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
+    { name: 'repo1-cipher-type', type: 'enum', allowed: ['none', 'aes-256-gcm'], default: 'none', commands: SERVER_SIDE, section: 'global', description: 'encryption of the repository (chosen when a stanza is created): agents encrypt data before it leaves the DB host' },
+    { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: "passphrase that opens the stanzas' key files (at least 8 characters; the newest one after a key rotate)" },
+    { name: 'repo1-cipher-pass-new', type: 'string', commands: ['key-rotate'], section: 'global', secret: true, description: 'the new passphrase for key rotate (environment OPENRDS_REPO1_CIPHER_PASS_NEW; sent to the repo-server, never stored)' },
+  ]),
+  { name: 'repo', type: 'integer', min: 1, max: REPO_MAX, commands: ['backup', 'expire', 'restore', 'verify', 'info', 'key-list', 'key-rotate'], section: 'command-line',
+    description: 'the repository to act on (backup: 1 by default; restore: the first that has the set; expire, verify, info: all)' },
 
   // --- repo-server listener and how clients reach it
   { name: 'tls-server-address', type: 'string', default: '127.0.0.1', commands: ['repo-server'], section: 'global', description: 'address the repo-server listens on (a non-loopback address requires TLS)' },
@@ -160,11 +186,13 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'checksum-page', type: 'boolean', commands: ['backup'], section: 'global', description: 'validate data page checksums (default: when the cluster has them)' },
 
   // --- retention (backup runs expire when it completes)
-  { name: 'repo1-retention-full', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'full backups to keep (or days, with repo1-retention-full-type=time)' },
-  { name: 'repo1-retention-full-type', type: 'enum', allowed: ['count', 'time'], default: 'count', commands: ['backup', 'expire'], section: 'global', description: 'whether repo1-retention-full counts backups or days' },
-  { name: 'repo1-retention-diff', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'differential backups to keep' },
-  { name: 'repo1-retention-archive', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'backups whose WAL is kept (default: as many as repo1-retention-full)' },
-  { name: 'repo1-retention-archive-type', type: 'enum', allowed: ['full', 'diff', 'incr'], default: 'full', commands: ['backup', 'expire'], section: 'global', description: 'which backups repo1-retention-archive counts' },
+  ...perRepo([
+    { name: 'repo1-retention-full', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'full backups to keep (or days, with repo1-retention-full-type=time)' },
+    { name: 'repo1-retention-full-type', type: 'enum', allowed: ['count', 'time'], default: 'count', commands: ['backup', 'expire'], section: 'global', description: 'whether repo1-retention-full counts backups or days' },
+    { name: 'repo1-retention-diff', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'differential backups to keep' },
+    { name: 'repo1-retention-archive', type: 'integer', min: 1, max: 9999999, commands: ['backup', 'expire'], section: 'global', description: 'backups whose WAL is kept (default: as many as repo1-retention-full)' },
+    { name: 'repo1-retention-archive-type', type: 'enum', allowed: ['full', 'diff', 'incr'], default: 'full', commands: ['backup', 'expire'], section: 'global', description: 'which backups repo1-retention-archive counts' },
+  ]),
   { name: 'expire-auto', type: 'boolean', default: true, commands: ['backup'], section: 'global', description: 'expire after a successful backup' },
   { name: 'dry-run', type: 'boolean', default: false, commands: ['expire'], section: 'command-line', description: 'say what would be expired without removing anything' },
 

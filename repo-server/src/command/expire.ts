@@ -1,3 +1,4 @@
+import { reposSelected } from '../repo/repo-set';
 import { BackupSetInvalidError, log } from '@openrds/common';
 import type { BackupInfo, BackupInfoEntry } from '../repo/repo';
 import type { CommandContext, CommandOutput } from './context';
@@ -106,13 +107,15 @@ export async function expireRun(ctx: CommandContext, stanza: string): Promise<Co
   const { config, repo } = ctx;
   const dryRun = config.command === 'expire' && config.bool('dry-run');
   const info = await repo.backupInfoLoad(stanza);
+  // Each repository has its own retention (repoN-retention-*).
+  const r = `repo${repo.key}-retention`;
   const plan = expirePlan(info, {
-    fullType: config.str('repo1-retention-full-type') as 'count' | 'time',
-    archiveType: config.str('repo1-retention-archive-type') as 'full' | 'diff' | 'incr',
+    fullType: config.str(`${r}-full-type`) as 'count' | 'time',
+    archiveType: config.str(`${r}-archive-type`) as 'full' | 'diff' | 'incr',
     nowMs: Date.now(),
-    ...(config.strOpt('repo1-retention-full') ? { full: config.int('repo1-retention-full') } : {}),
-    ...(config.strOpt('repo1-retention-diff') ? { diff: config.int('repo1-retention-diff') } : {}),
-    ...(config.strOpt('repo1-retention-archive') ? { archive: config.int('repo1-retention-archive') } : {}),
+    ...(config.strOpt(`${r}-full`) ? { full: config.int(`${r}-full`) } : {}),
+    ...(config.strOpt(`${r}-diff`) ? { diff: config.int(`${r}-diff`) } : {}),
+    ...(config.strOpt(`${r}-archive`) ? { archive: config.int(`${r}-archive`) } : {}),
     ...(config.command === 'expire' && config.strOpt('set') ? { set: config.str('set') } : {}),
   });
   for (const w of plan.warnings) log.warn(w);
@@ -139,6 +142,18 @@ export async function expireRun(ctx: CommandContext, stanza: string): Promise<Co
 /** `expire`: retention on its own, or `--set=LABEL`; `--dry-run` changes nothing. */
 export async function expire(ctx: CommandContext): Promise<CommandOutput> {
   const stanza = ctx.config.str('stanza');
-  await ctx.repo.archiveInfoLoad(stanza);
-  return withStanzaLock(stanza, 'expire', () => expireRun(ctx, stanza));
+  const targets = reposSelected(ctx.repos, ctx.config);
+  return withStanzaLock(stanza, 'expire', async () => {
+    const outs: CommandOutput[] = [];
+    for (const { repo, archive } of targets) {
+      const one = { ...ctx, repo, archive };
+      await repo.archiveInfoLoad(stanza);
+      outs.push(await expireRun(one, stanza));
+    }
+    if (outs.length === 1) return outs[0]!;
+    return {
+      text: outs.map((o, i) => `repo${targets[i]!.repo.key}: ${o.text}`).join(''),
+      json: outs.map((o, i) => ({ repo: targets[i]!.repo.key, ...(o.json as object) })),
+    };
+  });
 }

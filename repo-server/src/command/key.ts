@@ -6,7 +6,7 @@ import type { CommandContext, CommandOutput } from './context';
 export async function keyList(ctx: CommandContext): Promise<CommandOutput> {
   const stanza = ctx.config.str('stanza');
   const d = (await ctx.repo.cipher.ring(stanza)).describe();
-  const lines = [`stanza: ${stanza}`, `    passphrase versions: ${d.versions.map((v) => `${v.version} (${v.created})`).join(', ')}; repo1-cipher-pass opens version ${d.opened}`];
+  const lines = [`stanza: ${stanza}`, `    passphrase versions: ${d.versions.map((v) => `${v.version} (${v.created})`).join(', ')}; repo${ctx.repo.key}-cipher-pass opens version ${d.opened}`];
   for (const k of d.keys) lines.push(`    key ${k.id}: ${k.purpose}, made at version ${k.version} (${k.created}), opened by version ${k.openedBy.join(', ')}`);
   return { text: `${lines.join('\n')}\n`, json: { stanza, ...d } };
 }
@@ -19,14 +19,14 @@ export async function keyList(ctx: CommandContext): Promise<CommandOutput> {
  */
 export async function keyRotate(ctx: CommandContext): Promise<CommandOutput> {
   const stanza = ctx.config.str('stanza');
-  const newPass = ctx.config.str('repo1-cipher-pass-new');
+  const newPass = ctx.config.str(`repo${ctx.repo.key}-cipher-pass-new`);
   return withStanzaLock(stanza, 'key-rotate', async () => {
     const ring = await ctx.repo.cipher.ring(stanza);
     const version = await ring.rotate(ctx.repo.rawStorage, stanza, newPass);
     // The info files now carry the new metadata key.
     await ctx.repo.archiveInfoSave(stanza, await ctx.repo.archiveInfoLoad(stanza));
     await ctx.repo.backupInfoSave(stanza, await ctx.repo.backupInfoLoad(stanza));
-    log.warn(`stanza '${stanza}': keys rotated to passphrase version ${version}; set repo1-cipher-pass to the new passphrase in the repo-server configuration now (after a restart the old one reads only data written before the rotation)`);
+    log.warn(`stanza '${stanza}': keys rotated to passphrase version ${version}; set repo${ctx.repo.key}-cipher-pass to the new passphrase in the repo-server configuration now (a restarted repo-server with the old one opens nothing written since)`);
     return { text: `stanza '${stanza}': passphrase version ${version} added; new data uses it\n`, json: { stanza, version } };
   });
 }

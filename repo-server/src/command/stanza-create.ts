@@ -18,19 +18,32 @@ export async function controlReadRemote(ctx: CommandContext, stanza: string): Pr
 export async function stanzaCreate(ctx: CommandContext): Promise<CommandOutput> {
   const stanza = ctx.config.str('stanza');
   const control = await controlReadRemote(ctx, stanza);
-  if (await ctx.repo.stanzaExists(stanza)) {
-    await ctx.repo.cipher.stanzaCheck(stanza);
-    const info = await ctx.repo.archiveInfoLoad(stanza);
-    stanzaDbCheck(stanza, info.db, control, 'the cluster');
-    await ctx.repo.backupInfoLoad(stanza);
-    log.info(`stanza '${stanza}' already exists and matches the cluster`);
-    return { text: `stanza '${stanza}' already exists and is valid\n`, json: { stanza, created: false } };
+  // In every repository (archive-push stores to all of them).
+  const lines: string[] = [];
+  const results: { repo: number; created: boolean }[] = [];
+  for (const { repo } of ctx.repos) {
+    const name = ctx.repos.length > 1 ? ` in repo${repo.key}` : '';
+    if (await repo.stanzaExists(stanza)) {
+      await repo.cipher.stanzaCheck(stanza);
+      const info = await repo.archiveInfoLoad(stanza);
+      stanzaDbCheck(stanza, info.db, control, 'the cluster');
+      await repo.backupInfoLoad(stanza);
+      log.info(`stanza '${stanza}' already exists${name} and matches the cluster`);
+      lines.push(`stanza '${stanza}' already exists${name} and is valid`);
+      results.push({ repo: repo.key, created: false });
+      continue;
+    }
+    const db = dbEntryFromControl(1, control);
+    // The key file first: the info files are encrypted with its metadata key.
+    await repo.cipher.stanzaCreate(stanza);
+    await repo.archiveInfoSave(stanza, { version: 1, db, history: [db] });
+    await repo.backupInfoSave(stanza, { version: 1, db, history: [db], backups: [] });
+    log.info(`stanza '${stanza}' created${name} for PostgreSQL ${db.pgVersion}, system-id ${db.systemId}${repo.cipher.enabled ? ', encrypted (aes-256-gcm)' : ''}`);
+    lines.push(`stanza '${stanza}' created${name}`);
+    results.push({ repo: repo.key, created: true });
   }
-  const db = dbEntryFromControl(1, control);
-  // The key file first: the info files are encrypted with its metadata key.
-  await ctx.repo.cipher.stanzaCreate(stanza);
-  await ctx.repo.archiveInfoSave(stanza, { version: 1, db, history: [db] });
-  await ctx.repo.backupInfoSave(stanza, { version: 1, db, history: [db], backups: [] });
-  log.info(`stanza '${stanza}' created for PostgreSQL ${db.pgVersion}, system-id ${db.systemId}${ctx.repo.cipher.enabled ? ', encrypted (aes-256-gcm)' : ''}`);
-  return { text: `stanza '${stanza}' created\n`, json: { stanza, created: true, systemId: db.systemId, pgVersion: db.pgVersion } };
+  return {
+    text: `${lines.join('\n')}\n`,
+    json: { stanza, created: results.some((r) => r.created), repos: results, systemId: control.systemId, pgVersion: control.pgVersion },
+  };
 }

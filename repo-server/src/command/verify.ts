@@ -5,6 +5,7 @@ import {
 import { compressTypeOf } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { archiveIdOf } from '../repo/repo';
+import { reposSelected } from '../repo/repo-set';
 import { contentDigest } from '../repo/digest';
 import { fmtBytes } from './backup/backup';
 import type { CommandContext, CommandOutput } from './context';
@@ -45,6 +46,19 @@ function compressOf(name: string): CompressType {
  * Completes with a report either way; the exit code is non-zero when anything is wrong.
  */
 export async function verify(ctx: CommandContext): Promise<CommandOutput> {
+  const targets = reposSelected(ctx.repos, ctx.config);
+  if (targets.length === 1) return verifyRepo({ ...ctx, ...targets[0]! });
+  const outs: CommandOutput[] = [];
+  for (const t of targets) outs.push(await verifyRepo({ ...ctx, ...t }));
+  return {
+    text: outs.map((o, i) => `repo${targets[i]!.repo.key}:\n${o.text.replace(/^/gm, '  ').replace(/ +$/, '')}`).join(''),
+    json: outs.map((o, i) => ({ repo: targets[i]!.repo.key, ...(o.json as object) })),
+    exitCode: Math.max(...outs.map((o) => o.exitCode ?? 0)),
+  };
+}
+
+/** verify of one repository (ctx.repo). */
+async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
   const { repo } = ctx;
   const stanza = ctx.config.str('stanza');
   const onlySet = ctx.config.strOpt('set');

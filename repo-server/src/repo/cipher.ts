@@ -8,33 +8,35 @@ import {
 import { Keyring } from './keyring';
 
 /**
- * The repository's encryption (repo1-cipher-type, repo1-cipher-pass): the key file of each stanza,
+ * A repository's encryption (repoN-cipher-type, repoN-cipher-pass): the key file of each stanza,
  * opened once with the passphrase and kept in memory. Data files are encrypted by the agent with
  * the keys a job brings; info files and manifests by the repo-server (CipherMetaStorage).
  */
 export class RepoCipher {
   private readonly rings = new Map<string, Promise<Keyring>>();
 
-  constructor(private readonly storage: Storage, readonly type: CipherType, private readonly pass: string | undefined) {
+  constructor(private readonly storage: Storage, readonly type: CipherType, private readonly pass: string | undefined, readonly repoKey = 1) {
     if (type !== 'none' && !pass) {
-      throw new CryptoError('repo1-cipher-type=aes-256-gcm needs repo1-cipher-pass',
-        { hint: 'set repo1-cipher-pass in the repo-server configuration file or as OPENRDS_REPO1_CIPHER_PASS (never on the command line)' });
+      throw new CryptoError(`repo${repoKey}-cipher-type=aes-256-gcm needs repo${repoKey}-cipher-pass`,
+        { hint: `set repo${repoKey}-cipher-pass in a 0600 configuration file of the repo-server or as OPENRDS_REPO${repoKey}_CIPHER_PASS (never on the command line)` });
     }
   }
+
+  private get passOption(): string { return `repo${this.repoKey}-cipher-pass`; }
 
   get enabled(): boolean { return this.type !== 'none'; }
 
   /** The opened key file of a stanza (cached); CryptoError when the repository is not encrypted or the stanza has none. */
   async ring(stanza: string): Promise<Keyring> {
-    if (!this.enabled) throw new CryptoError('the repository is not encrypted (repo1-cipher-type=none)');
+    if (!this.enabled) throw new CryptoError(`repo${this.repoKey} is not encrypted (repo${this.repoKey}-cipher-type=none)`);
     let ring = this.rings.get(stanza);
     if (!ring) {
       ring = (async () => {
         if (!(await Keyring.exists(this.storage, stanza))) {
           throw new CryptoError(`stanza '${stanza}' has no key file: it was created without encryption`,
-            { hint: 'encryption is chosen when a stanza is created: keep repo1-cipher-type=none for it, or create the stanza in a new, encrypted repository' });
+            { hint: `encryption is chosen when a stanza is created: keep repo${this.repoKey}-cipher-type=none for it, or create the stanza in a new, encrypted repository` });
         }
-        return Keyring.open(this.storage, stanza, this.pass!);
+        return Keyring.open(this.storage, stanza, this.pass!, this.passOption);
       })();
       this.rings.set(stanza, ring);
       ring.catch(() => this.rings.delete(stanza));
@@ -49,7 +51,7 @@ export class RepoCipher {
       await this.ring(stanza);    // the passphrase must open it
       return;
     }
-    const ring = Keyring.create(this.storage, stanza, this.pass!);
+    const ring = Keyring.create(this.storage, stanza, this.pass!, this.passOption);
     this.rings.set(stanza, ring);
     await ring;
   }
@@ -59,8 +61,8 @@ export class RepoCipher {
     if (this.enabled) {
       await this.ring(stanza);
     } else if (await Keyring.exists(this.storage, stanza)) {
-      throw new CryptoError(`stanza '${stanza}' is encrypted, but the repository is configured without encryption`,
-        { hint: 'set repo1-cipher-type=aes-256-gcm and repo1-cipher-pass in the repo-server configuration' });
+      throw new CryptoError(`stanza '${stanza}' is encrypted in repo${this.repoKey}, but repo${this.repoKey} is configured without encryption`,
+        { hint: `set repo${this.repoKey}-cipher-type=aes-256-gcm and repo${this.repoKey}-cipher-pass in the repo-server configuration` });
     }
   }
 

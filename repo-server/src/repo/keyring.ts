@@ -72,10 +72,10 @@ function unwrap(kekKey: Buffer, aad: string, wrapped: string): Buffer | undefine
 const checkAad = (v: number): string => `openrds-keyfile-check:v${v}`;
 const keyAad = (id: string, v: number): string => `openrds-data-key:${id}:v${v}`;
 
-async function versionMake(pass: string, version: number): Promise<{ entry: KeyFileVersion; kek: Buffer }> {
+async function versionMake(pass: string, version: number, passOption: string): Promise<{ entry: KeyFileVersion; kek: Buffer }> {
   if (pass.length < 8) {
-    throw new CryptoError('the repository passphrase is shorter than 8 characters',
-      { hint: 'set repo1-cipher-pass (config file or OPENRDS_REPO1_CIPHER_PASS) to a long random string, e.g. openssl rand -base64 48' });
+    throw new CryptoError(`the passphrase (${passOption}) is shorter than 8 characters`,
+      { hint: `set ${passOption} (a 0600 config file or the environment) to a long random string, e.g. openssl rand -base64 48` });
   }
   const entry: KeyFileVersion = {
     version, created: new Date().toISOString(), kdf: { name: 'scrypt', ...SCRYPT, salt: randomBytes(16).toString('base64') }, check: '',
@@ -92,6 +92,8 @@ export class Keyring {
     private openedVersion: number,
     private kekKey: Buffer,
     private readonly keys: Map<string, Buffer>,
+    /** The option that holds the passphrase (repoN-cipher-pass), for messages. */
+    private readonly passOption: string,
   ) {}
 
   /** The passphrase version the passphrase opened (the new one after a rotate). */
@@ -100,9 +102,9 @@ export class Keyring {
   static keyFileKey(stanza: string): string { return `keys/${stanza}/keyring.info`; }
 
   /** Creates the key file of a new stanza (version 1, archive and metadata keys). */
-  static async create(storage: Storage, stanza: string, pass: string): Promise<Keyring> {
-    const { entry, kek: k } = await versionMake(pass, 1);
-    const ring = new Keyring({ format: 1, cipher: 'aes-256-gcm', versions: [entry], keys: [] }, 1, k, new Map());
+  static async create(storage: Storage, stanza: string, pass: string, passOption = 'repo1-cipher-pass'): Promise<Keyring> {
+    const { entry, kek: k } = await versionMake(pass, 1, passOption);
+    const ring = new Keyring({ format: 1, cipher: 'aes-256-gcm', versions: [entry], keys: [] }, 1, k, new Map(), passOption);
     ring.keyAdd('archive-v1', 'archive');
     ring.keyAdd('meta-v1', 'meta');
     await ring.save(storage, stanza);
@@ -115,7 +117,7 @@ export class Keyring {
   }
 
   /** Opens a stanza's key file with a passphrase: CryptoError when it opens no version. */
-  static async open(storage: Storage, stanza: string, pass: string): Promise<Keyring> {
+  static async open(storage: Storage, stanza: string, pass: string, passOption = 'repo1-cipher-pass'): Promise<Keyring> {
     const file = await infoFileLoad<KeyFile>(storage, Keyring.keyFileKey(stanza));
     if (file.format !== 1 || !Array.isArray(file.versions) || !Array.isArray(file.keys)) throw new FormatError(`key file of stanza '${stanza}' has an unknown layout`);
     for (const v of [...file.versions].sort((a, b) => b.version - a.version)) {
@@ -129,10 +131,10 @@ export class Keyring {
         if (!key) throw new CryptoError(`key '${e.id}' of stanza '${stanza}' does not open with passphrase version ${v.version}: the key file is damaged`);
         keys.set(e.id, key);
       }
-      return new Keyring(file, v.version, k, keys);
+      return new Keyring(file, v.version, k, keys, passOption);
     }
-    throw new CryptoError(`repo1-cipher-pass does not open the key file of stanza '${stanza}'`,
-      { hint: 'set repo1-cipher-pass (config file or environment) to the passphrase the stanza was created or last rotated with' });
+    throw new CryptoError(`${passOption} does not open the key file of stanza '${stanza}'`,
+      { hint: `set ${passOption} (config file or environment) to the passphrase the stanza was created or last rotated with` });
   }
 
   /** The newest passphrase version of the key file. */
@@ -152,8 +154,8 @@ export class Keyring {
   /** Refuses to write new data with keys of a passphrase version that was rotated away. */
   private newestCheck(stanza: string): void {
     if (this.opened !== this.newest) {
-      throw new CryptoError(`repo1-cipher-pass opens key version ${this.opened} of stanza '${stanza}', but its keys were rotated to version ${this.newest}: it may read older data but not write new data`,
-        { hint: 'set repo1-cipher-pass to the passphrase given to the last openrds-admin key rotate' });
+      throw new CryptoError(`${this.passOption} opens key version ${this.opened} of stanza '${stanza}', but its keys were rotated to version ${this.newest}: it may read older data but not write new data`,
+        { hint: `set ${this.passOption} to the passphrase given to the last openrds-admin key rotate` });
     }
   }
 
@@ -197,7 +199,7 @@ export class Keyring {
     if (key) return { id, key };
     const e = this.file.keys.find((k) => k.id === id);
     throw new CryptoError(e
-      ? `key '${id}' of stanza '${stanza}' was made for passphrase version ${e.version}; repo1-cipher-pass opens version ${this.opened}`
+      ? `key '${id}' of stanza '${stanza}' was made for passphrase version ${e.version}; ${this.passOption} opens version ${this.opened}`
       : `key '${id}' is not in the key file of stanza '${stanza}'`,
     { hint: e ? 'set repo1-cipher-pass to the newest passphrase (key rotate)' : 'the object names a key this stanza never had: was it copied from another repository?' });
   }
@@ -209,7 +211,7 @@ export class Keyring {
   async rotate(storage: Storage, stanza: string, newPass: string): Promise<number> {
     this.newestCheck(stanza);
     const version = this.newest + 1;
-    const { entry, kek: k } = await versionMake(newPass, version);
+    const { entry, kek: k } = await versionMake(newPass, version, this.passOption);
     if (this.file.keys.some((e) => e.wrapped[String(this.opened)] !== undefined && !this.keys.has(e.id))) {
       throw new CryptoError(`key file of stanza '${stanza}' holds keys this passphrase cannot open: refusing to rotate`);
     }

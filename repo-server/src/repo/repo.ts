@@ -64,6 +64,9 @@ export class Repo {
   readonly storage: Storage;
   readonly cipher: RepoCipher;
 
+  /** Its number: repo1, repo2, ... */
+  get key(): number { return this.cipher.repoKey; }
+
   constructor(readonly rawStorage: Storage, cipher?: RepoCipher) {
     const storage = rawStorage;
     this.cipher = cipher ?? new RepoCipher(storage, 'none', undefined);

@@ -2,7 +2,7 @@ import { keyList, keyRotate } from '../command/key';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import {
-  CommandInvalidError, OPENRDS_VERSION, OptionInvalidError, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
+  CommandInvalidError, OPENRDS_VERSION, OptionInvalidError, optionEnvName, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
 } from '@openrds/common';
 import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
 import { backup } from '../command/backup/backup';
@@ -14,8 +14,7 @@ import type { CommandContext, CommandOutput } from '../command/context';
 import { info } from '../command/info';
 import { restore } from '../command/restore/restore';
 import { stanzaCreate } from '../command/stanza-create';
-import type { ArchiveStore } from '../command/archive/archive-store';
-import type { Repo } from '../repo/repo';
+import { repoSelect, type RepoHandle } from '../repo/repo-set';
 import type { AgentRegistry } from './agent-registry';
 import type { OperationRegistry } from './operations';
 import type { TransferRegistry } from './transfers';
@@ -45,7 +44,7 @@ const commandScope = new AsyncLocalStorage<symbol>();
  * The Admin service: runs a command of openrds-admin on the repo-server, with the options the
  * admin sent over the server's own configuration, and streams the command's log lines back.
  */
-export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
+export function adminHandlers(deps: { repos: readonly RepoHandle[]; agents: AgentRegistry; transfers: TransferRegistry;
   operations: OperationRegistry; configPath: string | undefined }): AdminHandlers {
   return {
     Run(call: grpc.ServerWritableStream<CommandRequest__Output, CommandEvent>) {
@@ -66,10 +65,13 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
           }
         }
         // key rotate's new passphrase arrives as the one secret option: given through the environment of this load, never argv.
-        const env: NodeJS.ProcessEnv = { ...process.env };
-        delete env.OPENRDS_REPO1_CIPHER_PASS_NEW;
-        if (req.command === 'key-rotate' && req.options['repo1-cipher-pass-new'] !== undefined) env.OPENRDS_REPO1_CIPHER_PASS_NEW = req.options['repo1-cipher-pass-new'];
-        const argv = Object.entries(req.options).filter(([k]) => k !== 'repo1-cipher-pass-new').map(([k, v]) => `--${k}=${v}`);
+        const env: NodeJS.ProcessEnv = {};
+        for (const [k, v] of Object.entries(process.env)) if (!/^OPENRDS_REPO\d+_CIPHER_PASS_NEW$/.test(k)) env[k] = v;
+        const isPassNew = (k: string): boolean => /^repo\d+-cipher-pass-new$/.test(k);
+        for (const [k, v] of Object.entries(req.options)) {
+          if (isPassNew(k) && req.command === 'key-rotate') env[optionEnvName(k)] = v;
+        }
+        const argv = Object.entries(req.options).filter(([k]) => !isPassNew(k)).map(([k, v]) => `--${k}=${v}`);
         argv.push(...req.listOptions.map((kv) => `--${kv}`));
         if (req.stanza) argv.push(`--stanza=${req.stanza}`);
         if (deps.configPath) argv.push(`--config=${deps.configPath}`);
@@ -80,7 +82,7 @@ export function adminHandlers(deps: { repo: Repo; agents: AgentRegistry; transfe
         const done = deps.operations.add({ command: req.command, stanza: config.stanza, startedAt: started, abort });
         try {
           const out = await handler({
-            config, repo: deps.repo, agents: deps.agents, transfers: deps.transfers, archive: deps.archive,
+            config, ...repoSelect(deps.repos, config), repos: deps.repos, agents: deps.agents, transfers: deps.transfers,
             operations: deps.operations, signal: abort.signal,
           });
           log.info(`${req.command} command end: completed successfully (${Date.now() - started}ms)`);

@@ -1,18 +1,19 @@
 import type * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CHUNK_SIZE, ChecksumError, GrpcChunkLane, ProtocolError, Sha256Filter, SizeFilter, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter,
-  grpcMessages, log,
+  CHUNK_SIZE, ChecksumError, GrpcChunkLane, OpenrdsError, ProtocolError, Sha256Filter, SizeFilter, cipherIsEncrypted, decryptBuffer, encryptBuffer,
+  errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
 } from '@openrds/common';
 import type {
   AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
   PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType,
 } from '@openrds/common';
-import { ArchiveStore } from '../command/archive/archive-store';
+import type { ArchivePushRequest } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
+import type { RepoHandle } from '../repo/repo-set';
 import { AgentConnection, AgentRegistry } from './agent-registry';
 import type { TlsAuthorizer } from './tls-auth';
 import { TransferRegistry, type BackupFileStored } from './transfers';
@@ -21,9 +22,9 @@ import { TransferRegistry, type BackupFileStored } from './transfers';
 class FileVanished extends Error {}
 
 /** The AgentGateway service: agent sessions, backup/restore file streams, WAL push and get. */
-export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; transfers: TransferRegistry; archive: ArchiveStore;
+export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: AgentRegistry; transfers: TransferRegistry;
   stopCheck: (stanza: string) => void; auth: TlsAuthorizer }): AgentGatewayHandlers {
-  const { repo, agents, transfers, archive, auth } = deps;
+  const { repos, agents, transfers, auth } = deps;
   return {
     Session(call: grpc.ServerDuplexStream<AgentMessage__Output, ServerMessage>) {
       let conn: AgentConnection | undefined;
@@ -75,7 +76,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
             jobId = m.header.jobId;
             const key = transfer.keyFor(m.header.name);
             if (!key) throw new ProtocolError(`file '${m.header.name}' is not part of backup job '${m.header.jobId}'`);
-            current = incomingFile(m.header.name, key, repo, (r) => {
+            current = incomingFile(m.header.name, key, transfer.repo, (r) => {
               files++;
               repoSize += r.repoSize;
               transfer.onStored(m.header!.name, r);
@@ -109,7 +110,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         if (!transfer.allowed.has(call.request.repoKey)) {
           throw new ProtocolError(`repo file '${call.request.repoKey}' is not part of restore job '${call.request.jobId}'`);
         }
-        await pipeline(await repo.storage.newRead(call.request.repoKey), grpcChunkWriter<DataChunk>(call, (data) => ({ data })));
+        await pipeline(await transfer.repo.storage.newRead(call.request.repoKey), grpcChunkWriter<DataChunk>(call, (data) => ({ data })));
         call.end();
       })().catch((err) => call.emit('error', errorToGrpc(err)));
     },
@@ -120,6 +121,7 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         auth.stanzaCheck(call, 'GetBackupFiles', transfer.stanza);
         const refused = call.request.repoKeys.find((k) => !transfer.allowed.has(k));
         if (refused !== undefined) throw new ProtocolError(`repo file '${refused}' is not part of restore job '${call.request.jobId}'`);
+        const { repo } = transfer;
         const lane = new GrpcChunkLane<GetFilesMessage>(call);
         for (const repoKey of call.request.repoKeys) {
           await lane.write({ start: { repoKey } });
@@ -147,11 +149,11 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
         auth.stanzaCheck(call, 'ArchivePush', header.stanza);
         deps.stopCheck(header.stanza);
-        const info = await repo.archiveInfoLoad(header.stanza);
-        const result = await archive.push(info, {
+        const req = {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
           compressType: header.compressType as CompressType,
-        }, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
+        };
+        const result = await archivePushAll(repos, req, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
         log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}'`);
         return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
       })().then((r) => callback(null, r), (err) => {
@@ -165,8 +167,10 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
       void (async () => {
         auth.stanzaCheck(call, 'ArchiveKey', call.request.stanza);
         deps.stopCheck(call.request.stanza);
-        if (!(await repo.stanzaExists(call.request.stanza))) await repo.archiveInfoLoad(call.request.stanza);
-        const key = await repo.cipher.archiveKey(call.request.stanza);
+        // The agent seals WAL with the first encrypted repository's key; the repo-server re-seals it for the others.
+        const sealing = repos.find((h) => h.repo.cipher.enabled);
+        if (sealing) await sealing.repo.archiveInfoLoad(call.request.stanza);
+        const key = sealing ? await sealing.repo.cipher.archiveKey(call.request.stanza) : undefined;
         return key ?? { id: '', key: Buffer.alloc(0) };
       })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
     },
@@ -174,13 +178,13 @@ export function gatewayHandlers(deps: { repo: Repo; agents: AgentRegistry; trans
     ArchiveGet(call: grpc.ServerWritableStream<{ stanza: string; walName: string }, ArchiveGetMessage>) {
       void (async () => {
         auth.stanzaCheck(call, 'ArchiveGet', call.request.stanza);
-        const info = await repo.archiveInfoLoad(call.request.stanza);
-        const hit = await archive.get(info, call.request.stanza, call.request.walName);
-        if (!hit) {
+        const found = await archiveFind(repos, call.request.stanza, call.request.walName);
+        if (!found) {
           call.write({ header: { found: false, sha256: '', compressType: '', archiveId: '', size: -1 } });
           call.end();
           return;
         }
+        const { repo, hit } = found;
         // The key of this file only, read from its header: the agent decrypts.
         const cipher = await repo.cipher.objectKey(call.request.stanza, repo.storage, hit.key);
         call.write({ header: { found: true, sha256: hit.sha256, compressType: hit.compressType, archiveId: hit.archiveId, size: hit.size, ...(cipher ? { cipher } : {}) } });
@@ -280,4 +284,83 @@ function incomingFile(name: string, key: string, repo: Repo, onStored: (r: Backu
 function uploadCheck(name: string, t: PutFileTrailer__Output, sha256: string, size: number): Error | undefined {
   if (t.repoSha256 === sha256 && t.repoSize === size) return undefined;
   return new ChecksumError(`upload of '${name}' arrived with sha256 ${sha256} size ${size}, but the agent sent sha256 ${t.repoSha256} size ${t.repoSize}`);
+}
+
+/** Largest WAL file held in memory to store it in several repositories (1 GiB segments are the PostgreSQL maximum). */
+const MULTI_REPO_WAL_MAX = 1024 * 1024 * 1024 + 64 * 1024;
+
+/**
+ * Stores a pushed WAL file in every repository. One repository: streamed. Several: the file is
+ * read once, then stored in each in order, re-sealed for each encrypted repository with its own
+ * archive key (the agent sealed it with the first encrypted repository's key). What one
+ * repository stored stays when another fails; the push fails then (PostgreSQL retries, and the
+ * repositories that have the file answer the retry as a duplicate).
+ */
+async function archivePushAll(repos: readonly RepoHandle[], req: ArchivePushRequest, source: Readable): Promise<{ duplicate: boolean; warning: string; key: string }> {
+  if (repos.length === 1) {
+    const { repo, archive } = repos[0]!;
+    return archive.push(await repo.archiveInfoLoad(req.stanza), req, source);
+  }
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of source) {
+    total += (chunk as Buffer).length;
+    if (total > MULTI_REPO_WAL_MAX) throw new ProtocolError(`WAL file '${req.walName}' is larger than any WAL file PostgreSQL makes`);
+    parts.push(chunk as Buffer);
+  }
+  const sent = Buffer.concat(parts);
+  const sealer = repos.find((h) => h.repo.cipher.enabled);
+  let plain: Buffer | undefined;
+  const plainOf = async (): Promise<Buffer> => {
+    if (plain) return plain;
+    if (!cipherIsEncrypted(sent)) return (plain = sent);
+    if (!sealer) throw new ProtocolError(`WAL file '${req.walName}' arrived encrypted, but no repository is encrypted`);
+    return (plain = decryptBuffer((await sealer.repo.cipher.lookup(req.stanza))!, sent, `WAL file '${req.walName}'`));
+  };
+  const results: { key: number; result?: { duplicate: boolean; warning: string; key: string }; error?: OpenrdsError }[] = [];
+  for (const { repo, archive } of repos) {
+    try {
+      let bytes: Buffer;
+      if (repo === sealer?.repo && cipherIsEncrypted(sent)) bytes = sent;
+      else if (repo.cipher.enabled) bytes = encryptBuffer((await repo.cipher.archiveKey(req.stanza))!, await plainOf());
+      else bytes = await plainOf();
+      results.push({ key: repo.key, result: await archive.push(await repo.archiveInfoLoad(req.stanza), req, Readable.from([bytes])) });
+    } catch (err) {
+      const e = errorWrap(err);
+      log.warn(`archive-push '${req.walName}' to repo${repo.key} failed: ${e.message}`);
+      results.push({ key: repo.key, error: e });
+    }
+  }
+  const failed = results.filter((r) => r.error);
+  const stored = results.filter((r) => r.result);
+  if (failed.length > 0) {
+    const first = failed[0]!.error!;
+    const Cls = first.constructor as new (message: string, opts?: { hint?: string }) => OpenrdsError;
+    throw new Cls(`WAL file '${req.walName}' ${stored.length > 0 ? `was stored in ${stored.map((r) => `repo${r.key}`).join(', ')} but ` : ''}not in ${failed.map((r) => `repo${r.key}: ${r.error!.message}`).join('; ')}`,
+      { hint: first.hint ?? 'PostgreSQL retries archive_command: once every repository is available the retry completes it' });
+  }
+  const first = stored[0]!.result!;
+  return { duplicate: stored.every((r) => r.result!.duplicate), warning: stored.map((r) => r.result!.warning).filter((w) => w).join('\n'), key: first.key };
+}
+
+/**
+ * Finds a WAL file in the repositories in order. A repository that cannot be read is skipped
+ * with a warning while a later one has the file; when none has it and one failed, that failure
+ * is the answer (never "not in the archive", which would end recovery early).
+ */
+async function archiveFind(repos: readonly RepoHandle[], stanza: string, walName: string):
+  Promise<{ repo: Repo; hit: NonNullable<Awaited<ReturnType<RepoHandle['archive']['get']>>> } | undefined> {
+  let failure: unknown;
+  for (const { repo, archive } of repos) {
+    try {
+      const hit = await archive.get(await repo.archiveInfoLoad(stanza), stanza, walName);
+      if (hit) return { repo, hit };
+    } catch (err) {
+      if (repos.length === 1) throw err;
+      log.warn(`archive-get '${walName}' from repo${repo.key} failed: ${errorWrap(err).message}`);
+      failure ??= err;
+    }
+  }
+  if (failure) throw failure;
+  return undefined;
 }

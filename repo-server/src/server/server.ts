@@ -1,11 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import {
-  Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad, storageRepoNew,
-  tlsFileRead, tlsKeyFileRead, type CipherType,
+  Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad,
+  tlsFileRead, tlsKeyFileRead,
 } from '@openrds/common';
-import { ArchiveStore } from '../command/archive/archive-store';
-import { Repo } from '../repo/repo';
-import { RepoCipher } from '../repo/cipher';
+import { repoSetOpen } from '../repo/repo-set';
 import { stopCheck } from '../command/stop';
 import { adminHandlers } from './admin-service';
 import { OperationRegistry } from './operations';
@@ -36,22 +34,21 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
       { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file (openrds-admin pki init makes them), or listen on 127.0.0.1 (tls-server-address)' });
   }
   const auth = new TlsAuthorizer(tls?.rules);
-  const storage = storageRepoNew({ type: config.str('repo1-type'), path: config.str('repo1-path') });
-  const repo = new Repo(storage, new RepoCipher(storage, config.str('repo1-cipher-type') as CipherType, config.strOpt('repo1-cipher-pass')));
+  const repos = repoSetOpen(config);
   const agents = new AgentRegistry();
   const transfers = new TransferRegistry();
-  const archive = new ArchiveStore(repo);
   const v1 = protoLoad();
   const server = new grpc.Server({ ...GRPC_SERVER_OPTIONS, interceptors: tls ? [auth.interceptor()] : [] });
   grpcServerStreamWindow(server);
   const configPath = config.source('config') === 'default' ? undefined : config.strOpt('config');
-  server.addService(v1.Admin.service, adminHandlers({ repo, agents, transfers, archive, operations: new OperationRegistry(), configPath }));
-  server.addService(v1.AgentGateway.service, gatewayHandlers({ repo, agents, transfers, archive, stopCheck: (stanza) => stopCheck(config, stanza), auth }));
+  server.addService(v1.Admin.service, adminHandlers({ repos, agents, transfers, operations: new OperationRegistry(), configPath }));
+  server.addService(v1.AgentGateway.service, gatewayHandlers({ repos, agents, transfers, stopCheck: (stanza) => stopCheck(config, stanza), auth }));
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(grpcAddress(host, port), tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   grpcServerSessionWindow(server);
-  log.info(`repo-server listening on ${grpcAddress(host, bound)}${tls ? ' (mutual TLS)' : ' (plain, loopback only)'}, repo1 ${config.str('repo1-type')} '${config.str('repo1-path')}'`);
+  log.info(`repo-server listening on ${grpcAddress(host, bound)}${tls ? ' (mutual TLS)' : ' (plain, loopback only)'}, ${repos.map(({ repo }) =>
+    `repo${repo.key} ${config.str(`repo${repo.key}-type`)} '${config.str(`repo${repo.key}-path`)}'${repo.cipher.enabled ? ' (aes-256-gcm)' : ''}`).join(', ')}`);
   return {
     server, port: bound, agents,
     stop: () => new Promise<void>((resolve) => {

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { AccessDeniedError } from '@openrds/common';
+import type { Repo } from '../repo/repo';
 
 /** A file of a backup job that the agent may upload, and what to do once it is stored. */
 export interface BackupTransfer {
   kind: 'backup';
   stanza: string;
+  /** The repository the job writes to. */
+  repo: Repo;
   /** Repo key for a PGDATA-relative name, or undefined when the name is not part of the job. */
   keyFor(name: string): string | undefined;
   onStored(name: string, result: BackupFileStored): void;
@@ -22,6 +25,8 @@ export interface BackupFileStored {
 export interface RestoreTransfer {
   kind: 'restore';
   stanza: string;
+  /** The repository the job reads from. */
+  repo: Repo;
   allowed: Set<string>;
 }
 

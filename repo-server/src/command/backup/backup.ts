@@ -181,7 +181,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     for (const files of batches) {
       const names = new Set(files.map((f) => pgName(f.name)));
       await ctx.transfers.withJob({
-        kind: 'backup', stanza,
+        kind: 'backup', stanza, repo,
         keyFor: (name) => (names.has(name) ? repo.backupFileKey(stanza, label, manifestName(name), compressType) : undefined),
         onStored: (name, result) => {
           stored.set(name, result);

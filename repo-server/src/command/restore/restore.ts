@@ -1,8 +1,9 @@
 import {
-  BackupSetInvalidError, OptionInvalidError, OptionRequiredError, forEachLimit, log, manifestLoad,
+  BackupSetInvalidError, OptionInvalidError, errorWrap, OptionRequiredError, forEachLimit, log, manifestLoad,
 } from '@openrds/common';
 import type { Manifest, ManifestFile, ManifestTarget, RestoreFileSpec } from '@openrds/common';
-import type { BackupInfo, BackupInfoEntry } from '../../repo/repo';
+import type { BackupInfo, BackupInfoEntry, Repo } from '../../repo/repo';
+import { reposSelected } from '../../repo/repo-set';
 import type { CommandContext, CommandOutput } from '../context';
 import { fmtBytes } from '../backup/backup';
 import { pgRelativeName } from '../backup/manifest-build';
@@ -103,12 +104,35 @@ export async function restore(ctx: CommandContext): Promise<CommandOutput> {
   return withStanzaLock(stanza, 'restore', () => restoreRun(ctx, stanza), 'restore');
 }
 
+/**
+ * The repository and backup set to restore: the one --repo names, or the first repository (in
+ * order) that has a set matching --set / the target. A repository that cannot be read is passed
+ * over with a warning.
+ */
+async function restoreRepoSelect(ctx: CommandContext, stanza: string, type: string, target: string | undefined):
+  Promise<{ repo: Repo; info: BackupInfo; chosen: BackupInfoEntry }> {
+  const targets = reposSelected(ctx.repos, ctx.config);
+  let firstError: unknown;
+  for (const { repo } of targets) {
+    try {
+      const info = await repo.backupInfoLoad(stanza);
+      const chosen = restoreSetSelect(info, ctx.config.strOpt('set'), type, target);
+      if (targets.length > 1) log.info(`restore from repo${repo.key}`);
+      return { repo, info, chosen };
+    } catch (err) {
+      if (targets.length === 1) throw err;
+      log.warn(`repo${repo.key}: ${errorWrap(err).message}`);
+      firstError ??= err;
+    }
+  }
+  throw firstError;
+}
+
 async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandOutput> {
-  const { config, repo } = ctx;
+  const { config } = ctx;
   const type = config.str('type');
   const target = config.strOpt('target');
-  const info = await repo.backupInfoLoad(stanza);
-  const chosen = restoreSetSelect(info, config.strOpt('set'), type, target);
+  const { repo, info, chosen } = await restoreRepoSelect(ctx, stanza, type, target);
   const manifest: Manifest = await manifestLoad(repo.storage, repo.manifestKey(stanza, chosen.label));
   const recovery = recoverySettings({
     type, targetAction: config.str('target-action'), targetExclusive: config.bool('target-exclusive'),
@@ -143,7 +167,7 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
   let kept = 0;
   const started = Date.now();
 
-  await ctx.transfers.withJob({ kind: 'restore', stanza, allowed }, async (jobId) => {
+  await ctx.transfers.withJob({ kind: 'restore', stanza, repo, allowed }, async (jobId) => {
     await agent.job(stanza, {
       restorePrepare: {
         pgPath,
