@@ -79,6 +79,30 @@ describe('asynchronous archive-push', () => {
     expect(fs.readdirSync(out).filter((n) => n.endsWith('.error'))).toEqual([]);
   });
 
+  it('info shows the backlog on the database host while pushes are refused (stanza stopped)', async () => {
+    await stack.adminOk(['stop', `--stanza=${stack.stanza}`]);
+    try {
+      for (let i = 0; i < 2; i++) {
+        await stack.cluster.query(`CREATE TABLE s${i} AS SELECT g FROM generate_series(1, 50000) g`);
+        await stack.cluster.query('SELECT pg_switch_wal()');
+      }
+      // The agent reports its backlog every few seconds.
+      const until = Date.now() + 30_000;
+      let spoolInfo: { ready: number; failing: number; oldest: string | null } | undefined;
+      for (;;) {
+        spoolInfo = JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0]['archive-async'];
+        if (spoolInfo && spoolInfo.ready >= 2 && spoolInfo.failing >= 1) break;
+        if (Date.now() > until) throw new Error(`no backlog reported: ${JSON.stringify(spoolInfo)}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(spoolInfo.oldest).toMatch(/^[0-9A-F]{24}$/);
+      expect(await stack.adminOk(['info', `--stanza=${stack.stanza}`])).toMatch(/archive-async: \d+ WAL file\(s\) waiting on the database host \(\d+\.\d+MB\), oldest [0-9A-F]{24}, \d+ failing/);
+    } finally {
+      await stack.adminOk(['start', `--stanza=${stack.stanza}`]);
+    }
+    await drained();
+  });
+
   it('fetches WAL ahead of recovery, and a restore_command served from the queue recovers all of it', async () => {
     await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     await stack.cluster.query('CREATE TABLE marker (i int)');

@@ -19,6 +19,8 @@ export class AsyncPusher {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private scanning = false;
+  /** The backlog as of the last scan, reported to the repo-server in heartbeats. */
+  status: { ready: number; oldest: string; failing: number; readyBytes: number } = { ready: 0, oldest: '', failing: 0, readyBytes: 0 };
 
   constructor(private readonly opts: {
     pgPath: string; spoolPath: string; stanza: string; processMax: number;
@@ -60,6 +62,12 @@ export class AsyncPusher {
       ready.sort((a, b) => Number(b.endsWith('.history')) - Number(a.endsWith('.history')) || (a < b ? -1 : a > b ? 1 : 0));
       const spool = new Set(await fs.promises.readdir(this.spoolDir).catch(() => [] as string[]));
       const now = Date.now();
+      const waiting = ready.filter((n) => !spool.has(`${n}.ok`));
+      const segments = waiting.filter((n) => /^[0-9A-F]{24}$/.test(n)).length;
+      this.status = {
+        ready: waiting.length, oldest: waiting.filter((n) => /^[0-9A-F]{24}/.test(n)).sort()[0] ?? '',
+        failing: waiting.filter((n) => spool.has(`${n}.error`)).length, readyBytes: segments * (this.opts.walSegmentSize ?? 0),
+      };
       for (const name of ready) {
         if (this.inFlight.size >= Math.max(1, this.opts.processMax)) break;
         if (spool.has(`${name}.ok`) || this.inFlight.has(name) || (this.retryAt.get(name) ?? 0) > now) continue;

@@ -94,6 +94,7 @@ export async function agentServe(config: Config): Promise<void> {
     return {};
   });
   await pusher?.start();
+  if (pusher) session.heartbeatStatus = () => ({ archiveSpool: pusher.status });
   getter?.start();
   log.info(`agent for stanza '${stanza}' (PostgreSQL ${control.pgVersion}, system-id ${control.systemId}, '${pgPath}') started`);
   const shutdown = (sig: string): void => {

@@ -1,5 +1,5 @@
 import { AccessDeniedError, OPENRDS_VERSION, errorFromGrpc, grpcWrite, log, sleep, tlsClientCertProblem } from '@openrds/common';
-import type { AgentHello, AgentMessage, PgControlInfo, ServerMessage__Output } from '@openrds/common';
+import type { AgentHello, AgentMessage, Heartbeat, PgControlInfo, ServerMessage__Output } from '@openrds/common';
 import { JobRunner, type JobContext } from './jobs';
 
 const BACKOFF_MIN_MS = 500;
@@ -10,10 +10,14 @@ const BACKOFF_MAX_MS = 5_000;
  * back on the stream, and reconnects with backoff when the stream ends. Jobs in flight when the
  * stream ends are aborted (their PostgreSQL sessions closed); the repo-server retries or fails them.
  */
+const HEARTBEAT_MS = 5000;
+
 export class AgentSession {
   private stopped = false;
   private cancel: (() => void) | undefined;
   private connectedOnce = false;
+  /** What the heartbeat reports besides the time (the async archiving backlog). */
+  heartbeatStatus: (() => Pick<Heartbeat, 'archiveSpool'>) | undefined;
 
   constructor(private readonly ctx: JobContext, private readonly hello: AgentHello) {}
 
@@ -44,6 +48,11 @@ export class AgentSession {
     let accepted = false;
     call.on('error', () => undefined);
     const send = (msg: AgentMessage): Promise<void> => grpcWrite(call, msg);
+    // A heartbeat every few seconds: the repo-server's last contact, and the archiving backlog for info.
+    const beat = setInterval(() => {
+      if (accepted) void send({ heartbeat: { timeMs: Date.now(), ...this.heartbeatStatus?.() } }).catch(() => undefined);
+    }, HEARTBEAT_MS);
+    beat.unref();
     try {
       await send({ hello: this.hello });
       for await (const msg of call as AsyncIterable<ServerMessage__Output>) {
@@ -77,6 +86,7 @@ export class AgentSession {
         else log.detail(`unable to reach the repo-server: ${text}`);
       }
     } finally {
+      clearInterval(beat);
       for (const c of jobs.values()) c.abort(new Error('session with the repo-server ended'));
       await runner.closeAll();
       call.cancel();

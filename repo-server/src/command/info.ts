@@ -20,6 +20,8 @@ export interface StanzaInfoJson {
     database: { id: number; 'repo-key': number };
   }[];
   repo: { key: number; cipher: string; status: { code: number; message: string } }[];
+  /** Asynchronous archiving on the database host (archive-async=y): its backlog as the agent last reported it. */
+  'archive-async'?: { ready: number; 'ready-bytes': number; oldest: string | null; failing: number; 'reported-at': number };
 }
 
 function fmtTime(ms: number): string {
@@ -73,6 +75,11 @@ function stanzaMerge(parts: StanzaInfoJson[]): StanzaInfoJson {
 
 function stanzaText(s: StanzaInfoJson, set: string | undefined): string {
   const lines = [`stanza: ${s.name}`, `    status: ${s.status.code === 0 ? 'ok' : `error (${s.status.message})`}`, `    cipher: ${s.cipher}`];
+  const spool = s['archive-async'];
+  if (spool) {
+    lines.push(`    archive-async: ${spool.ready} WAL file(s) waiting on the database host (${fmtBytes(spool['ready-bytes'])})` +
+      `${spool.oldest ? `, oldest ${spool.oldest}` : ''}${spool.failing ? `, ${spool.failing} failing` : ''} (reported ${fmtTime(spool['reported-at'] * 1000)})`);
+  }
   const current = s.db[s.db.length - 1];
   const dbIds = [...new Set(s.archive.map((a) => a.database.id))];
   for (const dbId of dbIds) {
@@ -114,7 +121,10 @@ export async function info(ctx: CommandContext): Promise<CommandOutput> {
         });
       }
     }
-    result.push(stanzaMerge(parts));
+    const merged = stanzaMerge(parts);
+    const spool = ctx.agents.list().find((c) => c.stanzas.includes(s) && c.archiveSpool)?.archiveSpool;
+    if (spool) merged['archive-async'] = { ready: spool.ready, 'ready-bytes': spool.readyBytes, oldest: spool.oldest || null, failing: spool.failing, 'reported-at': Math.floor(spool.at / 1000) };
+    result.push(merged);
   }
   const set = ctx.config.strOpt('set');
   const text = result.length === 0 ? 'No stanzas exist in the repository.\n'

@@ -26,6 +26,8 @@ export class AgentConnection {
   readonly sessionId = randomUUID();
   readonly connectedAt = Date.now();
   lastContact = Date.now();
+  /** The asynchronous archiving backlog the agent last reported (archive-async=y). */
+  archiveSpool: { ready: number; oldest: string; failing: number; readyBytes: number; at: number } | undefined;
   private readonly pending = new Map<string, PendingJob>();
   private closedWith: Error | undefined;
 

@@ -45,6 +45,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
           conn?.onEvent(msg.event);
         } else if (msg.heartbeat && conn) {
           conn.lastContact = Date.now();
+          if (msg.heartbeat.archiveSpool) conn.archiveSpool = { ...msg.heartbeat.archiveSpool, at: Date.now() };
         }
       });
       const end = (reason: string) => () => { if (conn) agents.remove(conn, reason); };
