@@ -79,12 +79,15 @@ function logLine(level: string, message: string): string {
   return `${level.toUpperCase().padStart(6)}: ${message}\n`;
 }
 
+/** Commands of two words (`pki init`, `key rotate`): the first word and its second words. */
+const TWO_WORD: Readonly<Record<string, readonly string[]>> = { pki: ['init', 'issue'], key: ['list', 'rotate'] };
+
 async function main(argv: string[]): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));
   const word = words[0];
   if (!word || word === 'help' || argv.includes('--help')) {
     const [first, second] = word === 'help' ? words.slice(1) : words;
-    const about = first === 'pki' || first === 'key' ? `${first}-${second}` : first;
+    const about = first !== undefined && TWO_WORD[first] ? `${first}-${second}` : first;
     const known = about !== undefined && [...REMOTE, ...LOCAL].includes(about as CommandName);
     process.stdout.write(commandHelp(PROGRAM, known ? about as CommandName : undefined));
     return 0;
@@ -99,21 +102,14 @@ async function main(argv: string[]): Promise<number> {
   let config: Config | undefined;
   try {
     let command = word as CommandName;
-    if (word === 'pki') {
+    const subs = TWO_WORD[word];
+    if (subs) {
       const sub = words[1];
-      if (sub !== 'init' && sub !== 'issue') {
-        throw new CommandInvalidError(`invalid command 'pki${sub ? ` ${sub}` : ''}'`, { hint: `use '${PROGRAM} pki init' or '${PROGRAM} pki issue'` });
+      if (sub === undefined || !subs.includes(sub)) {
+        throw new CommandInvalidError(`invalid command '${word}${sub ? ` ${sub}` : ''}'`, { hint: `use ${subs.map((x) => `'${PROGRAM} ${word} ${x}'`).join(' or ')}` });
       }
       rest.splice(rest.indexOf(sub), 1);
-      command = `pki-${sub}`;
-    }
-    if (word === 'key') {
-      const sub = words[1];
-      if (sub !== 'list' && sub !== 'rotate') {
-        throw new CommandInvalidError(`invalid command 'key${sub ? ` ${sub}` : ''}'`, { hint: `use '${PROGRAM} key list' or '${PROGRAM} key rotate'` });
-      }
-      rest.splice(rest.indexOf(sub), 1);
-      command = `key-${sub}`;
+      command = `${word}-${sub}` as CommandName;
     }
     if (!REMOTE.includes(command) && !LOCAL.includes(command)) {
       throw new CommandInvalidError(`invalid command '${word}'`, { hint: `run '${PROGRAM} help' for the list of commands` });
