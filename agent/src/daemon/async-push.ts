@@ -17,8 +17,10 @@ export class AsyncPusher {
   private readonly inFlight = new Map<string, Promise<ArchivePushResult__Output>>();
   private readonly retryAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private watcher: fs.FSWatcher | undefined;
   private stopped = false;
   private scanning = false;
+  private rescan = false;
   /** The backlog as of the last scan, reported to the repo-server in heartbeats. */
   status: { ready: number; oldest: string; failing: number; readyBytes: number } = { ready: 0, oldest: '', failing: 0, readyBytes: 0 };
 
@@ -35,11 +37,22 @@ export class AsyncPusher {
   async start(): Promise<void> {
     await fs.promises.mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
     log.info(`asynchronous archiving: pushing ready WAL ahead of PostgreSQL, acknowledgements in '${this.spoolDir}'`);
+    // A new .ready starts its push at once (inotify); the periodic scan stays as the safety net.
+    try {
+      this.watcher = fs.watch(path.join(this.opts.pgPath, 'pg_wal', 'archive_status'), (_event, name) => {
+        if (typeof name === 'string' && name.endsWith('.ready')) void this.scan();
+      });
+      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
+      this.watcher.unref();
+    } catch (err) {
+      log.detail(`unable to watch pg_wal/archive_status (${(err as Error).message}): scanning every ${this.opts.intervalMs ?? 100} ms`);
+    }
     this.schedule(0);
   }
 
   stop(): void {
     this.stopped = true;
+    this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
   }
 
@@ -51,8 +64,10 @@ export class AsyncPusher {
 
   /** Starts pushes for the ready files not acknowledged yet; cleans acknowledgements PostgreSQL is done with. */
   async scan(): Promise<void> {
-    if (this.scanning) return;
+    // A scan asked for while one runs happens right after it (a .ready may have come in between).
+    if (this.scanning) { this.rescan = true; return; }
     this.scanning = true;
+    this.rescan = false;
     try {
       const statusDir = path.join(this.opts.pgPath, 'pg_wal', 'archive_status');
       let status: string[];
@@ -84,6 +99,7 @@ export class AsyncPusher {
       }
     } finally {
       this.scanning = false;
+      if (this.rescan && !this.stopped) void this.scan();
     }
   }
 
@@ -126,6 +142,8 @@ export class AsyncPusher {
         throw err;
       } finally {
         this.inFlight.delete(name);
+        // A lane is free: the next ready file starts now rather than at the next tick.
+        if (!this.stopped) void this.scan();
       }
     })();
     this.inFlight.set(name, p);
