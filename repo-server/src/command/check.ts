@@ -1,6 +1,6 @@
 import { ConfigError, log, pgSql } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck } from '../repo/repo';
-import { archiveSwitchAndWait } from './archive/archive-wait';
+import { archiveSwitchAndWait, archiveWait } from './archive/archive-wait';
 import type { CommandContext, CommandOutput } from './context';
 import { RemoteDb } from './remote-db';
 import { controlReadRemote } from './stanza-create';
@@ -34,8 +34,14 @@ export async function check(ctx: CommandContext): Promise<CommandOutput> {
     if (recovery.in_recovery) {
       return { text: `stanza '${stanza}': the cluster is a standby; archive check skipped\n`, json: { stanza, standby: true } };
     }
-    const walFile = await archiveSwitchAndWait(ctx, db, sql, stanza, archiveIdOf(info.db), ctx.config.num('archive-timeout') * 1000);
-    const text = `stanza '${stanza}': WAL segment ${walFile} successfully archived to repo1 '${archiveIdOf(info.db)}'\n`;
+    const timeoutMs = ctx.config.num('archive-timeout') * 1000;
+    const walFile = await archiveSwitchAndWait(ctx, db, sql, stanza, archiveIdOf(info.db), timeoutMs);
+    // Every repository must have it: archive-push succeeds only when all of them stored it.
+    for (const other of ctx.repos.filter((h) => h.repo !== ctx.repo)) {
+      await archiveWait({ ...ctx, ...other }, stanza, archiveIdOf((await other.repo.archiveInfoLoad(stanza)).db), [walFile], timeoutMs);
+    }
+    const where = [ctx.repo, ...ctx.repos.map((h) => h.repo).filter((r) => r !== ctx.repo)].map((r) => `repo${r.key}`).join(', ');
+    const text = `stanza '${stanza}': WAL segment ${walFile} successfully archived to ${where} '${archiveIdOf(info.db)}'\n`;
     log.info(text.trim());
     return { text, json: { stanza, walSegment: walFile, archiveId: archiveIdOf(info.db) } };
   } finally {
