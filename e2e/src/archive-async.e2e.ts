@@ -79,6 +79,27 @@ describe('asynchronous archive-push', () => {
     expect(fs.readdirSync(out).filter((n) => n.endsWith('.error'))).toEqual([]);
   });
 
+  it('an agent killed mid-push leaves no acknowledgement without its segment in the archive; a new daemon finishes the backlog', async () => {
+    const out = path.join(spool, 'archive', stack.stanza, 'out');
+    const archived = (): Set<string> => new Set((fs.readdirSync(path.join(stack.dir, 'repo', 'archive', stack.stanza, '15-1'), { recursive: true }) as string[])
+      .map((n) => path.basename(n).slice(0, 24)));
+    // Several segments at once, and the daemon killed while it pushes them.
+    await stack.cluster.query('CREATE TABLE k AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g');
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    const until = Date.now() + 10_000;
+    while (!fs.readdirSync(out).some((n) => n.endsWith('.ok')) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await stack.agent!.stop('SIGKILL');
+    const acked = fs.readdirSync(out).filter((n) => n.endsWith('.ok')).map((n) => n.slice(0, -'.ok'.length)).filter((n) => /^[0-9A-F]{24}$/.test(n));
+    expect(acked.length).toBeGreaterThanOrEqual(1);
+    const have = archived();
+    for (const name of acked) expect({ name, archived: have.has(name) }).toEqual({ name, archived: true });
+    await stack.startAgent();
+    await drained();
+    const archive = await verifyArchive();
+    expect(archive.gaps).toEqual([]);
+    expect(archive.bad).toEqual([]);
+  });
+
   it('info shows the backlog on the database host while pushes are refused (stanza stopped)', async () => {
     await stack.adminOk(['stop', `--stanza=${stack.stanza}`]);
     try {
