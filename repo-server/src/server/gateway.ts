@@ -150,12 +150,13 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
         auth.stanzaCheck(call, 'ArchivePush', header.stanza);
         deps.stopCheck(header.stanza);
+        const started = Date.now();
         const req = {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
           compressType: header.compressType as CompressType,
         };
         const result = await archivePushAll(repos, req, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
-        log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}'`);
+        log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}' (${Date.now() - started} ms from its header)`);
         return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
       })().then((r) => callback(null, r), (err) => {
         const e = errorWrap(err);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   FileMissingError, FormatError, compressFilters, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
-  sha256File, walFileKind,
+  log, sha256File, walFileKind,
 } from '@openrds/common';
 import { Writable } from 'node:stream';
 import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
@@ -48,6 +48,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   if (!walFileKind(walName)) {
     throw new FormatError(`'${walName}' is not a WAL file name`, { hint: 'archive-push expects %p of archive_command' });
   }
+  const t0 = Date.now();
   let digest: { sha256: string; size: number };
   try {
     digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
@@ -57,6 +58,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     }
     throw err;
   }
+  const t1 = Date.now();
   const cipher = await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); });
   const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
     (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
@@ -82,7 +84,10 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     call.cancel();
     throw failure() ?? err;
   }
-  return response;
+  const t2 = Date.now();
+  const result = await response;
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256 ${t1 - t0} ms, compress+send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
+  return result;
 }
 
 async function poolDigest(pool: FilterPool, file: string): Promise<{ sha256: string; size: number }> {
