@@ -65,6 +65,18 @@ function step(s, input, end) {
 }
 parentPort.on('message', (m) => {
   try {
+    if (m.op === 'whole') {
+      // A whole buffer in one message (a WAL segment): sha256 and zstd in one pass, no session.
+      const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+      const s = { mode: 'compress', inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, ctx: new z.CCtx() };
+      s.ctx.setParameter(z.CParameter.compressionLevel, m.level);
+      s.ctx.setParameter(z.CParameter.checksumFlag, 1);
+      const out = step(s, input, true);
+      parentPort.postMessage({ id: m.id, seq: 0, out, result: {
+        inSha256: s.inHash.digest('hex'), inSize: s.inSize, outSha256: s.outHash.digest('hex'), outSize: s.outSize } },
+        out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer] : []);
+      return;
+    }
     if (m.op === 'open') {
       const s = { mode: m.mode, inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, seen: false, inFrame: false };
       if (m.mode === 'compress') {
@@ -127,7 +139,7 @@ class PoolWorker {
 
   get broken(): boolean { return this.failure !== undefined; }
 
-  post(msg: { op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number }): Promise<WorkerReply> | undefined {
+  post(msg: { op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number }, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
     if (this.failure) throw this.failure;
     if (msg.op === 'open' || msg.op === 'abort') {
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
@@ -139,7 +151,7 @@ class PoolWorker {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(`${msg.id}:${msg.seq}`, { resolve, reject });
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
-      this.worker.postMessage(msg);
+      this.worker.postMessage(msg, transfer);
     });
   }
 }
@@ -160,6 +172,28 @@ export class FilterPool {
       this.workers.push(w);
     }
     return new PoolTransform(w, mode, level);
+  }
+
+  /**
+   * sha256 and zstd of a whole buffer in one message to an idle worker (a WAL segment: one pass,
+   * no per-chunk messages). The buffer's memory is moved to the worker when it owns it alone:
+   * do not use `data` afterwards.
+   */
+  async compressWhole(data: Buffer, level: number): Promise<{ result: PoolResult; out: Buffer }> {
+    let w = this.workers.filter((x) => !x.broken).sort((a, b) => a.sessions - b.sessions)[0];
+    if (!w || (w.sessions > 0 && this.workers.length < this.size)) {
+      w = new PoolWorker();
+      this.workers.push(w);
+    }
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    w.sessions++;
+    try {
+      const m = await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level }, own ? [data.buffer as ArrayBuffer] : undefined)!;
+      if (m.error !== undefined) throw new InternalError(m.error);
+      return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
+    } finally {
+      w.sessions--;
+    }
   }
 
   async close(): Promise<void> {

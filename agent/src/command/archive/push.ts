@@ -2,14 +2,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  FileMissingError, FormatError, compressFilters, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
+  CHUNK_SIZE, FileMissingError, FormatError, compressFilters, encryptBuffer, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
   log, sha256File, walFileKind,
 } from '@openrds/common';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
 
 /** How long the archive key of a stanza is reused before it is asked again (a key rotate takes effect within it). */
 const ARCHIVE_KEY_TTL_MS = 30_000;
+/** WAL files up to this size are read and compressed whole (segments are 16 MiB by default, 1 GiB at most). */
+const WHOLE_MAX = 64 * 1024 * 1024;
 const archiveKeys = new Map<string, { key: CipherDataKey | undefined; at: number }>();
 
 /**
@@ -50,8 +52,17 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   }
   const t0 = Date.now();
   let digest: { sha256: string; size: number };
+  // A WAL file with the daemon's pool and zstd: read once, hashed and compressed in one message
+  // to a worker (streaming it through the pool costs a second read and per-chunk messages).
+  let whole: Buffer | undefined;
   try {
-    digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
+    if (opts.pool && opts.compressType === 'zst' && (await fs.promises.stat(opts.walPath)).size <= WHOLE_MAX) {
+      const r = await opts.pool.compressWhole(await fs.promises.readFile(opts.walPath), opts.compressLevel);
+      digest = { sha256: r.result.inSha256, size: r.result.inSize };
+      whole = r.out;
+    } else {
+      digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new FileMissingError(`WAL file '${opts.walPath}' does not exist`, { hint: 'archive-push expects %p of archive_command' });
@@ -68,16 +79,23 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
       compressType: opts.compressType, agentId: opts.agentId,
     },
   });
-  const filters = [
-    ...(opts.pool && opts.compressType === 'zst'
-      ? [opts.pool.transform('compress', opts.compressLevel)]
-      : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream)),
-    // Encrypted repository: sealed here, so only ciphertext leaves the database host.
-    ...encryptFilters(cipher).map((f) => f.stream),
-  ];
   try {
-    await pipeline([fs.createReadStream(opts.walPath), ...filters,
-      grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }))]);
+    const sink = grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }));
+    if (whole) {
+      // Encrypted repository: sealed here, so only ciphertext leaves the database host.
+      const bytes = cipher ? encryptBuffer(cipher, whole) : whole;
+      const chunks: Buffer[] = [];
+      for (let o = 0; o < bytes.length; o += CHUNK_SIZE) chunks.push(bytes.subarray(o, o + CHUNK_SIZE));
+      await pipeline(Readable.from(chunks), sink);
+    } else {
+      const filters = [
+        ...(opts.pool && opts.compressType === 'zst'
+          ? [opts.pool.transform('compress', opts.compressLevel)]
+          : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream)),
+        ...encryptFilters(cipher).map((f) => f.stream),
+      ];
+      await pipeline([fs.createReadStream(opts.walPath), ...filters, sink]);
+    }
     call.end();
   } catch (err) {
     // When the repo-server refused the file, its reason is the error to report.
@@ -86,7 +104,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   }
   const t2 = Date.now();
   const result = await response;
-  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256 ${t1 - t0} ms, compress+send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
   return result;
 }
 
