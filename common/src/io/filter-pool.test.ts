@@ -22,6 +22,22 @@ describe('FilterPool (worker threads)', () => {
   const chunks = Array.from({ length: 6 }, (_, i) => (i % 2 ? randomBytes(1024 * 1024) : Buffer.from(`row ${i} `.repeat(1024 * 1024 / 8).slice(0, 1024 * 1024))));
   const data = Buffer.concat(chunks);
 
+  it('compresses a whole buffer in one message, and checks a whole frame without sending its content back', async () => {
+    const { result, out } = await pool.compressWhole(Buffer.from(data), 3);
+    expect(zstdDecompressBuffer(out, data.length).equals(data)).toBe(true);
+    expect(result).toEqual({ inSha256: sha(data), inSize: data.length, outSha256: sha(out), outSize: out.length });
+    const check = await pool.zstdDigestWhole(out, 64);
+    expect(check.result).toEqual({ inSha256: sha(out), inSize: out.length, outSha256: sha(data), outSize: data.length });
+    expect(check.head.equals(data.subarray(0, 64))).toBe(true);
+    // Damage: a truncated frame and a flipped byte are ZstdDataErrors, the pool keeps working.
+    await expect(pool.zstdDigestWhole(out.subarray(0, out.length - 10), 64)).rejects.toThrow(ZstdDataError);
+    const flipped = Buffer.from(out);
+    flipped[Math.floor(flipped.length / 2)]! ^= 0xff;
+    await expect(pool.zstdDigestWhole(flipped, 64)).rejects.toThrow(ZstdDataError);
+    await expect(pool.zstdDigestWhole(Buffer.alloc(0), 64)).rejects.toThrow('zstd data is empty');
+    expect((await pool.zstdDigestWhole(out, 64)).result.outSize).toBe(data.length);
+  });
+
   it('compresses into a frame the main-thread decompressor reads, hashing both sides', async () => {
     const { out, result } = await run(pool, 'compress', chunks);
     expect(zstdDecompressBuffer(out, data.length).equals(data)).toBe(true);

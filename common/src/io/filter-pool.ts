@@ -77,6 +77,33 @@ parentPort.on('message', (m) => {
         out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer] : []);
       return;
     }
+    if (m.op === 'unzstdDigest') {
+      // Checks a whole zstd buffer: sha256 and size of its content and its first bytes; the content stays here.
+      const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+      const ctx = new z.DCtx();
+      const inHash = createHash('sha256').update(input), outHash = createHash('sha256');
+      let outSize = 0, rest = input, inFrame = false;
+      const head = [];
+      let headLength = 0;
+      while (input.length > 0) {
+        const out = Buffer.allocUnsafe(OUT);
+        const [remaining, produced, consumed] = ctx.decompressStream(out, rest);
+        rest = rest.subarray(consumed);
+        inFrame = remaining !== 0;
+        if (produced > 0) {
+          const part = out.subarray(0, produced);
+          outHash.update(part); outSize += produced;
+          if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(produced, m.head - headLength); }
+        }
+        // Done when the input is used up and the last call did not fill its output (nothing is pending).
+        if (rest.length === 0 && produced < OUT) break;
+      }
+      if (input.length === 0) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
+      if (inFrame) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
+      parentPort.postMessage({ id: m.id, seq: 0, out: Buffer.concat(head), result: {
+        inSha256: inHash.digest('hex'), inSize: input.length, outSha256: outHash.digest('hex'), outSize } });
+      return;
+    }
     if (m.op === 'open') {
       const s = { mode: m.mode, inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, seen: false, inFrame: false };
       if (m.mode === 'compress') {
@@ -139,7 +166,7 @@ class PoolWorker {
 
   get broken(): boolean { return this.failure !== undefined; }
 
-  post(msg: { op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number }, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
+  post(msg: { op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number }, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
     if (this.failure) throw this.failure;
     if (msg.op === 'open' || msg.op === 'abort') {
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
@@ -166,12 +193,7 @@ export class FilterPool {
 
   /** A stream through one worker: `mode` with zstd `level` when compressing. */
   transform(mode: PoolMode, level = 3): PoolTransform {
-    let w = this.workers.filter((x) => !x.broken).sort((a, b) => a.sessions - b.sessions)[0];
-    if (!w || (w.sessions > 0 && this.workers.length < this.size)) {
-      w = new PoolWorker();
-      this.workers.push(w);
-    }
-    return new PoolTransform(w, mode, level);
+    return new PoolTransform(this.idleWorker(), mode, level);
   }
 
   /**
@@ -180,11 +202,7 @@ export class FilterPool {
    * do not use `data` afterwards.
    */
   async compressWhole(data: Buffer, level: number): Promise<{ result: PoolResult; out: Buffer }> {
-    let w = this.workers.filter((x) => !x.broken).sort((a, b) => a.sessions - b.sessions)[0];
-    if (!w || (w.sessions > 0 && this.workers.length < this.size)) {
-      w = new PoolWorker();
-      this.workers.push(w);
-    }
+    const w = this.idleWorker();
     const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     w.sessions++;
     try {
@@ -194,6 +212,33 @@ export class FilterPool {
     } finally {
       w.sessions--;
     }
+  }
+
+  /**
+   * Checks a whole zstd buffer on a worker: sha256 and size of both sides, and the first `head`
+   * bytes of the content (a WAL header). The content itself is not sent back. ZstdDataError when
+   * the data is damaged or truncated.
+   */
+  async zstdDigestWhole(data: Buffer, head: number): Promise<{ result: PoolResult; head: Buffer }> {
+    const w = this.idleWorker();
+    w.sessions++;
+    try {
+      const m = await w.post({ op: 'unzstdDigest', id: nextSessionId++, seq: 0, data, head })!;
+      if (m.error !== undefined) throw m.zstdData ? new ZstdDataError(`zstd data is damaged: ${m.error}`) : new InternalError(m.error);
+      return { result: m.result!, head: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
+    } finally {
+      w.sessions--;
+    }
+  }
+
+  /** The least busy worker, or a new one while the pool is not full. */
+  private idleWorker(): PoolWorker {
+    let w = this.workers.filter((x) => !x.broken).sort((a, b) => a.sessions - b.sessions)[0];
+    if (!w || (w.sessions > 0 && this.workers.length < this.size)) {
+      w = new PoolWorker();
+      this.workers.push(w);
+    }
+    return w;
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
-  compressExtension, compressTypeOf, decompressFilters, log, walFileKind, walHeaderParse,
+  FilterPool, ZstdDataError, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
 } from '@openrds/common';
 import type { CompressType, IoFilter } from '@openrds/common';
 import { VerifyTap } from '../../server/verify-tap';
@@ -40,6 +40,27 @@ export interface ArchivePushRequest {
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
+/** WAL files up to this size are checked whole (a segment is 16 MiB by default). */
+const WHOLE_MAX = 64 * 1024 * 1024;
+
+let pool: FilterPool | undefined;
+/** Worker threads that check pushed WAL (shared by the repositories; idle workers do not keep the process up). */
+function archivePool(): FilterPool {
+  pool ??= new FilterPool();
+  return pool;
+}
+
+/** Reads a stream into memory, refusing more than `max` bytes. */
+async function readAll(source: Readable, max: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of source) {
+    total += (chunk as Buffer).length;
+    if (total > max) throw new FormatError(`WAL file '${what}' arrived larger than its size allows`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts, total);
+}
 const WAL_HEADER_READ = 64;
 
 /**
@@ -100,23 +121,41 @@ export class ArchiveStore {
           { hint: 'this is a serious problem: is another cluster archiving to this stanza? nothing was overwritten' });
       }
       const key = this.keyOf(req.stanza, archiveId, req.walName, req.sha256, req.compressType);
-      const sha = new Sha256Filter(), size = new SizeFilter(), head = new HeadFilter(WAL_HEADER_READ);
-      // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
-      const decrypt = await this.repo.cipher.decryptFilters(req.stanza, `WAL file '${req.walName}'`);
-      const tap = new VerifyTap([...decrypt, ...decompressFilters(req.compressType), head, sha, size], () => {
-        if (sha.result() !== req.sha256 || size.result() !== req.size) {
-          throw new ChecksumError(`WAL file '${req.walName}' arrived with sha256 ${sha.result()} size ${size.result()}, but the agent sent sha256 ${req.sha256} size ${req.size}`,
+      const check = (got: { sha256: string; size: number; head: Buffer }): void => {
+        if (got.sha256 !== req.sha256 || got.size !== req.size) {
+          throw new ChecksumError(`WAL file '${req.walName}' arrived with sha256 ${got.sha256} size ${got.size}, but the agent sent sha256 ${req.sha256} size ${req.size}`,
             { hint: 'the file changed while it was read, or the transfer was damaged: PostgreSQL will retry' });
         }
         if (kind === 'segment' || kind === 'partial') {
-          const header = walHeaderParse(head.result());
+          const header = walHeaderParse(got.head);
           if (header.systemId !== info.db.systemId || header.pgVersion !== info.db.pgVersion) {
             throw new ArchiveMismatchError(
               `WAL file '${req.walName}' is from PostgreSQL ${header.pgVersion} with system-id ${header.systemId}, but stanza '${req.stanza}' is PostgreSQL ${info.db.pgVersion} with system-id ${info.db.systemId}`,
               { hint: 'is archive_command pointing at the correct stanza? nothing was stored' });
           }
         }
-      });
+      };
+      // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
+      const keys = await this.repo.cipher.lookup(req.stanza);
+      if (req.compressType === 'zst' && req.size <= WHOLE_MAX) {
+        // A WAL segment is taken whole: decrypted here, decompressed and hashed on a worker (its
+        // content is not kept), and stored with one put, complete or missing.
+        const bytes = await readAll(source, req.size + Math.ceil(req.size / 16) + 1024 * 1024, req.walName);
+        const packed = keys ? decryptBuffer(keys, bytes, `WAL file '${req.walName}'`) : bytes;
+        let digest: Awaited<ReturnType<FilterPool['zstdDigestWhole']>>;
+        try {
+          digest = await archivePool().zstdDigestWhole(packed, WAL_HEADER_READ);
+        } catch (err) {
+          if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
+          throw err;
+        }
+        check({ sha256: digest.result.outSha256, size: digest.result.outSize, head: digest.head });
+        await this.repo.storage.put(key, bytes);
+        return { duplicate: false, warning: '', key };
+      }
+      const sha = new Sha256Filter(), size = new SizeFilter(), head = new HeadFilter(WAL_HEADER_READ);
+      const tap = new VerifyTap([...decryptFilters(keys, `WAL file '${req.walName}'`), ...decompressFilters(req.compressType), head, sha, size],
+        () => check({ sha256: sha.result(), size: size.result(), head: head.result() }));
       const writer = this.repo.storage.newWrite(key);
       try {
         await pipeline(source, tap, writer);
