@@ -134,10 +134,11 @@ describe('asynchronous archive-push', () => {
     await drained();
     const expected = (await stack.cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM marker'))[0]!.n;
     const inDir = path.join(spool, 'archive', stack.stanza, 'in');
-    const restoreCommand = `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}`;
     const dir = stack.restoreDir('async-get');
-    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote',
-      `--recovery-option=restore_command=${restoreCommand}`]);
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
+    // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
+    expect(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))
+      .toContain(`restore_command = 'test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();

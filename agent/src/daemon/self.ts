@@ -15,9 +15,16 @@ export function agentCommandLine(config: Config): string {
   return cmd;
 }
 
-/** The restore_command that fetches WAL through this agent. */
+/**
+ * The restore_command that fetches WAL through this agent. With archive-async=y a file the
+ * daemon prefetched into the spool is taken with a shell test and a rename, without starting
+ * Node (the spool holds only complete, checked files: the daemon renames them in when durable).
+ */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const configPath = config.source('config') !== 'default' ? config.strOpt('config') : undefined;
   const configArg = configPath ? ` --config=${configPath}` : '';
-  return `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArg}`;
+  const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArg}`;
+  if (config.get('archive-async') !== true) return get;
+  const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
+  return `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${get}`;
 }
