@@ -1,8 +1,10 @@
-// WAL archiving throughput and archive_command latency under a bulk load (bench/wal.sh): openrds
+// WAL archiving throughput, archive_command latency under a bulk load, and replay time of that WAL
+// by a restored copy through restore_command (bench/wal.sh): openrds
 // synchronous, openrds asynchronous (daemon pushes ahead, shell test in archive_command) and
 // pgBackRest's asynchronous archive-push, each on its own PostgreSQL 15 cluster, one after the other.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PgCluster } from '../harness/cluster';
 import { osUser, runCommand } from '../harness/processes';
 import { Stack, installedBin } from '../stack';
 
@@ -10,7 +12,11 @@ const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
 const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
 const pg = osUser('postgres');
 
-interface Result { mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number }
+interface Result {
+  mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number;
+  /** Replay of all that WAL from the archive by a restored copy: seconds from start to promotion. */
+  replaySegments: number; replayS: number;
+}
 
 async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'): Promise<Result> {
   const stack = await Stack.create({ version: 15, stanza: 'walb', globalOptions: { 'process-max': String(PROCESS_MAX), ...(mode === 'openrds-async' ? { 'archive-async': 'y' } : {}) } });
@@ -23,6 +29,7 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     await stack.start();
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
     let cmd: string;
+    let pgbr: ((args: string[]) => Promise<void>) | undefined;
     if (mode === 'pgbackrest-async') {
       const conf = path.join(scratch, 'pgbackrest.conf');
       for (const d of ['repo', 'log', 'lock', 'spool']) { fs.mkdirSync(path.join(scratch, d), { recursive: true }); fs.chownSync(path.join(scratch, d), pg.uid, pg.gid); }
@@ -33,6 +40,10 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
       const r = await runCommand('/usr/bin/pgbackrest', [`--config=${conf}`, '--stanza=walb', 'stanza-create'], { uid: pg.uid, gid: pg.gid, cwd: '/tmp' });
       if (r.code !== 0) throw new Error(`pgbackrest stanza-create: ${r.stderr}`);
       cmd = `/usr/bin/pgbackrest --config=${conf} --stanza=walb archive-push %p`;
+      pgbr = async (args: string[]) => {
+        const x = await runCommand('/usr/bin/pgbackrest', [`--config=${conf}`, '--stanza=walb', ...args], { uid: pg.uid, gid: pg.gid, cwd: '/tmp', timeoutMs: 600_000 });
+        if (x.code !== 0) throw new Error(`pgbackrest ${args.join(' ')}: ${x.stderr}`);
+      };
     } else {
       const agent = `${installedBin('openrds-agent')} archive-push %p --stanza=${stack.stanza} --config=${stack.conf}`;
       cmd = mode === 'openrds-async' ? `test -f ${spool}/archive/${stack.stanza}/out/%f.ok || ${agent}` : agent;
@@ -45,6 +56,10 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     await stack.cluster.query('SELECT pg_switch_wal()');
     const readyDir = path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status');
     const ready = (): number => fs.readdirSync(readyDir).filter((n) => n.endsWith('.ready')).length;
+    while (ready() > 0) await new Promise((r) => setTimeout(r, 100));
+    // The base backup the replay starts from.
+    if (pgbr) await pgbr(['backup', '--type=full', '--start-fast']);
+    else await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     while (ready() > 0) await new Promise((r) => setTimeout(r, 100));
     fs.rmSync(lat, { force: true });
     const lsn0 = (await stack.cluster.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
@@ -70,7 +85,28 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     await stack.cluster.query('SELECT pg_reload_conf()');
     while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
     const backlogS = (Date.now() - t1) / 1000;
-    return { mode, segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
+
+    // Replay: a copy restored from the base backup replays every archived segment (the load and
+    // the backlog) through restore_command, then promotes at the end of the archive.
+    const replayLsn = (await stack.cluster.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text AS b`))[0]!.b;
+    const dir = stack.restoreDir('replay');
+    if (pgbr) {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.chownSync(dir, pg.uid, pg.gid);
+    }
+    if (pgbr) await pgbr(['restore', `--pg1-path=${dir}`, '--archive-mode=off', '--type=default']);
+    else await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
+    const copy = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    let replayS: number;
+    try {
+      const t2 = Date.now();
+      await copy.start();
+      await copy.waitPromoted(900_000);
+      replayS = (Date.now() - t2) / 1000;
+    } finally {
+      await copy.destroy();
+    }
+    return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
       p50Ms: Number((ns[Math.floor(ns.length / 2)]! / 1e6).toFixed(1)), p99Ms: Number((ns[Math.floor(ns.length * 0.99)]! / 1e6).toFixed(1)),
       backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)) };
   } finally {
@@ -86,10 +122,10 @@ async function main(): Promise<void> {
     results.push(r);
   }
   console.log(`\npgbench -i -s ${SCALE}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
-  console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | replay segments | replay s |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} |`);
+    console.log(`| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.replaySegments} | ${r.replayS} |`);
   }
 }
 
