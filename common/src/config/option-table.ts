@@ -115,6 +115,15 @@ export const optionTable: readonly OptionDef[] = [
   ...perRepo([
     { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
     { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
+    // S3 (repo1-type=s3): repo1-path is the key prefix in the bucket.
+    { name: 'repo1-s3-bucket', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'S3 bucket of the repository' },
+    { name: 'repo1-s3-endpoint', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'S3 endpoint URL (default: AWS for repo1-s3-region), e.g. https://s3.example.net or http://127.0.0.1:7480' },
+    { name: 'repo1-s3-region', type: 'string', default: 'us-east-1', commands: SERVER_SIDE, section: 'global', description: 'S3 region' },
+    { name: 'repo1-s3-uri-style', type: 'enum', allowed: ['host', 'path'], default: 'host', commands: SERVER_SIDE, section: 'global', description: 'bucket in the host name (host) or in the path (path: most S3-compatible servers)' },
+    { name: 'repo1-s3-key-type', type: 'enum', allowed: ['shared', 'auto'], default: 'shared', commands: SERVER_SIDE, section: 'global', description: "shared: repo1-s3-key and repo1-s3-key-secret; auto: the AWS SDK's default credential chain (environment, profile, instance role)" },
+    { name: 'repo1-s3-key', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'S3 access key id' },
+    { name: 'repo1-s3-key-secret', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'S3 secret access key' },
+    { name: 'repo1-s3-verify-tls', type: 'boolean', default: true, commands: SERVER_SIDE, section: 'global', description: "verify the S3 endpoint's TLS certificate" },
     { name: 'repo1-cipher-type', type: 'enum', allowed: ['none', 'aes-256-gcm'], default: 'none', commands: SERVER_SIDE, section: 'global', description: 'encryption of the repository (chosen when a stanza is created): agents encrypt data before it leaves the DB host' },
     { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: "passphrase that opens the stanzas' key files (at least 8 characters; the newest one after a key rotate)" },
     { name: 'repo1-cipher-pass-new', type: 'string', commands: ['key-rotate'], section: 'global', secret: true, description: 'the new passphrase for key rotate (environment OPENRDS_REPO1_CIPHER_PASS_NEW; sent to the repo-server, never stored)' },

@@ -1,2 +1,4 @@
 export * from './storage';
 export * from './posix';
+export * from './repo-storage';
+export type { S3StorageOptions } from './s3';

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AssertError, ConfigError, FileMissingError, FileWriteError } from '../error';
-import { PosixStorage, storageRepoNew } from './posix';
+import { PosixStorage } from './posix';
+import { storageRepoNew } from './repo-storage';
 import type { StorageInfo } from './storage';
 
 /** Every name under a directory, relative, sorted (files and directories). */
@@ -320,9 +321,10 @@ describe('PosixStorage', () => {
 });
 
 describe('storageRepoNew', () => {
-  it('makes a posix driver, and says clearly that object stores are not yet supported', () => {
+  it('makes a posix or s3 driver, and refuses what it cannot make', () => {
     expect(storageRepoNew({ type: 'posix', path: '/tmp/repo' }).type).toBe('posix');
-    expect(() => storageRepoNew({ type: 's3', path: '/repo' })).toThrow(new ConfigError("repo type 's3' is not yet supported"));
+    expect(() => storageRepoNew({ type: 's3', path: '/repo' })).toThrow(ConfigError);
+    expect(storageRepoNew({ type: 's3', path: '/repo', s3: { bucket: 'b', region: 'us-east-1', uriStyle: 'path', keyType: 'shared', key: 'k', keySecret: 's', verifyTls: true } }).type).toBe('s3');
     expect(() => storageRepoNew({ type: 'azure', path: '/repo' })).toThrow("repo type 'azure' is not yet supported");
     expect(() => storageRepoNew({ type: 'floppy', path: '/repo' })).toThrow("invalid repo type 'floppy'");
   });

@@ -354,14 +354,3 @@ function infoOf(st: fs.Stats): Omit<StorageInfo, 'name'> {
     mtime: Math.floor(st.mtimeMs / 1000),
   };
 }
-
-const STORAGE_TYPES_PLANNED = ['s3', 'azure', 'gcs', 'sftp'];
-
-/** The storage driver of a repository by its type (posix only for now). */
-export function storageRepoNew(config: { type: string; path: string }): Storage {
-  if (config.type === 'posix') return new PosixStorage({ path: config.path });
-  if (STORAGE_TYPES_PLANNED.includes(config.type)) {
-    throw new ConfigError(`repo type '${config.type}' is not yet supported`, { hint: 'use repo1-type=posix' });
-  }
-  throw new ConfigError(`invalid repo type '${config.type}'`, { hint: 'use repo1-type=posix' });
-}

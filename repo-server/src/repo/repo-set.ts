@@ -27,7 +27,15 @@ export function repoSetOpen(config: Config): RepoHandle[] {
     const type = config.str(`repo${n}-type`);
     const path = config.strOpt(`repo${n}-path`);
     if (path === undefined) throw new OptionInvalidError(`repo${n}-type is set but repo${n}-path is not`, { hint: `set repo${n}-path` });
-    const storage = storageRepoNew({ type, path });
+    const s3 = type === 's3' ? {
+      bucket: config.strOpt(`repo${n}-s3-bucket`) ?? '', region: config.str(`repo${n}-s3-region`),
+      uriStyle: config.str(`repo${n}-s3-uri-style`) as 'host' | 'path', keyType: config.str(`repo${n}-s3-key-type`) as 'shared' | 'auto',
+      verifyTls: config.bool(`repo${n}-s3-verify-tls`),
+      ...(config.strOpt(`repo${n}-s3-endpoint`) ? { endpoint: config.str(`repo${n}-s3-endpoint`) } : {}),
+      ...(config.strOpt(`repo${n}-s3-key`) ? { key: config.str(`repo${n}-s3-key`) } : {}),
+      ...(config.strOpt(`repo${n}-s3-key-secret`) ? { keySecret: config.str(`repo${n}-s3-key-secret`) } : {}),
+    } : undefined;
+    const storage = storageRepoNew({ type, path, ...(s3 ? { s3 } : {}) });
     const repo = new Repo(storage, new RepoCipher(storage, config.str(`repo${n}-cipher-type`) as CipherType, config.strOpt(`repo${n}-cipher-pass`), n));
     return { repo, archive: new ArchiveStore(repo) };
   });
