@@ -113,7 +113,7 @@ export const optionTable: readonly OptionDef[] = [
 
   // --- repository (repo-server)
   ...perRepo([
-    { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage' },
+    { name: 'repo1-type', type: 'enum', allowed: ['posix', 's3', 'azure'], default: 'posix', commands: SERVER_SIDE, section: 'global', description: 'type of the repository storage: posix (a directory), s3, azure' },
     { name: 'repo1-path', type: 'path', default: '/var/lib/openrds', commands: SERVER_SIDE, section: 'global', description: 'path of the repository' },
     // S3 (repo1-type=s3): repo1-path is the key prefix in the bucket.
     { name: 'repo1-s3-bucket', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'S3 bucket of the repository' },
@@ -124,6 +124,12 @@ export const optionTable: readonly OptionDef[] = [
     { name: 'repo1-s3-key', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'S3 access key id' },
     { name: 'repo1-s3-key-secret', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'S3 secret access key' },
     { name: 'repo1-s3-verify-tls', type: 'boolean', default: true, commands: SERVER_SIDE, section: 'global', description: "verify the S3 endpoint's TLS certificate" },
+    // Azure (repo1-type=azure): repo1-path is the blob name prefix in the container.
+    { name: 'repo1-azure-account', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'Azure storage account' },
+    { name: 'repo1-azure-container', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'Azure blob container of the repository' },
+    { name: 'repo1-azure-key-type', type: 'enum', allowed: ['shared', 'sas'], default: 'shared', commands: SERVER_SIDE, section: 'global', description: 'shared: repo1-azure-key is the account key; sas: it is a shared access signature' },
+    { name: 'repo1-azure-key', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: 'Azure account key or SAS token' },
+    { name: 'repo1-azure-endpoint', type: 'string', commands: SERVER_SIDE, section: 'global', description: 'blob endpoint URL (default https://<account>.blob.core.windows.net; azurite: http://127.0.0.1:10000/devstoreaccount1)' },
     { name: 'repo1-cipher-type', type: 'enum', allowed: ['none', 'aes-256-gcm'], default: 'none', commands: SERVER_SIDE, section: 'global', description: 'encryption of the repository (chosen when a stanza is created): agents encrypt data before it leaves the DB host' },
     { name: 'repo1-cipher-pass', type: 'string', commands: SERVER_SIDE, section: 'global', secret: true, description: "passphrase that opens the stanzas' key files (at least 8 characters; the newest one after a key rotate)" },
     { name: 'repo1-cipher-pass-new', type: 'string', commands: ['key-rotate'], section: 'global', secret: true, description: 'the new passphrase for key rotate (environment OPENRDS_REPO1_CIPHER_PASS_NEW; sent to the repo-server, never stored)' },

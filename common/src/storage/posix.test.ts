@@ -325,7 +325,7 @@ describe('storageRepoNew', () => {
     expect(storageRepoNew({ type: 'posix', path: '/tmp/repo' }).type).toBe('posix');
     expect(() => storageRepoNew({ type: 's3', path: '/repo' })).toThrow(ConfigError);
     expect(storageRepoNew({ type: 's3', path: '/repo', s3: { bucket: 'b', region: 'us-east-1', uriStyle: 'path', keyType: 'shared', key: 'k', keySecret: 's', verifyTls: true } }).type).toBe('s3');
-    expect(() => storageRepoNew({ type: 'azure', path: '/repo' })).toThrow("repo type 'azure' is not yet supported");
+    expect(() => storageRepoNew({ type: 'azure', path: '/repo' })).toThrow('an azure repository needs its repo1-azure-* options');
     expect(() => storageRepoNew({ type: 'floppy', path: '/repo' })).toThrow("invalid repo type 'floppy'");
   });
 });

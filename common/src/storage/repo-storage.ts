@@ -1,5 +1,6 @@
 import { ConfigError } from '../error';
 import { PosixStorage } from './posix';
+import type { AzureStorageOptions } from './azure';
 import type { S3StorageOptions } from './s3';
 import type { Storage } from './storage';
 
@@ -8,6 +9,8 @@ export interface RepoStorageOptions {
   path: string;
   /** repoN-s3-* (type s3). */
   s3?: Omit<S3StorageOptions, 'path'>;
+  /** repoN-azure-* (type azure). */
+  azure?: Omit<AzureStorageOptions, 'path'>;
 }
 
 /**
@@ -22,6 +25,11 @@ export function storageRepoNew(opts: RepoStorageOptions): Storage {
     const { S3Storage } = require('./s3') as typeof import('./s3');
     return new S3Storage({ ...opts.s3, path: opts.path });
   }
-  if (opts.type === 'azure') throw new ConfigError("repo type 'azure' is not yet supported", { hint: 'use repo1-type=posix or s3' });
-  throw new ConfigError(`invalid repo type '${opts.type}'`, { hint: 'use repo1-type=posix, s3' });
+  if (opts.type === 'azure') {
+    if (!opts.azure) throw new ConfigError('an azure repository needs its repo1-azure-* options', { hint: 'set repo1-azure-account, repo1-azure-container, repo1-azure-key' });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand (see above)
+    const { AzureStorage } = require('./azure') as typeof import('./azure');
+    return new AzureStorage({ ...opts.azure, path: opts.path });
+  }
+  throw new ConfigError(`invalid repo type '${opts.type}'`, { hint: 'use repo1-type=posix, s3 or azure' });
 }

@@ -1,5 +1,5 @@
 import {
-  VerifyError, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
+  VerifyError, forEachLimit, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
   walSegmentNext,
 } from '@openrds/common';
 import { compressTypeOf } from '@openrds/common';
@@ -68,6 +68,8 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
   const backupInfo = await repo.backupInfoLoad(stanza);
 
   const keys = await repo.cipher.lookup(stanza);
+  // Files are re-read a few at a time: an object store answers each after a round trip.
+  const parallel = repo.storage.type === 'posix' ? 2 : 16;
   const segmentsByArchive = new Map<string, Set<string>>();
   for (const db of archiveInfo.history) {
     const archiveId = archiveIdOf(db);
@@ -79,7 +81,7 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
     for (const dir of dirs) {
       const isHistory = /\.history(\.zst)?$/.test(dir);
       const names = isHistory ? [dir] : /^[0-9A-F]{16}$/.test(dir) ? (await repo.storage.list(`${base}/${dir}`)).map((n) => `${dir}/${n}`) : [];
-      for (const rel of names) {
+      await forEachLimit(names, parallel, async (rel) => {
         const name = rel.split('/').pop()!;
         const m = /^(.+?)(?:-([0-9a-f]{64}))?(\.zst)?$/.exec(name)!;
         const walName = m[1]!;
@@ -96,9 +98,9 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
           }
         } catch (err) {
           if (entry.bad.length < LISTED_MAX) entry.bad.push(`${rel}: ${(err as Error).message}`);
-          else entry.bad.push('...');
+          else if (entry.bad[entry.bad.length - 1] !== '...') entry.bad.push('...');
         }
-      }
+      });
     }
     // Gaps: consecutive segments on a timeline must follow each other.
     if (segSize > 0) {
@@ -124,9 +126,9 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
     try {
       const manifest = await manifestLoad(repo.storage, repo.manifestKey(stanza, b.label));
       const compressType = manifest.options.compressType;
-      for (const f of manifest.files as ManifestFile[]) {
+      await forEachLimit(manifest.files as ManifestFile[], parallel, async (f) => {
         entry.files++;
-        if (f.size === 0) continue;
+        if (f.size === 0) return;
         const key = repo.backupFileKey(stanza, f.reference ?? b.label, f.name, compressType);
         try {
           const d = await contentDigest(ctx.repo.storage, key, compressType, keys);
@@ -135,7 +137,8 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
         } catch (err) {
           if (entry.bad.length < LISTED_MAX) entry.bad.push(`${f.name}: ${(err as Error).message}`);
         }
-      }
+      });
+      entry.bad.sort();
       // The WAL that makes the backup consistent must still be archived.
       const segs = segmentsByArchive.get(b.archiveId) ?? new Set<string>();
       let seg = b.walStart;

@@ -35,7 +35,12 @@ export function repoSetOpen(config: Config): RepoHandle[] {
       ...(config.strOpt(`repo${n}-s3-key`) ? { key: config.str(`repo${n}-s3-key`) } : {}),
       ...(config.strOpt(`repo${n}-s3-key-secret`) ? { keySecret: config.str(`repo${n}-s3-key-secret`) } : {}),
     } : undefined;
-    const storage = storageRepoNew({ type, path, ...(s3 ? { s3 } : {}) });
+    const azure = type === 'azure' ? {
+      account: config.strOpt(`repo${n}-azure-account`) ?? '', container: config.strOpt(`repo${n}-azure-container`) ?? '',
+      keyType: config.str(`repo${n}-azure-key-type`) as 'shared' | 'sas', key: config.strOpt(`repo${n}-azure-key`) ?? '',
+      ...(config.strOpt(`repo${n}-azure-endpoint`) ? { endpoint: config.str(`repo${n}-azure-endpoint`) } : {}),
+    } : undefined;
+    const storage = storageRepoNew({ type, path, ...(s3 ? { s3 } : {}), ...(azure ? { azure } : {}) });
     const repo = new Repo(storage, new RepoCipher(storage, config.str(`repo${n}-cipher-type`) as CipherType, config.strOpt(`repo${n}-cipher-pass`), n));
     return { repo, archive: new ArchiveStore(repo) };
   });

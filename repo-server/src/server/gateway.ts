@@ -123,20 +123,46 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const refused = call.request.repoKeys.find((k) => !transfer.allowed.has(k));
         if (refused !== undefined) throw new ProtocolError(`repo file '${refused}' is not part of restore job '${call.request.jobId}'`);
         const { repo } = transfer;
+        const keys = call.request.repoKeys;
         const lane = new GrpcChunkLane<GetFilesMessage>(call);
-        for (const repoKey of call.request.repoKeys) {
-          await lane.write({ start: { repoKey } });
-          const info = await repo.storage.info(repoKey);
-          if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) {
-            // A small file is read whole: no stream set up for a few kilobytes.
-            const data = await repo.storage.get(repoKey);
-            for (let offset = 0; offset < data.length; offset += CHUNK_SIZE) await lane.write({ chunk: { data: data.subarray(offset, offset + CHUNK_SIZE) } });
-            await lane.write({ end: { repoSize: data.length } });
-            continue;
+        // An object store answers each request after a round trip: the next reads are opened
+        // ahead (their bodies wait, held back by TCP) so that files follow each other without a
+        // pause. A local disk needs no read-ahead, and a small file there is read whole.
+        const posix = repo.storage.type === 'posix';
+        const ahead = posix ? 0 : READ_AHEAD_OBJECT_STORE;
+        const opened = new Map<number, Promise<Readable>>();
+        const open = (i: number): void => {
+          if (i < keys.length && !opened.has(i)) {
+            const p = repo.storage.newRead(keys[i]!);
+            p.catch(() => undefined);
+            opened.set(i, p);
           }
-          const size = new SizeFilter();
-          await pipeline(await repo.storage.newRead(repoKey), size.stream, lane.sink((data) => ({ chunk: { data } })));
-          await lane.write({ end: { repoSize: size.result() } });
+        };
+        try {
+          for (let i = 0; i < keys.length; i++) {
+            const repoKey = keys[i]!;
+            for (let j = i + 1; j <= i + ahead; j++) open(j);
+            await lane.write({ start: { repoKey } });
+            if (posix) {
+              const info = await repo.storage.info(repoKey);
+              if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) {
+                // A small file is read whole: no stream set up for a few kilobytes.
+                const data = await repo.storage.get(repoKey);
+                for (let offset = 0; offset < data.length; offset += CHUNK_SIZE) await lane.write({ chunk: { data: data.subarray(offset, offset + CHUNK_SIZE) } });
+                await lane.write({ end: { repoSize: data.length } });
+                continue;
+              }
+            }
+            open(i);
+            const source = await opened.get(i)!;
+            opened.delete(i);
+            const size = new SizeFilter();
+            await pipeline(source, size.stream, lane.sink((data) => ({ chunk: { data } })));
+            await lane.write({ end: { repoSize: size.result() } });
+          }
+        } finally {
+          // Reads opened ahead of a failure are closed.
+          for (const p of opened.values()) void p.then((r) => r.destroy(), () => undefined);
         }
         call.end();
       })().catch((err) => call.emit('error', errorToGrpc(err)));
@@ -208,6 +234,9 @@ interface IncomingFile {
   end(trailer: PutFileTrailer__Output): Promise<void>;
   abort(): void;
 }
+
+/** Reads a restore lane keeps open ahead of the one it sends, on an object store. */
+const READ_AHEAD_OBJECT_STORE = 8;
 
 /** Uploads up to this size are collected in memory and stored with one put (no stream). */
 const SMALL_UPLOAD_MAX = 1024 * 1024;
