@@ -1,14 +1,19 @@
-import { Config, GRPC_CHANNEL_OPTIONS, grpcAddress, protoLoad, tlsClientCredentials } from '@openrds/common';
+import { Config, GRPC_CHANNEL_OPTIONS, protoLoad, repoTarget, tlsClientCredentials } from '@openrds/common';
 import type { AgentGatewayClient } from '@openrds/common';
 
-/** A client of the repo-server's AgentGateway, addressed by repo-host / repo-host-port (TLS with repo-host-*-file). */
+export { repoTunnelClose } from '@openrds/common';
+
+/**
+ * A client of the repo-server's AgentGateway, addressed by repo-host / repo-host-port (TLS with
+ * repo-host-*-file; through an SSH tunnel with repo-host-type=ssh).
+ */
 export function repoClientNew(config: Config): AgentGatewayClient {
   const v1 = protoLoad();
-  const address = grpcAddress(config.str('repo-host'), config.int('repo-host-port'));
-  return new v1.AgentGateway(address, tlsClientCredentials(config), GRPC_CHANNEL_OPTIONS) as AgentGatewayClient;
+  const target = repoTarget(config);
+  return new v1.AgentGateway(target.address, tlsClientCredentials(config), { ...GRPC_CHANNEL_OPTIONS, ...target.options }) as AgentGatewayClient;
 }
 
 /** The address a client dials, for error messages. */
 export function repoAddress(config: Config): string {
-  return grpcAddress(config.str('repo-host'), config.int('repo-host-port'));
+  return repoTarget(config).via;
 }

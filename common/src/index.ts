@@ -15,3 +15,4 @@ export * from './rpc/call';
 export * from './async/limit';
 export * from './rpc/windows';
 export * from './rpc/tls';
+export * from './rpc/ssh-tunnel';

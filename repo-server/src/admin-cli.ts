@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   AccessDeniedError, CommandInvalidError, Config, GRPC_CHANNEL_OPTIONS, OpenrdsError, commandHelp, configLoad, errorFromGrpc,
-  errorWrap, grpcAddress, optionEnvName, OptionRequiredError, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
+  errorWrap, optionEnvName, repoTarget, repoTunnelClose, OptionRequiredError, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
 } from '@openrds/common';
 import type { AdminClient, CommandEvent__Output, CommandName, PingReply__Output } from '@openrds/common';
 import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue } from './pki/pki';
@@ -17,8 +17,8 @@ const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 're
 const LOCAL: CommandName[] = ['pki-init', 'pki-issue', 'server-ping'];
 
 function adminClientNew(config: Config): { client: AdminClient; address: string } {
-  const address = grpcAddress(config.str('repo-host'), config.int('repo-host-port'));
-  return { client: new (protoLoad().Admin)(address, tlsClientCredentials(config), GRPC_CHANNEL_OPTIONS) as AdminClient, address };
+  const target = repoTarget(config);
+  return { client: new (protoLoad().Admin)(target.address, tlsClientCredentials(config), { ...GRPC_CHANNEL_OPTIONS, ...target.options }) as AdminClient, address: target.via };
 }
 
 /** A refusal by the repo-server, with what this side can tell about its own certificate. */
@@ -152,6 +152,7 @@ async function main(argv: string[]): Promise<number> {
       throw errorFromGrpc(err as grpc.ServiceError, address);
     } finally {
       client.close();
+      repoTunnelClose();
     }
     return exitCode;
   } catch (err) {

@@ -146,6 +146,12 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'tls-server-auth', type: 'hash', default: {}, commands: ['repo-server'], section: 'global', description: "agents by client certificate CN: <cn>=<stanza>[,<stanza>...] or <cn>=* (repeatable, one per CN)" },
   { name: 'tls-server-admin', type: 'list', default: [], commands: ['repo-server'], section: 'global', description: 'client certificate CNs that may run openrds-admin commands (repeatable or comma-separated)' },
   { name: 'repo-host', type: 'string', default: '127.0.0.1', commands: CLIENTS, section: 'global', description: 'host of the repo-server that agents and openrds-admin dial (with TLS: a name or IP in its certificate)' },
+  // SSH tunnel (repo-host-type=ssh): the repo-server listens on the backup host's loopback; gRPC goes through SSH to repo-host.
+  { name: 'repo-host-type', type: 'enum', allowed: ['direct', 'ssh'], default: 'direct', commands: CLIENTS, section: 'global', description: 'direct: dial repo-host:repo-host-port; ssh: tunnel gRPC through an SSH connection to repo-host (the repo-server listening on its loopback)' },
+  { name: 'repo-host-user', type: 'string', commands: CLIENTS, section: 'global', description: 'SSH user on the backup host (default: the user running the program)' },
+  { name: 'repo-host-ssh-port', type: 'integer', default: 22, min: 1, max: 65535, commands: CLIENTS, section: 'global', description: 'SSH port of the backup host' },
+  { name: 'repo-host-ssh-key-file', type: 'path', commands: CLIENTS, section: 'global', description: 'SSH private key (default ~/.ssh/id_ed25519; mode 0600: refused when group or others may read it)' },
+  { name: 'repo-host-ssh-known-hosts', type: 'path', commands: CLIENTS, section: 'global', description: "known_hosts file that pins the backup host's SSH key (default ~/.ssh/known_hosts; an unknown or changed key is refused)" },
   { name: 'repo-host-port', type: 'integer', default: 8432, min: 1, max: 65535, commands: CLIENTS, section: 'global', description: 'port of the repo-server' },
   { name: 'repo-host-cert-file', type: 'path', commands: CLIENTS, section: 'global', description: 'client certificate presented to the repo-server, PEM (its CN is what tls-server-auth / tls-server-admin name)' },
   { name: 'repo-host-key-file', type: 'path', commands: CLIENTS, section: 'global', description: 'private key of repo-host-cert-file, PEM (mode 0600: refused when group or others may read it)' },

@@ -36,7 +36,7 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
     return 0;
   }
   log.detail('no local agent daemon: pushing directly to the repo-server');
-  const { repoClientNew } = await import('../../repo-client.js');
+  const { repoClientNew, repoTunnelClose } = await import('../../repo-client.js');
   const { archivePushFile } = await import('./push.js');
   const client = repoClientNew(config);
   try {
@@ -48,6 +48,7 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
     log.info(`pushed WAL file '${walPath.split('/').pop()}' to the archive`);
   } finally {
     client.close();
+    repoTunnelClose();
   }
   return 0;
 }
@@ -70,13 +71,14 @@ export async function archiveGetCommand(config: Config, walName: string, destina
     if (!res.ok) throw localError(res);
     found = res.found === true;
   } else {
-    const { repoClientNew } = await import('../../repo-client.js');
+    const { repoClientNew, repoTunnelClose } = await import('../../repo-client.js');
     const { archiveGetFile } = await import('./get.js');
     const client = repoClientNew(config);
     try {
       found = await archiveGetFile(client, { stanza, walName, destination, timeoutMs });
     } finally {
       client.close();
+    repoTunnelClose();
     }
   }
   if (found) log.info(`found ${walName} in the archive`);
