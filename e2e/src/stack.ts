@@ -22,6 +22,11 @@ export interface StackOptions {
    * stanza, the admin's CN `admin` may run admin commands.
    */
   tls?: boolean;
+  /**
+   * The backup host in a network namespace of its own: the repo-server runs there (`ip netns
+   * exec`); with `address` it listens on that address and clients dial it across the veth.
+   */
+  serverNetns?: { name: string; address?: string };
 }
 
 /** Where a TLS stack keeps its certificates, and the CNs it issued. */
@@ -44,7 +49,7 @@ export class Stack {
   /** Extra environment of the repo-server (secrets such as OPENRDS_REPO1_CIPHER_PASS stay out of the shared config file). */
   serverEnv: Record<string, string> = {};
   private constructor(readonly dir: string, readonly conf: string, readonly stanza: string, readonly serverPort: number,
-    readonly cluster: PgCluster, readonly pki: StackPki | undefined) {}
+    readonly cluster: PgCluster, readonly pki: StackPki | undefined, readonly serverNetns?: string) {}
 
   static async create(opts: StackOptions): Promise<Stack> {
     const stanza = opts.stanza ?? 'e2e';
@@ -60,7 +65,8 @@ export class Stack {
       version: opts.version, dataChecksums: opts.dataChecksums ?? true,
       archiveCommand: `${installedBin('openrds-agent')} archive-push %p --stanza=${stanza} --config=${conf}`,
     });
-    const pki = opts.tls ? await Stack.pkiCreate(dir, stanza) : undefined;
+    const remote = opts.serverNetns?.address;
+    const pki = opts.tls ? await Stack.pkiCreate(dir, stanza, remote ? [remote] : []) : undefined;
     const global: Record<string, string> = {
       'repo1-path': path.join(dir, 'repo'), 'tls-server-address': '127.0.0.1', 'tls-server-port': String(serverPort),
       'repo-host': '127.0.0.1', 'repo-host-port': String(serverPort), 'agent-socket-path': path.join(run, 'agent.sock'),
@@ -72,24 +78,26 @@ export class Stack {
         'tls-server-cert-file': `${pki.dir}/server.crt`, 'tls-server-key-file': `${pki.dir}/server.key`, 'tls-server-ca-file': `${pki.dir}/ca.crt`,
         'tls-server-auth': `${pki.agentCn}=${stanza}`, 'tls-server-admin': pki.adminCn,
         // openrds-admin (root) presents the admin certificate; the agent's commands their own.
-        'repo-host': 'localhost', 'repo-host-ca-file': `${pki.dir}/ca.crt`,
+        'repo-host': remote ?? 'localhost', 'repo-host-ca-file': `${pki.dir}/ca.crt`,
         'repo-host-cert-file': `${pki.dir}/${pki.adminCn}.crt`, 'repo-host-key-file': `${pki.dir}/${pki.adminCn}.key`,
       });
       for (const command of ['agent', 'archive-push', 'archive-get']) {
         sections.push(`[global:${command}]`, `repo-host-cert-file=${pki.dir}/${pki.agentCn}.crt`, `repo-host-key-file=${pki.dir}/${pki.agentCn}.key`, '');
       }
     }
+    if (remote) Object.assign(global, { 'tls-server-address': remote, 'repo-host': remote });
+    Object.assign(global, opts.globalOptions);
     const text = ['[global]', ...Object.entries(global).map(([k, v]) => `${k}=${v}`), '', ...sections,
       `[${stanza}]`, `pg1-path=${cluster.dataDir}`, `pg1-port=${cluster.port}`, `pg1-socket-path=${cluster.socketDir}`, ''].join('\n');
     fs.writeFileSync(conf, text, { mode: 0o644 });
-    return new Stack(dir, conf, stanza, serverPort, cluster, pki);
+    return new Stack(dir, conf, stanza, serverPort, cluster, pki, opts.serverNetns?.name);
   }
 
   /** A CA and certificates made with the installed openrds-admin; the agent's files owned by postgres. */
-  private static async pkiCreate(dir: string, stanza: string): Promise<StackPki> {
+  private static async pkiCreate(dir: string, stanza: string, hosts: string[]): Promise<StackPki> {
     const pki: StackPki = { dir: path.join(dir, 'pki'), agentCn: `agent-${stanza}`, adminCn: 'admin' };
     const admin = installedBin('openrds-admin');
-    await runOk(admin, ['pki', 'init', `--pki-path=${pki.dir}`, '--no-config']);
+    await runOk(admin, ['pki', 'init', `--pki-path=${pki.dir}`, '--no-config', ...(hosts.length ? ['--host=localhost', '--host=127.0.0.1', ...hosts.map((h) => `--host=${h}`)] : [])]);
     await runOk(admin, ['pki', 'issue', `--cn=${pki.agentCn}`, `--pki-path=${pki.dir}`, '--no-config']);
     await runOk(admin, ['pki', 'issue', `--cn=${pki.adminCn}`, `--pki-path=${pki.dir}`, '--no-config']);
     const pg = osUser('postgres');
@@ -103,8 +111,10 @@ export class Stack {
   async startServer(): Promise<void> {
     const logFile = path.join(this.dir, 'repo-server.log');
     const offset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+    const server = installedBin('openrds-repo-server');
     this.server = await spawnService({
-      cmd: installedBin('openrds-repo-server'), args: [`--config=${this.conf}`], env: { ...process.env, ...this.serverEnv }, logFile,
+      ...(this.serverNetns ? { cmd: 'ip', args: ['netns', 'exec', this.serverNetns, server, `--config=${this.conf}`] } : { cmd: server, args: [`--config=${this.conf}`] }),
+      env: { ...process.env, ...this.serverEnv }, logFile,
       readyWhen: async () => fs.readFileSync(logFile).subarray(offset).toString().includes('listening on')
         && (!this.agent || (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`)),
       timeoutMs: 30_000,

@@ -71,6 +71,7 @@ async function localRun(command: CommandName, config: Config): Promise<number> {
     return 0;
   } finally {
     client.close();
+    repoTunnelClose();
   }
 }
 

@@ -19,7 +19,9 @@ export interface Sshd {
   cutSessions(): Promise<void>;
 }
 
-export async function sshdStart(keyOwner: { uid: number; gid: number }): Promise<Sshd> {
+/** `netns`/`address`: run it in a network namespace (the backup host), listening on that address. */
+export async function sshdStart(keyOwner: { uid: number; gid: number }, where: { netns?: string; address?: string } = {}): Promise<Sshd> {
+  const address = where.address ?? '127.0.0.1';
   if ((await runCommand('id', [TUNNEL_USER], {})).code !== 0) {
     // '*': no password, but not locked (sshd refuses locked accounts even for keys).
     await runOk('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', '-p', '*', TUNNEL_USER]);
@@ -33,19 +35,20 @@ export async function sshdStart(keyOwner: { uid: number; gid: number }): Promise
   fs.chownSync(keyFile, keyOwner.uid, keyOwner.gid);
   fs.copyFileSync(`${keyFile}.pub`, path.join(dir, 'authorized_keys'));
   const knownHosts = path.join(dir, 'known_hosts');
-  fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${fs.readFileSync(path.join(dir, 'host_ed25519.pub'), 'utf8')}`, { mode: 0o644 });
+  fs.writeFileSync(knownHosts, `[${address}]:${port} ${fs.readFileSync(path.join(dir, 'host_ed25519.pub'), 'utf8')}`, { mode: 0o644 });
   const config = path.join(dir, 'sshd_config');
   fs.writeFileSync(config, [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`,
+    `Port ${port}`, `ListenAddress ${address}`, `HostKey ${path.join(dir, 'host_ed25519')}`,
     `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
     'StrictModes no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
     `AllowUsers ${TUNNEL_USER}`, 'AllowTcpForwarding local', 'PermitTTY no', 'X11Forwarding no', 'LogLevel VERBOSE', '',
   ].join('\n'));
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'sshd.log'), 'a')] });
+  const argv = ['/usr/sbin/sshd', '-D', '-e', '-f', config];
+  const child: ChildProcess = spawn(where.netns ? 'ip' : argv[0]!, where.netns ? ['netns', 'exec', where.netns, ...argv] : argv.slice(1), { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'sshd.log'), 'a')] });
   const until = Date.now() + 20_000;
   for (;;) {
     const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
+      const s = net.connect(port, address, () => { s.end(); resolve(true); });
       s.on('error', () => resolve(false));
     });
     if (up) break;
