@@ -120,7 +120,8 @@ describe('mutual TLS between agent, openrds-admin and repo-server', () => {
     const push = await agent(['archive-push', path.join(stack.cluster.dataDir, 'pg_wal', wal)]);
     expect(push.code).toBe(72);
     expect(push.stderr).toContain(`client certificate CN '${stack.pki!.agentCn}' is not authorized for stanza 'other'`);
-    await serverLogged(new RegExp(`access denied: /openrds\\.v1\\.AgentGateway/ArchivePush from .* cn '${stack.pki!.agentCn}' stanza 'other'`));
+    // A push asks for the stanza's archive key first (encrypted repositories): refused there already.
+    await serverLogged(new RegExp(`access denied: /openrds\\.v1\\.AgentGateway/Archive(Key|Push) from .* cn '${stack.pki!.agentCn}' stanza 'other'`));
 
     const get = await agent(['archive-get', wal, path.join(stack.dir, 'fetched')]);
     // archive-get turns every error into 126 for PostgreSQL; the message says why.
