@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client as PgClient } from 'pg';
 import {
-  AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
+  AccessDeniedError, AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql, cipherKeyLookup,
 } from '@openrds/common';
@@ -31,6 +31,8 @@ export interface JobContext {
   pgPath: string;
   pgVersion: number;
   client: AgentGatewayClient;
+  /** Running as root for restores only (restore-as-root): restored files go to this owner. */
+  restoreOwner?: { uid: number; gid: number };
 }
 
 /**
@@ -70,6 +72,10 @@ export class JobRunner {
   }
 
   private async dispatch(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    if (this.ctx.restoreOwner && !RESTORE_JOBS.has(job.kind ?? '')) {
+      throw new AccessDeniedError(`the agent runs as root for restores only (restore-as-root): it refuses ${job.kind} jobs`,
+        { hint: 'run the agent as the PostgreSQL OS user for backups, checks and stanza-create' });
+    }
     switch (job.kind) {
       case 'dbOpen': return this.dbOpen(job.dbOpen!.dbSessionId, job.dbOpen!.applicationName);
       case 'dbQuery': return this.dbQuery(job.dbQuery!.dbSessionId, job.dbQuery!.sql, job.dbQuery!.params);
@@ -440,6 +446,8 @@ export class JobRunner {
       await this.fetchFile(job.jobId, spec.pgControl, tmp, signal, jobKeys(spec.cipherKeys));
       await fs.promises.rename(tmp, path.join(spec.pgPath, 'global', 'pg_control'));
     }
+    // Restored by root (restore-as-root): everything goes to the cluster's owner before it is synced.
+    if (this.ctx.restoreOwner) await chownTree(spec.pgPath, this.ctx.restoreOwner);
     await fsyncTree(spec.pgPath);
     return {};
   }
@@ -451,6 +459,28 @@ const READ_AHEAD = 8;
 /** Files and bytes of one GetBackupFiles call of a restore lane. */
 const RESTORE_GROUP_FILES = 512;
 const RESTORE_GROUP_BYTES = 256 * 1024 * 1024;
+
+/** Jobs a root agent (restore-as-root) runs. */
+const RESTORE_JOBS = new Set(['restorePrepare', 'restoreFiles', 'restoreFinish', 'clock']);
+
+/** lchown of a tree and of the tablespaces its pg_tblspc links point to. */
+async function chownTree(root: string, owner: { uid: number; gid: number }): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    await fs.promises.lchown(dir, owner.uid, owner.gid);
+    for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else {
+        await fs.promises.lchown(p, owner.uid, owner.gid);
+        if (e.isSymbolicLink() && path.basename(dir) === 'pg_tblspc') {
+          const target = await fs.promises.realpath(p).catch(() => undefined);
+          if (target) await walk(target);
+        }
+      }
+    }
+  };
+  await walk(root);
+}
 
 /** fsyncs every directory of a tree (files were synced as they were written). */
 async function fsyncTree(root: string): Promise<void> {

@@ -32,16 +32,20 @@ export function pgControlToInfo(c: PgControl) {
 export async function agentServe(config: Config): Promise<void> {
   const stanza = config.str('stanza');
   const pgPath = path.resolve(config.str('pg1-path'));
-  const owner = fs.statSync(pgPath).uid;
-  if (process.getuid && process.getuid() !== owner) {
+  const ownerStat = fs.statSync(pgPath);
+  const owner = ownerStat.uid;
+  const asRoot = process.getuid?.() === 0 && owner !== 0 && config.bool('restore-as-root');
+  if (asRoot) {
+    log.warn(`agent running as root for restores only (restore-as-root): restored files are chowned to ${ownerName(owner)} (uid ${owner}, gid ${ownerStat.gid}); backups and SQL jobs are refused`);
+  } else if (process.getuid && process.getuid() !== owner) {
     // Files restored by another user (root, say) would leave a cluster PostgreSQL cannot start.
     throw new OptionInvalidError(`openrds-agent must run as the owner of '${pgPath}' (uid ${owner}), not uid ${process.getuid()}`,
-      { hint: `run it as the PostgreSQL OS user, e.g. 'runuser -u ${ownerName(owner)} -- openrds-agent serve ...'` });
+      { hint: `run it as the PostgreSQL OS user, e.g. 'runuser -u ${ownerName(owner)} -- openrds-agent serve ...' (as root for a restore only: --restore-as-root)` });
   }
   const control = await pgControlRead(pgPath);
   const client = repoClientNew(config);
   const agentId = `${os.hostname()}:${pgPath}`;
-  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client };
+  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
   const session = new AgentSession(ctx, agentHelloNew({
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));

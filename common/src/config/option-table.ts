@@ -173,6 +173,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'pg1-socket-path', type: 'path', default: '/var/run/postgresql', commands: AGENT, section: 'stanza', description: 'unix socket directory of the cluster' },
   { name: 'pg1-user', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database user the agent connects as' },
   { name: 'pg1-database', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database the agent connects to' },
+  { name: 'restore-as-root', type: 'boolean', default: false, commands: ['agent'], section: 'command-line', description: 'let the agent daemon run as root for restores only (every restored file is then chowned to the owner of pg1-path); backups and SQL are refused' },
   { name: 'agent-socket-path', type: 'path', default: '/var/run/openrds/agent.sock', commands: AGENT, section: 'global', description: 'unix socket of the agent daemon for archive-push/archive-get' },
   { name: 'archive-async', type: 'boolean', default: false, commands: AGENT, section: 'global', description: 'push WAL ahead of PostgreSQL from the agent daemon, acknowledged in spool-path (archive_command: test -f <spool-path>/archive/<stanza>/out/%f.ok || openrds-agent archive-push %p ...)' },
   { name: 'archive-push-queue-max', type: 'size', min: 0, commands: AGENT, section: 'global', description: 'when pushes fail and more WAL than this waits in pg_wal, drop it (reported as archived, with a warning) so the disk does not fill: PITR across the gap is lost' },

@@ -12,7 +12,7 @@ const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
 async function run(mode: 'tls' | 'ssh'): Promise<{ backupS: number[]; restoreS: number[]; mb: number }> {
   const sshd = mode === 'ssh' ? await sshdStart(osUser('postgres')) : undefined;
   const stack = await Stack.create({ version: 15, stanza: `b${mode}`, tls: mode === 'tls', globalOptions: {
-    'process-max': String(PROCESS_MAX), 'compress-level': '1', 'log-level-console': 'warn',
+    'process-max': String(PROCESS_MAX), 'compress-level': '1',
     ...(sshd ? { 'repo-host-type': 'ssh', 'repo-host': '127.0.0.1', 'repo-host-user': TUNNEL_USER, 'repo-host-ssh-port': String(sshd.port),
       'repo-host-ssh-key-file': sshd.keyFile, 'repo-host-ssh-known-hosts': sshd.knownHosts } : {}),
   } });
