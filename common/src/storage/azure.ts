@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { BlobServiceClient, StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import { AssertError, FileMissingError, OpenrdsError, RepoUnavailableError } from '../error';
+import { ObjectNames, partedWrite } from './object-store';
 import type { Storage, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
 export interface AzureStorageOptions {
@@ -23,10 +24,6 @@ export interface AzureStorageOptions {
 
 const BLOCK_SIZE = 16 * 1024 * 1024;
 
-function keyCheck(key: string): void {
-  if (key.startsWith('/') || key.split('/').includes('..')) throw new AssertError(`invalid repo key '${key}'`);
-}
-
 interface RestErrorLike { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string } }
 
 function isMissing(err: unknown): boolean {
@@ -43,13 +40,13 @@ function isMissing(err: unknown): boolean {
 export class AzureStorage implements Storage {
   readonly type = 'azure';
   private readonly container: ContainerClient;
-  private readonly prefix: string;
+  private readonly names: ObjectNames;
   private readonly blockSize: number;
 
   constructor(private readonly opts: AzureStorageOptions) {
     if (!opts.account || !opts.container) throw new RepoUnavailableError('an azure repository needs an account and a container', { hint: 'set repo1-azure-account and repo1-azure-container' });
     if (!opts.key) throw new RepoUnavailableError('an azure repository needs repo1-azure-key', { hint: 'set it in a 0600 configuration file or OPENRDS_REPO1_AZURE_KEY' });
-    this.prefix = opts.path.replace(/^\/+/, '').replace(/\/+$/, '');
+    this.names = new ObjectNames(opts.path);
     this.blockSize = opts.blockSize ?? BLOCK_SIZE;
     const endpoint = (opts.endpoint ?? `https://${opts.account}.blob.core.windows.net`).replace(/\/+$/, '');
     const pipelineOpts = { retryOptions: { maxTries: opts.maxTries ?? 5, retryDelayInMs: 500, maxRetryDelayInMs: 8000, tryTimeoutInMs: 120_000 } };
@@ -59,16 +56,8 @@ export class AzureStorage implements Storage {
     this.container = service.getContainerClient(opts.container);
   }
 
-  private full(key: string): string {
-    keyCheck(key);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private dirPrefix(path: string): string {
-    const p = path === '' || path === '.' ? '' : this.full(path).replace(/\/+$/, '');
-    if (p === '') return this.prefix ? `${this.prefix}/` : '';
-    return `${p}/`;
-  }
+  private full(key: string): string { return this.names.full(key); }
+  private dirPrefix(path: string): string { return this.names.dirPrefix(path); }
 
   private fail(err: unknown, what: string, key?: string): OpenrdsError {
     if (err instanceof OpenrdsError) return err;
@@ -85,56 +74,20 @@ export class AzureStorage implements Storage {
 
   newWrite(key: string, _opts?: StorageWriteOptions): Writable {
     const blob = this.container.getBlockBlobClient(this.full(key));
-    const blockSize = this.blockSize;
-    const inFlightMax = Math.max(1, this.opts.blocksInFlight ?? 2);
     // Block ids of one write are unique to it: a concurrent or earlier write of the key cannot mix in.
     const tag = randomBytes(8).toString('hex');
     const ids: string[] = [];
-    let pending: Buffer[] = [];
-    let pendingSize = 0;
-    const inFlight = new Set<Promise<void>>();
-    let failed: unknown;
-
-    const stage = async (body: Buffer): Promise<void> => {
-      const id = Buffer.from(`${tag}-${String(ids.length).padStart(8, '0')}`).toString('base64');
-      ids.push(id);
-      const p = blob.stageBlock(id, body, body.length).then(() => undefined, (err: unknown) => { failed ??= err; })
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= inFlightMax) await Promise.race(inFlight);
-      if (failed) throw failed;
-    };
-
-    return new Writable({
-      highWaterMark: 1024 * 1024,
-      write: (chunk: Buffer, _e, cb) => {
-        pending.push(chunk);
-        pendingSize += chunk.length;
-        if (pendingSize < blockSize) return cb();
-        const all = Buffer.concat(pending, pendingSize);
-        const rest = all.subarray(blockSize);
-        pending = rest.length ? [Buffer.from(rest)] : [];
-        pendingSize = rest.length;
-        stage(Buffer.from(all.subarray(0, blockSize))).then(() => cb(), (err: unknown) => cb(this.fail(err, 'write', key)));
+    return partedWrite({
+      single: async (body) => { await blob.upload(body, body.length); },
+      part: async (body, index) => {
+        const id = Buffer.from(`${tag}-${String(index).padStart(8, '0')}`).toString('base64');
+        ids[index] = id;
+        await blob.stageBlock(id, body, body.length);
       },
-      final: (cb) => {
-        void (async () => {
-          const body = Buffer.concat(pending, pendingSize);
-          if (ids.length === 0) {
-            await blob.upload(body, body.length);
-            return;
-          }
-          if (body.length > 0) await stage(body);
-          await Promise.all(inFlight);
-          if (failed) throw failed;
-          await blob.commitBlockList(ids);
-        })().then(() => cb(), (err: unknown) => cb(this.fail(err, 'write', key)));
-      },
-      destroy: (err, cb) => {
-        // Staged blocks that are never committed are not part of any blob (the service drops them).
-        void Promise.allSettled(inFlight).finally(() => cb(err));
-      },
-    });
+      complete: async () => { await blob.commitBlockList(ids); },
+      // Staged blocks that are never committed are not part of any blob (the service drops them).
+      abort: async () => undefined,
+    }, { partSize: this.blockSize, inFlight: this.opts.blocksInFlight ?? 2, fail: (err) => this.fail(err, 'write', key) });
   }
 
   async newRead(key: string, opts?: StorageReadOptions): Promise<Readable> {

@@ -1,11 +1,12 @@
 import * as https from 'node:https';
-import { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, DeleteObjectsCommand,
   GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
   type ListObjectsV2CommandOutput, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { AssertError, FileMissingError, OpenrdsError, RepoUnavailableError } from '../error';
+import { ObjectNames, partedWrite } from './object-store';
 import type { Storage, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
 export interface S3StorageOptions {
@@ -33,10 +34,6 @@ export interface S3StorageOptions {
 const PART_SIZE = 16 * 1024 * 1024;
 const DELETE_BATCH = 1000;
 
-function keyCheck(key: string): void {
-  if (key.startsWith('/') || key.split('/').includes('..')) throw new AssertError(`invalid repo key '${key}'`);
-}
-
 interface SdkError { name?: string; Code?: string; $metadata?: { httpStatusCode?: number }; code?: string; message?: string }
 
 function isMissing(err: unknown): boolean {
@@ -54,7 +51,7 @@ function isMissing(err: unknown): boolean {
 export class S3Storage implements Storage {
   readonly type = 's3';
   private readonly client: S3Client;
-  private readonly prefix: string;
+  private readonly names: ObjectNames;
   private readonly partSize: number;
 
   constructor(private readonly opts: S3StorageOptions) {
@@ -63,7 +60,7 @@ export class S3Storage implements Storage {
       throw new RepoUnavailableError('an s3 repository with repo1-s3-key-type=shared needs repo1-s3-key and repo1-s3-key-secret',
         { hint: 'set them in a 0600 configuration file or the environment, or use repo1-s3-key-type=auto for the default credential chain' });
     }
-    this.prefix = opts.path.replace(/^\/+/, '').replace(/\/+$/, '');
+    this.names = new ObjectNames(opts.path);
     this.partSize = Math.max(5 * 1024 * 1024, opts.partSize ?? PART_SIZE);
     const config: S3ClientConfig = {
       region: opts.region,
@@ -84,16 +81,8 @@ export class S3Storage implements Storage {
     this.client = new S3Client(config);
   }
 
-  private full(key: string): string {
-    keyCheck(key);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private dirPrefix(path: string): string {
-    const p = path === '' || path === '.' ? '' : this.full(path).replace(/\/+$/, '');
-    if (p === '') return this.prefix ? `${this.prefix}/` : '';
-    return `${p}/`;
-  }
+  private full(key: string): string { return this.names.full(key); }
+  private dirPrefix(path: string): string { return this.names.dirPrefix(path); }
 
   /** An SDK failure as our error: missing keys, an unreachable endpoint, credentials. */
   private fail(err: unknown, what: string, key?: string): OpenrdsError {
@@ -111,73 +100,30 @@ export class S3Storage implements Storage {
   }
 
   newWrite(key: string, _opts?: StorageWriteOptions): Writable {
-    const objectKey = this.full(key);
+    const objectKey = this.names.full(key);
     const { bucket } = this.opts;
-    const partSize = this.partSize;
-    const inFlightMax = Math.max(1, this.opts.partsInFlight ?? 2);
-    let pending: Buffer[] = [];
-    let pendingSize = 0;
-    let uploadId: string | undefined;
-    let partNumber = 0;
+    // One multipart upload per write, made by the first part (parts run concurrently).
+    let created: Promise<string> | undefined;
+    const uploadId = (): Promise<string> => (created ??= this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey })).then((r) => {
+      if (!r.UploadId) throw new RepoUnavailableError(`s3 gave no upload id for '${key}'`);
+      return r.UploadId;
+    }));
     const parts: { ETag: string; PartNumber: number }[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failed: unknown;
-    let committed = false;
-
-    const uploadPart = async (body: Buffer): Promise<void> => {
-      if (!uploadId) {
-        const r = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey }));
-        uploadId = r.UploadId;
-        if (!uploadId) throw new RepoUnavailableError(`s3 gave no upload id for '${key}'`);
-      }
-      const n = ++partNumber;
-      const p = this.client.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }))
-        .then((r) => { parts.push({ ETag: r.ETag!, PartNumber: n }); }, (err: unknown) => { failed ??= err; })
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= inFlightMax) await Promise.race(inFlight);
-      if (failed) throw failed;
-    };
-    const abort = async (): Promise<void> => {
-      await Promise.allSettled(inFlight);
-      if (uploadId && !committed) {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
-      }
-    };
-
-    return new Writable({
-      highWaterMark: 1024 * 1024,
-      write: (chunk: Buffer, _e, cb) => {
-        pending.push(chunk);
-        pendingSize += chunk.length;
-        if (pendingSize < partSize) return cb();
-        const all = Buffer.concat(pending, pendingSize);
-        const body = all.subarray(0, partSize);
-        const rest = all.subarray(partSize);
-        pending = rest.length ? [Buffer.from(rest)] : [];
-        pendingSize = rest.length;
-        uploadPart(Buffer.from(body)).then(() => cb(), (err: unknown) => cb(this.fail(err, 'write', key)));
+    return partedWrite({
+      single: async (body) => { await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length })); },
+      part: async (body, index) => {
+        const r = await this.client.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: await uploadId(), PartNumber: index + 1, Body: body, ContentLength: body.length }));
+        parts.push({ ETag: r.ETag!, PartNumber: index + 1 });
       },
-      final: (cb) => {
-        void (async () => {
-          const body = Buffer.concat(pending, pendingSize);
-          if (!uploadId) {
-            await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length }));
-          } else {
-            if (body.length > 0) await uploadPart(body);
-            await Promise.all(inFlight);
-            if (failed) throw failed;
-            parts.sort((a, b) => a.PartNumber - b.PartNumber);
-            await this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
-          }
-          committed = true;
-        })().then(() => cb(), (err: unknown) => { void abort().finally(() => cb(this.fail(err, 'write', key))); });
+      complete: async () => {
+        parts.sort((a, b) => a.PartNumber - b.PartNumber);
+        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: await uploadId(), MultipartUpload: { Parts: parts } }));
       },
-      destroy: (err, cb) => {
-        if (committed) return cb(err);
-        void abort().finally(() => cb(err));
+      abort: async () => {
+        const id = created ? await created.catch(() => undefined) : undefined;
+        if (id) await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: id }));
       },
-    });
+    }, { partSize: this.partSize, inFlight: this.opts.partsInFlight ?? 2, fail: (err) => this.fail(err, 'write', key) });
   }
 
   async newRead(key: string, opts?: StorageReadOptions): Promise<Readable> {
