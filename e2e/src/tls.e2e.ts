@@ -140,4 +140,33 @@ describe('mutual TLS between agent, openrds-admin and repo-server', () => {
     expect(r.stderr).toContain(`ERROR: [28]: repo-host-key-file '${loose}' is readable or writable by group or others (mode 0644)`);
     expect(r.stderr).toContain(`HINT: chmod 600 '${loose}'`);
   });
+  it('refuses a revoked certificate within seconds of pki revoke (tls-server-crl-file re-read), and logs it', async () => {
+    const pki = stack.pki!;
+    const admin = installedBin('openrds-admin');
+    // A CRL from the start (revoking a certificate nobody uses), and the repo-server told about it.
+    await runOk(admin, ['pki', 'issue', '--cn=unused', `--pki-path=${pki.dir}`, '--no-config']);
+    expect(await runOk(admin, ['pki', 'revoke', '--cn=unused', `--pki-path=${pki.dir}`, '--no-config'])).toContain("revoked the certificate of CN 'unused'");
+    fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\ntls-server-crl-file=${pki.dir}/crl.pem\n`));
+    await stack.server!.stop('SIGTERM');
+    await stack.startServer();
+    await serverLogged(/tls-server-crl-file '.*crl\.pem': 1 revoked certificate\(s\)/);
+
+    await runOk(admin, ['pki', 'revoke', `--cn=${pki.agentCn}`, `--pki-path=${pki.dir}`, '--no-config']);
+    const pg = osUser('postgres');
+    const wal = (await fs.promises.readdir(path.join(stack.cluster.dataDir, 'pg_wal'))).find((f) => /^[0-9A-F]{24}$/.test(f))!;
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const push = await runCommand(installedBin('openrds-agent'), ['archive-push', path.join(stack.cluster.dataDir, 'pg_wal', wal), `--stanza=${stack.stanza}`,
+        `--config=${stack.conf}`, `--agent-socket-path=${stack.dir}/no-daemon.sock`], { env: process.env, uid: pg.uid, gid: pg.gid, timeoutMs: 60_000 });
+      if (push.code === 72) {
+        expect(push.stderr).toMatch(new RegExp(`client certificate CN '${pki.agentCn}' \\(serial [0-9A-F]+\\) is revoked`));
+        break;
+      }
+      if (Date.now() > until) throw new Error(`the revoked certificate was still accepted: ${push.code} ${push.stderr}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await serverLogged(new RegExp(`access denied: .* cn '${pki.agentCn}'.* is revoked`));
+    // The admin certificate is not revoked.
+    expect((await stack.admin(['info'])).code).toBe(0);
+  });
 });

@@ -6,7 +6,7 @@ import {
   errorWrap, optionEnvName, repoTarget, repoTunnelClose, OptionRequiredError, grpcDeadline, protoLoad, tlsClientCertProblem, tlsClientCredentials,
 } from '@openrds/common';
 import type { AdminClient, CommandEvent__Output, CommandName, PingReply__Output } from '@openrds/common';
-import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue } from './pki/pki';
+import { CA_DAYS, CERT_DAYS, pkiInit, pkiIssue, pkiRevoke } from './pki/pki';
 
 const PROGRAM = 'openrds-admin';
 const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents', 'key-list', 'key-rotate'];
@@ -14,7 +14,7 @@ const REMOTE: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'rest
 const LOCAL_OPTIONS = new Set(['config', 'config-include-path', 'repo-host', 'repo-host-port', 'repo-host-cert-file', 'repo-host-key-file',
   'repo-host-ca-file', 'log-level-console', 'log-level-file', 'log-path', 'log-timestamp', 'output']);
 /** Commands openrds-admin runs itself: `pki init`, `pki issue`, `server-ping`. */
-const LOCAL: CommandName[] = ['pki-init', 'pki-issue', 'server-ping'];
+const LOCAL: CommandName[] = ['pki-init', 'pki-issue', 'pki-revoke', 'server-ping'];
 
 function adminClientNew(config: Config): { client: AdminClient; address: string } {
   const target = repoTarget(config);
@@ -42,6 +42,14 @@ async function localRun(command: CommandName, config: Config): Promise<number> {
   tls-server-ca-file=${r.ca.cert}
 `
       + `keep ${r.ca.key} offline when you can: whoever has it can issue certificates
+`);
+    return 0;
+  }
+  if (command === 'pki-revoke') {
+    const cn = config.str('cn');
+    const r = await pkiRevoke(config.str('pki-path'), cn);
+    process.stdout.write(`revoked the certificate of CN '${cn}' (serial ${r.serial}); ${r.crl} lists it
+repo-server setting: tls-server-crl-file=${r.crl} (copy it to the backup host when the PKI lives elsewhere; re-read within seconds)
 `);
     return 0;
   }
@@ -81,7 +89,7 @@ function logLine(level: string, message: string): string {
 }
 
 /** Commands of two words (`pki init`, `key rotate`): the first word and its second words. */
-const TWO_WORD: Readonly<Record<string, readonly string[]>> = { pki: ['init', 'issue'], key: ['list', 'rotate'] };
+const TWO_WORD: Readonly<Record<string, readonly string[]>> = { pki: ['init', 'issue', 'revoke'], key: ['list', 'rotate'] };
 
 async function main(argv: string[]): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));

@@ -5,7 +5,7 @@
 export type CommandName =
   | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
   | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents'
-  | 'server-ping' | 'pki-init' | 'pki-issue' | 'key-list' | 'key-rotate' | 'version' | 'help';
+  | 'server-ping' | 'pki-init' | 'pki-issue' | 'pki-revoke' | 'key-list' | 'key-rotate' | 'version' | 'help';
 
 export type OptionType = 'string' | 'integer' | 'boolean' | 'size' | 'time' | 'list' | 'hash' | 'enum' | 'path';
 export type OptionValue = string | number | boolean | string[] | Record<string, string>;
@@ -58,6 +58,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'stop', program: 'openrds-admin', word: 'stop', summary: 'fence a stanza (or all): new backups, expires, restores and WAL pushes are refused; --force ends running ones' },
   { name: 'start', program: 'openrds-admin', word: 'start', summary: 'lift the fence that stop put on a stanza (or all)' },
   { name: 'agents', program: 'openrds-admin', word: 'agents', summary: 'list the agents connected to the repo-server' },
+  { name: 'pki-revoke', program: 'openrds-admin', word: 'pki revoke', summary: 'revoke the certificate of --cn: writes <pki-path>/crl.pem for tls-server-crl-file (local)' },
   { name: 'key-list', program: 'openrds-admin', word: 'key list', summary: "show the passphrase versions and data keys of an encrypted stanza's key file (no key material)" },
   { name: 'key-rotate', program: 'openrds-admin', word: 'key rotate', summary: 'add a new passphrase version (from OPENRDS_REPO<N>_CIPHER_PASS_NEW, N of --repo, 1 by default): new data is encrypted with new keys, nothing is rewritten' },
   { name: 'server-ping', program: 'openrds-admin', word: 'server-ping', summary: 'check that the repo-server answers (no client certificate needed)' },
@@ -70,7 +71,7 @@ export const commandTable: readonly CommandDef[] = [
 const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents', 'key-list', 'key-rotate'];
 const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN, 'server-ping'];
-const PKI: CommandName[] = ['pki-init', 'pki-issue'];
+const PKI: CommandName[] = ['pki-init', 'pki-issue', 'pki-revoke'];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
 const LOG_LEVELS = ['off', 'error', 'warn', 'info', 'detail', 'debug', 'trace'] as const;
 
@@ -143,6 +144,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'tls-server-cert-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server certificate, PEM (setting it turns on mutual TLS; openrds-admin pki init makes one)' },
   { name: 'tls-server-key-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'server private key, PEM (mode 0600: refused when group or others may read it)' },
   { name: 'tls-server-ca-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'CA that client certificates must be signed by, PEM (required with TLS)' },
+  { name: 'tls-server-crl-file', type: 'path', commands: ['repo-server'], section: 'global', description: 'certificate revocation list, PEM, signed by tls-server-ca-file (openrds-admin pki revoke writes <pki-path>/crl.pem); re-read when it changes' },
   { name: 'tls-server-auth', type: 'hash', default: {}, commands: ['repo-server'], section: 'global', description: "agents by client certificate CN: <cn>=<stanza>[,<stanza>...] or <cn>=* (repeatable, one per CN)" },
   { name: 'tls-server-admin', type: 'list', default: [], commands: ['repo-server'], section: 'global', description: 'client certificate CNs that may run openrds-admin commands (repeatable or comma-separated)' },
   { name: 'repo-host', type: 'string', default: '127.0.0.1', commands: CLIENTS, section: 'global', description: 'host of the repo-server that agents and openrds-admin dial (with TLS: a name or IP in its certificate)' },
@@ -161,10 +163,10 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'pki-path', type: 'path', commands: PKI, section: 'global', description: 'directory of the CA and the certificates (ca.crt, ca.key, server.crt, server.key, <cn>.crt, <cn>.key)',
     required: PKI },
   { name: 'host', type: 'list', default: ['localhost', '127.0.0.1'], commands: ['pki-init'], section: 'command-line', description: "name or IP address the repo-server is reached by, put in its certificate (repeatable; the first is the CN)" },
-  { name: 'cn', type: 'string', commands: ['pki-issue'], section: 'command-line', description: 'common name of the client certificate: what tls-server-auth and tls-server-admin name',
+  { name: 'cn', type: 'string', commands: ['pki-issue', 'pki-revoke'], section: 'command-line', description: 'common name of the client certificate: what tls-server-auth and tls-server-admin name',
     pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, describe: "letters, digits, '_', '.', '@' and '-' (at most 64, the first a letter or digit)" },
-    required: ['pki-issue'] },
-  { name: 'days', type: 'integer', min: 1, max: 36500, commands: PKI, section: 'command-line', description: 'validity in days (default: CA 3650, certificates 825)' },
+    required: ['pki-issue', 'pki-revoke'] },
+  { name: 'days', type: 'integer', min: 1, max: 36500, commands: ['pki-init', 'pki-issue'], section: 'command-line', description: 'validity in days (default: CA 3650, certificates 825)' },
 
   // --- the cluster (agent; pg1-path also for restore)
   { name: 'pg1-path', type: 'path', commands: [...AGENT, 'restore'], section: 'stanza', description: 'PGDATA of the cluster (restore: where to restore, default the agent\'s PGDATA)',

@@ -162,3 +162,45 @@ export async function pkiIssue(dir: string, opts: { cn: string; days?: number })
   });
   return out;
 }
+
+/** openssl's date form in its CA database: YYMMDDHHMMSSZ (UTC). */
+function caDbDate(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${p(d.getUTCFullYear() % 100)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+}
+
+/**
+ * `pki revoke`: records the certificate of `cn` as revoked in the PKI directory's database
+ * (`revoked.txt`, openssl's index format) and writes `crl.pem`, signed by the CA. A repo-server
+ * with `tls-server-crl-file` pointing at it refuses that certificate within seconds (it re-reads
+ * the file when it changes). The certificate files are kept: the CN can get a new certificate.
+ */
+export async function pkiRevoke(dir: string, cn: string): Promise<{ crl: string; serial: string }> {
+  const ca = pkiFiles(dir, 'ca');
+  if (!fs.existsSync(ca.key) || !fs.existsSync(ca.cert)) {
+    throw new FileMissingError(`'${dir}' has no CA (ca.crt and ca.key)`, { hint: `run 'openrds-admin pki init --pki-path=${dir}' first` });
+  }
+  const cert = pkiFiles(dir, cn).cert;
+  if (!fs.existsSync(cert)) throw new FileMissingError(`'${cert}' does not exist: no certificate was issued for CN '${cn}' here`);
+  const out = await openssl(['x509', '-in', cert, '-noout', '-serial', '-enddate']);
+  const serial = /serial=([0-9A-Fa-f]+)/.exec(out)?.[1]?.toUpperCase();
+  const notAfter = /notAfter=(.+)/.exec(out)?.[1];
+  if (!serial || !notAfter) throw new InternalError(`unable to read the serial and expiry of '${cert}'`);
+  const db = path.join(dir, 'revoked.txt');
+  const lines = fs.existsSync(db) ? fs.readFileSync(db, 'utf8').split('\n').filter((l) => l) : [];
+  if (!lines.some((l) => l.split('\t')[3] === serial)) lines.push(['R', caDbDate(new Date(notAfter)), caDbDate(new Date()), serial, 'unknown', `/CN=${cn}`].join('\t'));
+  const crl = path.join(dir, 'crl.pem');
+  await withScratch(dir, async (scratch) => {
+    fs.writeFileSync(path.join(scratch, 'index.txt'), `${lines.join('\n')}\n`, { mode: 0o600 });
+    fs.writeFileSync(path.join(scratch, 'crlnumber'), `${Date.now().toString(16).toUpperCase().padStart(16, '0')}\n`, { mode: 0o600 });
+    const cnf = path.join(scratch, 'ca.cnf');
+    fs.writeFileSync(cnf, `[ca]\ndefault_ca = d\n[d]\ndatabase = ${scratch}/index.txt\ncrlnumber = ${scratch}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 3650\n`, { mode: 0o600 });
+    await openssl(['ca', '-batch', '-config', cnf, '-gencrl', '-keyfile', ca.key, '-cert', ca.cert, '-out', path.join(scratch, 'crl.pem')]);
+    fs.writeFileSync(`${db}.tmp`, `${lines.join('\n')}\n`, { mode: 0o600 });
+    fs.renameSync(`${db}.tmp`, db);
+    fs.copyFileSync(path.join(scratch, 'crl.pem'), `${crl}.tmp`);
+    fs.chmodSync(`${crl}.tmp`, 0o644);
+    fs.renameSync(`${crl}.tmp`, crl);
+  });
+  return { crl, serial };
+}

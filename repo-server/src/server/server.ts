@@ -4,6 +4,7 @@ import {
   tlsFileRead, tlsKeyFileRead,
 } from '@openrds/common';
 import { repoSetOpen } from '../repo/repo-set';
+import { CrlWatch } from './crl';
 import { stopCheck } from '../command/stop';
 import { adminHandlers } from './admin-service';
 import { OperationRegistry } from './operations';
@@ -33,7 +34,9 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
     throw new ConfigError(`refusing to listen on '${host}' without TLS`,
       { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file (openrds-admin pki init makes them), or listen on 127.0.0.1 (tls-server-address)' });
   }
-  const auth = new TlsAuthorizer(tls?.rules);
+  const crlFile = config.strOpt('tls-server-crl-file');
+  if (crlFile !== undefined && !tls) throw new ConfigError('tls-server-crl-file needs mutual TLS', { hint: 'set tls-server-cert-file, tls-server-key-file and tls-server-ca-file too' });
+  const auth = new TlsAuthorizer(tls?.rules, crlFile !== undefined ? new CrlWatch(crlFile, config.str('tls-server-ca-file')) : undefined);
   const repos = repoSetOpen(config);
   const agents = new AgentRegistry();
   const transfers = new TransferRegistry();

@@ -1,3 +1,4 @@
+import { CrlWatch, serialNormalize } from './crl';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { AccessDeniedError, OptionInvalidError, errorToGrpc, log, optionFind } from '@openrds/common';
@@ -105,7 +106,16 @@ export function tlsPeerCn(call: PeerCall): string | undefined {
  * listener itself is the boundary.
  */
 export class TlsAuthorizer {
-  constructor(private readonly rules: TlsAuthRules | undefined) {}
+  constructor(private readonly rules: TlsAuthRules | undefined, private readonly crl?: CrlWatch) {}
+
+  /** A revoked client certificate (tls-server-crl-file) may do nothing but ping. */
+  private revokedDeny(call: PeerCall, method: string): AccessDeniedError | undefined {
+    if (!this.crl || tlsMethodAccess(method) === 'public') return undefined;
+    const serial = call.getAuthContext()?.sslPeerCertificate?.serialNumber;
+    if (!serial || !this.crl.revoked(serial)) return undefined;
+    return new AccessDeniedError(`client certificate CN '${tlsPeerCn(call) ?? '?'}' (serial ${serialNormalize(serial)}) is revoked`,
+      { hint: 'issue a new certificate for this client (openrds-admin pki issue) if it should connect again' });
+  }
 
   get isEnabled(): boolean { return this.rules !== undefined; }
 
@@ -141,7 +151,7 @@ export class TlsAuthorizer {
         next({
           onReceiveMetadata: (metadata, nextMd) => {
             try {
-              if (this.rules) this.deny(call, method.path, tlsAuthDeny(this.rules, { method: method.path, cn: tlsPeerCn(call) }));
+              if (this.rules) this.deny(call, method.path, tlsAuthDeny(this.rules, { method: method.path, cn: tlsPeerCn(call) }) ?? this.revokedDeny(call, method.path));
             } catch (err) {
               const status = errorToGrpc(err);
               call.sendStatus({ code: status.code, details: status.details, metadata: status.metadata });
