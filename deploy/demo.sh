@@ -100,8 +100,8 @@ agent-socket-path=$DEMO/run/agent.sock
 lock-path=$DEMO/lock
 log-level-console=info
 archive-timeout=60
-$TLS_CONF
 $CIPHER_CONF
+$TLS_CONF
 
 [$STANZA]
 pg1-path=$DEMO/pgdata
