@@ -24,6 +24,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = commands[word];
+  // The daemon's file writes and fsyncs run in libuv's threads (4 by default): more of them keep
+  // a restore's many small-file fsyncs from queueing. Set before the first asynchronous I/O.
+  if (command === 'agent') process.env.UV_THREADPOOL_SIZE ??= '16';
   if (!command) {
     process.stderr.write(`ERROR: unknown command '${word}'\nHINT: run '${PROGRAM} help' for the list of commands\n`);
     return 27;

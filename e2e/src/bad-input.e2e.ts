@@ -188,7 +188,11 @@ describe('bad input: clear errors, nothing lost', () => {
       expect(r.code).toBe(82);
       expect(r.stderr).toMatch(/WAL segment [0-9A-F]{24} was not archived before the 3s timeout/);
       expect(r.stderr).toContain('HINT: check the archive_command');
-      expect(fs.readdirSync(backupDir).sort()).toEqual(setsBefore);
+      // The check runs beside the copy: what was copied may stay as an interrupted set for the next
+      // full backup to resume, but no earlier set changed and none was added to the backup list.
+      const setsAfter = fs.readdirSync(backupDir).sort();
+      expect(setsAfter).toEqual(expect.arrayContaining(setsBefore));
+      expect(setsAfter.length - setsBefore.length).toBeLessThanOrEqual(1);
       const after = JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
       expect(after).toEqual(before);
     } finally {

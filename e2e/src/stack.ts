@@ -10,6 +10,17 @@ export function installedBin(name: 'openrds-agent' | 'openrds-admin' | 'openrds-
   return path.join(prefix, 'bin', name);
 }
 
+/**
+ * How to start an installed program: its wrapper, or node with `flags` and the wrapper's script
+ * (the wrapper is `exec node <script> "$@"`).
+ */
+function withNodeFlags(name: 'openrds-agent' | 'openrds-repo-server', flags: string[], args: string[]): { cmd: string; args: string[] } {
+  if (flags.length === 0) return { cmd: installedBin(name), args };
+  const script = /"([^"]+\.js)"/.exec(fs.readFileSync(installedBin(name), 'utf8'))?.[1];
+  if (!script) throw new Error(`${installedBin(name)} does not name its script`);
+  return { cmd: process.execPath, args: [...flags, script, ...args] };
+}
+
 export interface StackOptions {
   version: number;
   stanza?: string;
@@ -48,6 +59,8 @@ export class Stack {
   agent: Service | undefined;
   /** Extra environment of the repo-server (secrets such as OPENRDS_REPO1_CIPHER_PASS stay out of the shared config file). */
   serverEnv: Record<string, string> = {};
+  /** Node flags for the agent daemon and the repo-server (e.g. --cpu-prof, which NODE_OPTIONS may not carry). */
+  nodeFlags: { agent: string[]; server: string[] } = { agent: [], server: [] };
   private constructor(readonly dir: string, readonly conf: string, readonly stanza: string, readonly serverPort: number,
     readonly cluster: PgCluster, readonly pki: StackPki | undefined, readonly serverNetns?: string) {}
 
@@ -111,9 +124,9 @@ export class Stack {
   async startServer(): Promise<void> {
     const logFile = path.join(this.dir, 'repo-server.log');
     const offset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
-    const server = installedBin('openrds-repo-server');
+    const server = withNodeFlags('openrds-repo-server', this.nodeFlags.server, [`--config=${this.conf}`]);
     this.server = await spawnService({
-      ...(this.serverNetns ? { cmd: 'ip', args: ['netns', 'exec', this.serverNetns, server, `--config=${this.conf}`] } : { cmd: server, args: [`--config=${this.conf}`] }),
+      ...(this.serverNetns ? { cmd: 'ip', args: ['netns', 'exec', this.serverNetns, server.cmd, ...server.args] } : server),
       env: { ...process.env, ...this.serverEnv }, logFile,
       readyWhen: async () => fs.readFileSync(logFile).subarray(offset).toString().includes('listening on')
         && (!this.agent || (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`)),
@@ -124,7 +137,7 @@ export class Stack {
   async startAgent(): Promise<void> {
     const pg = osUser('postgres');
     this.agent = await spawnService({
-      cmd: installedBin('openrds-agent'), args: ['serve', `--stanza=${this.stanza}`, `--config=${this.conf}`], env: process.env,
+      ...withNodeFlags('openrds-agent', this.nodeFlags.agent, ['serve', `--stanza=${this.stanza}`, `--config=${this.conf}`]), env: process.env,
       uid: pg.uid, gid: pg.gid, logFile: path.join(this.dir, 'agent.log'),
       readyWhen: async () => (await this.admin(['agents'])).stdout.includes(`stanza ${this.stanza}`),
       timeoutMs: 20_000,

@@ -6,6 +6,9 @@ import { repoServerStart } from './server/server';
 const PROGRAM = 'openrds-repo-server';
 
 async function main(argv: string[]): Promise<number> {
+  // Repository writes and fsyncs run in libuv's threads (4 by default): more of them keep a
+  // backup's many small files from queueing. Set before the first asynchronous I/O.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   if (argv.includes('--help') || argv[0] === 'help') {
     process.stdout.write(commandHelp(PROGRAM, 'repo-server'));
     return 0;

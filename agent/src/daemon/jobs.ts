@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Client as PgClient } from 'pg';
 import {
   AccessDeniedError, AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
@@ -14,8 +12,8 @@ import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
   RestoreFileSpec__Output, CompressType, CipherKey__Output, CipherKeyLookup,
 } from '@openrds/common';
-import { SMALL_FILE_MAX, backupFile, backupFileSmall } from '../command/backup/file';
-import { restoreFile, restoreFileSmall, type RestoreFileOptions } from '../command/restore/file';
+import { SMALL_FILE_MAX, backupFile, backupFilesSmall } from '../command/backup/file';
+import { restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';
@@ -33,6 +31,8 @@ export interface JobContext {
   client: AgentGatewayClient;
   /** Running as root for restores only (restore-as-root): restored files go to this owner. */
   restoreOwner?: { uid: number; gid: number };
+  /** The daemon's worker threads, shared with WAL pushes (one per core at most). */
+  pool?: FilterPool;
 }
 
 /**
@@ -43,10 +43,12 @@ export interface JobContext {
 export class JobRunner {
   private readonly dbSessions = new Map<string, PgClient>();
 
-  /** zstd and sha256 of large files run on worker threads, one per core at most. */
-  private readonly pool = new FilterPool();
+  /** File reads, writes, zstd and sha256 run on worker threads, one per core at most. */
+  private readonly pool: FilterPool;
 
-  constructor(private readonly ctx: JobContext) {}
+  constructor(private readonly ctx: JobContext) {
+    this.pool = ctx.pool ?? new FilterPool();
+  }
 
   /** Runs one job; the result (done or error) is emitted, never thrown. */
   async run(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<void> {
@@ -156,38 +158,50 @@ export class JobRunner {
     const compressType = spec.compressType as CompressType;
     const cipher = spec.cipher?.id ? { id: spec.cipher.id, key: Buffer.from(spec.cipher.key) } : undefined;
     const files = spec.files;
+    // The job's process-max bounds the worker threads it uses, as it bounds the files in flight.
+    const pool = this.pool.limited(spec.processMax || 1);
+    const common = { pgPath: this.ctx.pgPath, compressType, compressLevel: spec.compressLevel, signal, pool, ...(cipher ? { cipher } : {}) };
     // Shared by the lanes: the next file to send, and whether a lane failed (the others stop).
     const state = { next: 0, failed: false };
+    type Group = { files: typeof files; small?: Promise<Awaited<ReturnType<typeof backupFilesSmall>>> };
+    /**
+     * The lane's next files: one large file (streamed when sent), or a run of small ones whose
+     * read and compression start now, on a worker, while the lane sends the group before.
+     */
+    const take = (): Group | undefined => {
+      if (state.next >= files.length || state.failed) return undefined;
+      const group = [files[state.next++]!];
+      if (group[0]!.size > SMALL_FILE_MAX) return { files: group };
+      let bytes = group[0]!.size;
+      while (group.length < SMALL_GROUP_FILES && bytes < SMALL_GROUP_BYTES && state.next < files.length && files[state.next]!.size <= SMALL_FILE_MAX) {
+        bytes += files[state.next]!.size;
+        group.push(files[state.next++]!);
+      }
+      const small = backupFilesSmall(group, common);
+      small.catch(() => undefined);
+      return { files: group, small };
+    };
     const lane = async (): Promise<void> => {
       const { call, response, failure } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
         (cb) => this.ctx.client.putBackupFile(cb));
       const writer = new GrpcChunkLane<PutFileMessage>(call);
       const sent: { name: string; missing: boolean; size: number; sha256: string }[] = [];
       try {
-        while (state.next < files.length && !state.failed) {
+        let group = take();
+        while (group && !state.failed) {
           signal.throwIfAborted();
-          // A run of small files is read and compressed ahead, several at once, while the lane
-          // sends them in order: per-file latency (open, read, close) overlaps.
-          const group = [files[state.next++]!];
-          if (group[0]!.size <= SMALL_FILE_MAX) {
-            while (group.length < READ_AHEAD && state.next < files.length && files[state.next]!.size <= SMALL_FILE_MAX) group.push(files[state.next++]!);
-          }
-          const optsOf = (file: typeof group[number]) => ({
-            pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType, compressLevel: spec.compressLevel, signal, pool: this.pool,
-            ...(cipher ? { cipher } : {}),
-          });
-          const reads = group.length > 1 || group[0]!.size <= SMALL_FILE_MAX ? group.map((f) => backupFileSmall(optsOf(f))) : [];
-          for (const r of reads) r.catch(() => undefined);
-          for (const [i, file] of group.entries()) {
+          // Small files are read ahead: the next run is read and compressed while this one is sent.
+          const next = group.small ? take() : undefined;
+          const results = group.small ? await group.small : undefined;
+          for (const [i, file] of group.files.entries()) {
             await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } });
             let result;
-            const read = i < reads.length ? reads[i] : undefined;
-            if (read) {
-              result = await read;
+            if (results) {
+              result = results[i]!;
               const bytes = result.repoData ?? Buffer.alloc(0);
               for (let offset = 0; offset < bytes.length; offset += CHUNK_SIZE) await writer.write({ chunk: { data: bytes.subarray(offset, offset + CHUNK_SIZE) } });
             } else {
-              result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), optsOf(file));
+              result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), { ...common, name: file.name, size: file.size });
             }
             await writer.write({
               trailer: {
@@ -197,6 +211,7 @@ export class JobRunner {
             });
             sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
           }
+          group = next ?? take();
         }
         call.end();
       } catch (err) {
@@ -327,19 +342,22 @@ export class JobRunner {
   private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
     const keys = jobKeys(spec.cipherKeys);
+    // The job's process-max bounds the worker threads it uses, as it bounds the files in flight.
+    const pool = this.pool.limited(spec.processMax || 1);
     let kept = 0;
     const fetch: RestoreFileSpec__Output[] = [];
     const done = (file: RestoreFileSpec__Output): Promise<void> => emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
-    await forEachLimit(spec.files, Math.max(2, spec.processMax || 1), async (file) => {
+    // Two checks per worker in flight: one is read and hashed while the other's answer comes back.
+    await forEachLimit(spec.files, 2 * Math.max(1, spec.processMax || 1), async (file) => {
       signal.throwIfAborted();
       const dest = path.join(spec.pgPath, file.name);
-      if (spec.delta && await this.deltaSame(dest, file, spec.force)) {
+      if (spec.delta && await this.deltaSame(dest, file, spec.force, pool)) {
         await fs.promises.chmod(dest, file.mode || 0o600);
         await fs.promises.utimes(dest, file.mtime, file.mtime);
         kept++;
         await done(file);
       } else if (file.size === 0) {
-        await restoreFile(undefined, this.restoreOptions(file, dest, signal, keys));
+        await restoreFile(undefined, this.restoreOptions(file, dest, signal, keys, pool));
         await done(file);
       } else {
         fetch.push(file);
@@ -357,7 +375,7 @@ export class JobRunner {
           bytes += f.size;
         }
         try {
-          await this.fetchFiles(job.jobId, spec.pgPath, group, signal, keys);
+          await this.fetchFiles(job.jobId, spec.pgPath, group, signal, keys, pool);
         } catch (err) {
           state.failed = true;
           throw err;
@@ -367,24 +385,43 @@ export class JobRunner {
     };
     const lanes = Math.max(1, Math.min(spec.processMax || 1, fetch.length));
     const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    // Large files were fsynced in the background: all of them are durable before the job is done.
+    const synced = pool.syncAll();
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected) throw rejected.reason;
+    if (rejected) { await synced.catch(() => undefined); throw rejected.reason; }
+    await synced;
     return { kept, restored: spec.files.length - kept };
   }
 
-  private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal, keys: CipherKeyLookup | undefined): RestoreFileOptions {
+  private restoreOptions(file: RestoreFileSpec__Output, destination: string, signal: AbortSignal, keys: CipherKeyLookup | undefined, pool: FilterPool): RestoreFileOptions {
     return {
       destination, size: file.size, sha256: file.sha256, mtime: file.mtime, mode: file.mode || 0o600,
-      compressType: file.compressType as CompressType, signal, pool: this.pool, ...(keys ? { keys } : {}),
+      compressType: file.compressType as CompressType, signal, pool, ...(keys ? { keys } : {}),
     };
   }
 
-  /** Fetches a group of files on one GetBackupFiles call, each written and checked before the next. */
-  private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal, keys: CipherKeyLookup | undefined): Promise<void> {
+  /**
+   * Fetches a group of files on one GetBackupFiles call. A large file is written (on a worker) as
+   * it arrives; small files are gathered into runs that a worker decompresses and checks while
+   * the next ones arrive, then written here.
+   */
+  private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal, keys: CipherKeyLookup | undefined,
+    pool: FilterPool): Promise<void> {
     const call = this.ctx.client.getBackupFiles({ jobId, repoKeys: group.map((f) => f.repoKey) });
     const iter = grpcMessages<GetFilesMessage__Output>(call);
     const writing = new Set<Promise<void>>();
     const failures: unknown[] = [];
+    let run: { repoData: Buffer; opts: RestoreFileOptions }[] = [];
+    let runBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (run.length === 0) return;
+      const files = run;
+      run = [];
+      runBytes = 0;
+      const w: Promise<void> = restoreFilesSmall(files, pool).catch((err: unknown) => { failures.push(err); }).finally(() => writing.delete(w));
+      writing.add(w);
+      if (writing.size >= RESTORE_RUNS_IN_FLIGHT) await Promise.race(writing);
+    };
     try {
       for (const file of group) {
         if (failures.length > 0) throw failures[0];
@@ -392,7 +429,7 @@ export class JobRunner {
         if (start.done || start.value.start?.repoKey !== file.repoKey) {
           throw new ProtocolError(`expected repo file '${file.repoKey}' from the repo-server, got ${start.done ? 'the end of the call' : 'another message'}`);
         }
-        const opts = this.restoreOptions(file, path.join(pgPath, file.name), signal, keys);
+        const opts = this.restoreOptions(file, path.join(pgPath, file.name), signal, keys, pool);
         if (file.size <= SMALL_FILE_MAX) {
           const parts: Buffer[] = [];
           for (;;) {
@@ -401,15 +438,16 @@ export class JobRunner {
             if (m.value.end) break;
             if (m.value.chunk?.data) parts.push(m.value.chunk.data);
           }
-          // Written while the next files arrive: a few small writes (and their fsyncs) in flight.
-          const w: Promise<void> = restoreFileSmall(Buffer.concat(parts), opts).catch((err: unknown) => { failures.push(err); })
-            .finally(() => writing.delete(w));
-          writing.add(w);
-          if (writing.size >= READ_AHEAD) await Promise.race(writing);
+          const repoData = Buffer.concat(parts);
+          run.push({ repoData, opts });
+          runBytes += repoData.length + file.size;
+          if (run.length >= SMALL_GROUP_FILES || runBytes >= SMALL_GROUP_BYTES) await flush();
         } else {
+          await flush();
           await restoreFile(() => grpcChunkReader<GetFilesMessage__Output>(iter, (m) => (m.end ? null : m.chunk?.data)), opts);
         }
       }
+      await flush();
       await Promise.all(writing);
       if (failures.length > 0) throw failures[0];
     } catch (err) {
@@ -420,16 +458,12 @@ export class JobRunner {
   }
 
   /** Delta restore: the file in place already has the backup's content (by sha256, or size+mtime with --force). */
-  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean): Promise<boolean> {
+  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean, pool: FilterPool): Promise<boolean> {
     const st = await fs.promises.lstat(dest).catch(() => undefined);
     if (!st?.isFile() || st.size !== file.size) return false;
     if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime;
-    // A small file is hashed from one read: a stream (and its buffer) per file costs more.
-    if (st.size <= SMALL_FILE_MAX) return createHash('sha256').update(await fs.promises.readFile(dest)).digest('hex') === file.sha256;
-    // A large file is hashed on a worker thread: several files hash at once on several cores.
-    const hash = this.pool.transform('digest');
-    await pipeline(fs.createReadStream(dest, { highWaterMark: 1024 * 1024 }), hash, new Writable({ write: (_c, _e, cb) => cb() }));
-    return hash.result().inSha256 === file.sha256;
+    // Read and hashed on a worker: only the digest crosses, and several files hash at once.
+    return (await pool.hashFile(dest))?.sha256 === file.sha256;
   }
 
   private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {
@@ -453,8 +487,12 @@ export class JobRunner {
   }
 }
 
-/** Small files a lane reads ahead (backup) or writes behind (restore). */
-const READ_AHEAD = 8;
+/** Runs of small files a restore lane has decompressing or writing while it receives the next. */
+const RESTORE_RUNS_IN_FLIGHT = 3;
+
+/** Small files (and their bytes at most) read and compressed in one worker message of a backup lane. */
+const SMALL_GROUP_FILES = 64;
+const SMALL_GROUP_BYTES = 4 * 1024 * 1024;
 
 /** Files and bytes of one GetBackupFiles call of a restore lane. */
 const RESTORE_GROUP_FILES = 512;

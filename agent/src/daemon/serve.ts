@@ -45,16 +45,17 @@ export async function agentServe(config: Config): Promise<void> {
   const control = await pgControlRead(pgPath);
   const client = repoClientNew(config);
   const agentId = `${os.hostname()}:${pgPath}`;
-  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
+  // File and WAL work (read, hash, zstd, write) runs on worker threads, one per core at most,
+  // shared by jobs (each bounded by its process-max) and WAL pushes.
+  const pool = new FilterPool();
+  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client, pool, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
   const session = new AgentSession(ctx, agentHelloNew({
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));
   const timeoutMs = config.num('archive-timeout') * 1000;
-  // WAL is hashed and compressed on worker threads: pushes in parallel use every core.
-  const walPool = new FilterPool();
   const pushFile = (walPath: string) => archivePushFile(client, {
     stanza, walPath, compressType: config.str('compress-type') as CompressType,
-    compressLevel: config.int('compress-level'), agentId, timeoutMs, pool: walPool,
+    compressLevel: config.int('compress-level'), agentId, timeoutMs, pool,
   });
   const queueLimit = {
     pgPath, walSegmentSize: control.walSegmentSize,

@@ -1,10 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FilterPool, type PoolMode } from './filter-pool';
-import { ZstdDataError, zstdDecompressBuffer } from './zstd';
+import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
+import { FileWriteError } from '../error';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -95,5 +98,111 @@ describe('FilterPool (worker threads)', () => {
     const started = Date.now();
     expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 }).trim()).toBe('done 1048576');
     expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  describe('files read and written on the workers', () => {
+    let dir: string;
+    beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-files-')); });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const collect = async (r: Readable): Promise<Buffer> => { const parts: Buffer[] = []; for await (const c of r) parts.push(c as Buffer); return Buffer.concat(parts); };
+
+    it('hashes a file where it lies, and says when it is gone', async () => {
+      fs.writeFileSync(path.join(dir, 'h'), data);
+      expect(await pool.hashFile(path.join(dir, 'h'))).toEqual({ sha256: sha(data), size: data.length });
+      expect(await pool.hashFile(path.join(dir, 'nope'))).toBeUndefined();
+      fs.writeFileSync(path.join(dir, 'empty'), '');
+      expect(await pool.hashFile(path.join(dir, 'empty'))).toEqual({ sha256: sha(Buffer.alloc(0)), size: 0 });
+    });
+
+    it('reads a file up to its listed size, compressed or as is, and stops early at a truncation', async () => {
+      const file = path.join(dir, 'r');
+      fs.writeFileSync(file, data);
+      const listed = data.length - 12345;
+      const z = (await pool.readFile(file, listed, 'compress', 3))!;
+      const packed = await collect(z);
+      const want = data.subarray(0, listed);
+      expect(zstdDecompressBuffer(packed, listed).equals(want)).toBe(true);
+      expect(z.result()).toEqual({ inSha256: sha(want), inSize: listed, outSha256: sha(packed), outSize: packed.length });
+      const plain = (await pool.readFile(file, data.length + 999, 'hash'))!;
+      expect((await collect(plain)).equals(data)).toBe(true);
+      expect(plain.result()).toEqual({ inSha256: sha(data), inSize: data.length, outSha256: sha(data), outSize: data.length });
+      expect(await pool.readFile(path.join(dir, 'gone'), 10, 'compress')).toBeUndefined();
+    });
+
+    it('writes a file from zstd or plain repo bytes, fsynced, and refuses damaged data', async () => {
+      const packed = zstdCompressBuffer(data, 1);
+      const file = path.join(dir, 'w');
+      const w = await pool.writeFile(file, 0o640, 'decompress', 1_700_000_000);
+      await pipeline(Readable.from([packed.subarray(0, 1000), packed.subarray(1000)]), w);
+      // The fsync runs in the background; syncAll waits for it.
+      await pool.syncAll();
+      expect(fs.readFileSync(file).equals(data)).toBe(true);
+      expect(fs.statSync(file).mtimeMs).toBe(1_700_000_000_000);
+      expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+      expect(w.result()).toEqual({ inSha256: sha(packed), inSize: packed.length, outSha256: sha(data), outSize: data.length });
+      const h = await pool.writeFile(path.join(dir, 'w2'), 0o640, 'hash');
+      await pipeline(Readable.from(chunks), h);
+      expect(fs.readFileSync(path.join(dir, 'w2')).equals(data)).toBe(true);
+      expect(h.result().outSha256).toBe(sha(data));
+      const damaged = Buffer.from(packed);
+      damaged[Math.floor(damaged.length / 2)]! ^= 0xff;
+      await expect(pipeline(Readable.from([damaged]), await pool.writeFile(path.join(dir, 'w3'), 0o600, 'decompress'))).rejects.toBeInstanceOf(ZstdDataError);
+      await expect(pipeline(Readable.from([packed.subarray(0, packed.length - 5)]), await pool.writeFile(path.join(dir, 'w4'), 0o600, 'decompress')))
+        .rejects.toBeInstanceOf(ZstdDataError);
+      await expect(pool.writeFile(path.join(dir, 'no', 'such', 'dir'), 0o600, 'hash')).rejects.toBeInstanceOf(FileWriteError);
+      // The pool still works after the failures.
+      expect((await pool.hashFile(file))!.sha256).toBe(sha(data));
+    });
+
+    it('reads small files in a batch, and writes a batch stopping at the damaged one', async () => {
+      const small = [Buffer.from('a'.repeat(9000)), randomBytes(3000), Buffer.alloc(0)];
+      small.forEach((b, i) => fs.writeFileSync(path.join(dir, `s${i}`), b));
+      const files = [{ path: path.join(dir, 's0'), size: 9000 }, { path: path.join(dir, 'missing'), size: 5 }, { path: path.join(dir, 's1'), size: 3000 },
+        { path: path.join(dir, 's2'), size: 0 }];
+      const got = await pool.readSmall(files, 'compress', 3);
+      expect(got.map((g) => g.missing)).toEqual([false, true, false, false]);
+      expect(got[0]!.sha256).toBe(sha(small[0]!));
+      expect(got[0]!.repoSize).toBeLessThan(200);
+      expect(zstdDecompressBuffer(got[2]!.repoData, 3000).equals(small[1]!)).toBe(true);
+      expect(got[2]!.repoSha256).toBe(sha(got[2]!.repoData));
+      const plain = await pool.readSmall([files[0]!], 'hash');
+      expect(plain[0]!.repoData.equals(small[0]!)).toBe(true);
+      // A restore run: written with mode and times, and the run stops at the first bad file.
+      const out = (n: string): string => path.join(dir, n);
+      const spec = (name: string, i: number, data: Buffer) => ({ path: out(name), data, size: small[i]!.length, sha256: sha(small[i]!), mode: 0o640, mtime: 1_600_000_000, compressed: true });
+      expect(await pool.writeSmall([spec('o0', 0, got[0]!.repoData), spec('o1', 1, got[2]!.repoData),
+        { ...spec('o2', 1, small[1]!), compressed: false }])).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+      await pool.syncAll();
+      expect(fs.readFileSync(out('o1')).equals(small[1]!)).toBe(true);
+      expect(fs.readFileSync(out('o2')).equals(small[1]!)).toBe(true);
+      expect(fs.statSync(out('o0')).mode & 0o777).toBe(0o640);
+      expect(fs.statSync(out('o0')).mtimeMs).toBe(1_600_000_000_000);
+      const bad = Buffer.from(got[2]!.repoData);
+      bad[bad.length - 2]! ^= 0xff;
+      const r = await pool.writeSmall([spec('p0', 0, got[0]!.repoData), spec('p1', 1, bad), spec('p2', 1, got[2]!.repoData)]);
+      expect(r).toEqual([{ ok: true }, { corrupt: expect.any(String) }]);
+      expect(fs.existsSync(out('p1'))).toBe(false);
+      expect(fs.existsSync(out('p2'))).toBe(false);
+      expect(await pool.writeSmall([{ ...spec('q0', 1, got[2]!.repoData), size: 2999 }])).toEqual([{ corrupt: expect.stringContaining('more than the expected 2999 bytes') }]);
+      expect(await pool.writeSmall([{ ...spec('q1', 1, got[2]!.repoData), sha256: sha(Buffer.from('x')) }])).toEqual([{ size: 3000, sha256: sha(small[1]!) }]);
+      expect(await pool.writeSmall([spec('no/such/dir', 1, got[2]!.repoData)])).toEqual([{ error: expect.stringContaining('ENOENT'), errno: 'ENOENT' }]);
+      await pool.syncAll();
+    });
+
+    it('a limited view uses that many workers of the pool', async () => {
+      const fresh = new FilterPool(2);
+      const workers = (p: FilterPool): number => (p as unknown as { workers: unknown[] }).workers.length;
+      try {
+        const one = fresh.limited(1);
+        await Promise.all([0, 1, 2].map(() => one.hashFile(path.join(dir, 'h'))));
+        expect(workers(fresh)).toBe(1);
+        // The pool itself grows to its size when calls overlap; the view still sees the shared list.
+        await Promise.all([0, 1, 2].map(() => fresh.hashFile(path.join(dir, 'h'))));
+        expect(workers(fresh)).toBe(2);
+        expect(workers(one)).toBe(2);
+      } finally {
+        await fresh.close();
+      }
+    });
   });
 });

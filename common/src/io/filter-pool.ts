@@ -1,7 +1,7 @@
 import * as os from 'node:os';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { InternalError } from '../error';
+import { FileReadError, FileWriteError, InternalError } from '../error';
 import { ZstdDataError } from './zstd';
 
 /**
@@ -27,20 +27,66 @@ export interface PoolResult {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+const fs = require('node:fs');
 const z = require(workerData.zstd);
 const OUT = z.cStreamOutSize();
+const EMPTY = Buffer.alloc(0);
 const sessions = new Map();
-function step(s, input, end) {
-  const parts = [];
+// zstd contexts kept for the next file (a context costs a few MiB to set up).
+const cctxs = new Map();
+function cctxAcquire(level) {
+  const free = cctxs.get(level);
+  if (free && free.length) return free.pop();
+  const ctx = new z.CCtx();
+  ctx.setParameter(z.CParameter.compressionLevel, level);
+  ctx.setParameter(z.CParameter.checksumFlag, 1);
+  return ctx;
+}
+function cctxRelease(level, ctx) {
+  if (!cctxs.has(level)) cctxs.set(level, []);
+  if (cctxs.get(level).length < 2) cctxs.get(level).push(ctx);
+}
+const dctxs = [];
+function sessionOpen(mode, level) {
+  const s = { mode, level, inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, seen: false, inFrame: false };
+  if (mode === 'compress') s.ctx = cctxAcquire(level);
+  else if (mode === 'decompress') s.ctx = dctxs.pop() || new z.DCtx();
+  return s;
+}
+/** A finished session gives its context back (an aborted one drops it: it is mid-frame). */
+function sessionDone(s) {
+  if (s.mode === 'compress') cctxRelease(s.level, s.ctx);
+  else if (s.mode === 'decompress' && dctxs.length < 2) dctxs.push(s.ctx);
+  s.ctx = undefined;
+}
+function sessionClose(s) {
+  if (s.fd !== undefined) { try { fs.closeSync(s.fd); } catch {} s.fd = undefined; }
+}
+/** Ends a failed or aborted session: queued writes are skipped, and the descriptor is closed after
+ * the write in progress (closing it under that write could hand its number to another file). */
+function sessionKill(s) {
+  if (!s.written) { sessionClose(s); return; }
+  s.writeError = s.writeError || new Error('the write was aborted');
+  s.written.then(() => sessionClose(s));
+}
+function result(s) {
+  const inSha256 = s.inHash.digest('hex');
+  if (s.mode === 'hash') return { inSha256, inSize: s.inSize, outSha256: inSha256, outSize: s.inSize };
+  return { inSha256, inSize: s.inSize, outSha256: s.outHash.digest('hex'), outSize: s.outSize };
+}
+/** Runs input through the session's filter; output parts go to \`parts\` (hashed on the way). */
+function step(s, input, end, parts) {
   s.inHash.update(input); s.inSize += input.length;
-  if (s.mode === 'hash' || s.mode === 'digest') { if (s.mode === 'hash' && input.length) parts.push(input); }
-  else if (s.mode === 'compress') {
+  if (s.mode === 'hash') { if (input.length) parts.push(input); return; }
+  if (s.mode === 'digest') return;
+  const emit = (b) => { s.outHash.update(b); s.outSize += b.length; parts.push(b); };
+  if (s.mode === 'compress') {
     let rest = input;
     for (;;) {
       const out = Buffer.allocUnsafe(OUT);
       const [remaining, produced, consumed] = s.ctx.compressStream2(out, rest, end ? z.EndDirective.end : z.EndDirective.continue);
       rest = rest.subarray(consumed);
-      if (produced > 0) parts.push(out.subarray(0, produced));
+      if (produced > 0) emit(out.subarray(0, produced));
       if (end ? remaining === 0 : rest.length === 0) break;
     }
   } else {
@@ -53,89 +99,302 @@ function step(s, input, end) {
       const [remaining, produced, consumed] = s.ctx.decompressStream(out, rest);
       rest = rest.subarray(consumed);
       s.inFrame = remaining !== 0;
-      if (produced > 0) parts.push(out.subarray(0, produced));
+      if (produced > 0) emit(out.subarray(0, produced));
       if (rest.length === 0 && produced < OUT) break;
     }
     if (end && !s.seen) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
     if (end && s.inFrame) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
   }
-  const out = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  s.outHash.update(out); s.outSize += out.length;
-  return out;
+}
+function join(parts) { return parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts); }
+/** Replies; an output buffer that owns its memory is moved, not copied. */
+function reply(m, payload, out) {
+  const own = out && out.length > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+  parentPort.postMessage({ id: m.id, seq: m.seq, ...payload, ...(out && out.length ? { out } : {}) }, own ? [out.buffer] : []);
+}
+function readFull(fd, buf, length, position) {
+  let got = 0;
+  while (got < length) {
+    const n = fs.readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+const WRITE_QUEUE_MAX = 8 * 1024 * 1024;
+/** Files written and closed whose fsync is still running, and the failures not yet reported. */
+const syncing = new Set();
+const syncErrors = [];
+const SYNCING_MAX = 8;
+const SYNCING_SMALL_MAX = 64;
+/** fsync and close of a written file, tracked in \`syncing\`; a failure waits in \`syncErrors\` for 'syncAll'. */
+function syncInBackground(fd, file) {
+  const synced = new Promise((resolve) => fs.fsync(fd, (err) => {
+    if (err) syncErrors.push({ error: 'unable to fsync ' + file + ': ' + (err.message || err), errno: err.code });
+    fs.close(fd, () => { syncing.delete(synced); resolve(); });
+  }));
+  syncing.add(synced);
+}
+/** Queues output of a write session; s.written resolves once all of it is written (errors go to s.writeError). */
+function writeQueue(s, parts) {
+  for (const b of parts) {
+    s.queued += b.length;
+    s.written = s.written.then(() => s.writeError ? undefined : writeAll(s.fd, b).catch((err) => { s.writeError = err; })).then(() => { s.queued -= b.length; });
+  }
+}
+function writeAll(fd, b) {
+  return new Promise((resolve, reject) => {
+    const more = (off) => fs.write(fd, b, off, b.length - off, null, (err, n) => {
+      if (err) reject(err); else if (off + n < b.length) more(off + n); else resolve();
+    });
+    more(0);
+  });
+}
+function errorOf(err) { return { error: String(err.message || err), errno: err.code }; }
+/** Opens a file to read; undefined when it is gone (a table dropped since the listing). */
+function openRead(p) {
+  try { return fs.openSync(p, 'r'); } catch (err) { if (err.code === 'ENOENT') return undefined; throw err; }
+}
+const HASH_BUFFER = Buffer.allocUnsafeSlow(1024 * 1024);
+function zstdWhole(ctx, input, size) {
+  // Decompresses into exactly \`size\` bytes (one more would mean the content is larger).
+  const out = Buffer.allocUnsafeSlow(size + 1);
+  let produced = 0, rest = input, inFrame = false;
+  if (input.length === 0) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
+  while (rest.length > 0) {
+    const [remaining, n, consumed] = ctx.decompressStream(out.subarray(produced), rest);
+    produced += n; rest = rest.subarray(consumed); inFrame = remaining !== 0;
+    if (produced > size) throw Object.assign(new Error('zstd data holds more than the expected ' + size + ' bytes'), { zstdData: true });
+    if (consumed === 0 && n === 0) break;
+  }
+  if (inFrame || rest.length > 0) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
+  return out.subarray(0, produced);
 }
 parentPort.on('message', (m) => {
+  let s;
   try {
     if (m.op === 'whole') {
       // A whole buffer in one message (a WAL segment): sha256 and zstd in one pass, no session.
       const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-      const s = { mode: 'compress', inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, ctx: new z.CCtx() };
-      s.ctx.setParameter(z.CParameter.compressionLevel, m.level);
-      s.ctx.setParameter(z.CParameter.checksumFlag, 1);
-      const out = step(s, input, true);
-      parentPort.postMessage({ id: m.id, seq: 0, out, result: {
-        inSha256: s.inHash.digest('hex'), inSize: s.inSize, outSha256: s.outHash.digest('hex'), outSize: s.outSize } },
-        out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer] : []);
+      s = sessionOpen('compress', m.level);
+      const parts = [];
+      step(s, input, true, parts);
+      sessionDone(s);
+      reply(m, { result: result(s) }, join(parts));
       return;
     }
     if (m.op === 'unzstdDigest') {
       // Checks a whole zstd buffer: sha256 and size of its content and its first bytes; the content stays here.
       const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-      const ctx = new z.DCtx();
-      const inHash = createHash('sha256').update(input), outHash = createHash('sha256');
-      let outSize = 0, rest = input, inFrame = false;
+      s = sessionOpen('decompress');
       const head = [];
       let headLength = 0;
-      while (input.length > 0) {
-        const out = Buffer.allocUnsafe(OUT);
-        const [remaining, produced, consumed] = ctx.decompressStream(out, rest);
-        rest = rest.subarray(consumed);
-        inFrame = remaining !== 0;
-        if (produced > 0) {
-          const part = out.subarray(0, produced);
-          outHash.update(part); outSize += produced;
-          if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(produced, m.head - headLength); }
+      for (let off = 0; off < input.length || off === 0; off += 1024 * 1024) {
+        const parts = [];
+        const last = off + 1024 * 1024 >= input.length;
+        step(s, input.subarray(off, off + 1024 * 1024), last, parts);
+        for (const part of parts) {
+          if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
         }
-        // Done when the input is used up and the last call did not fill its output (nothing is pending).
-        if (rest.length === 0 && produced < OUT) break;
+        if (last) break;
       }
-      if (input.length === 0) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
-      if (inFrame) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
-      parentPort.postMessage({ id: m.id, seq: 0, out: Buffer.concat(head), result: {
-        inSha256: inHash.digest('hex'), inSize: input.length, outSha256: outHash.digest('hex'), outSize } });
+      sessionDone(s);
+      reply(m, { result: result(s) }, Buffer.concat(head));
       return;
     }
-    if (m.op === 'open') {
-      const s = { mode: m.mode, inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, seen: false, inFrame: false };
-      if (m.mode === 'compress') {
-        s.ctx = new z.CCtx();
-        s.ctx.setParameter(z.CParameter.compressionLevel, m.level);
-        s.ctx.setParameter(z.CParameter.checksumFlag, 1);
-      } else if (m.mode === 'decompress') s.ctx = new z.DCtx();
+    if (m.op === 'hashFile') {
+      // sha256 and size of a file read here: nothing crosses the thread boundary but the digest.
+      const fd = openRead(m.path);
+      if (fd === undefined) { reply(m, { missing: true }); return; }
+      const hash = createHash('sha256');
+      let size = 0;
+      try {
+        for (;;) {
+          const n = fs.readSync(fd, HASH_BUFFER, 0, HASH_BUFFER.length, size);
+          if (n === 0) break;
+          hash.update(HASH_BUFFER.subarray(0, n)); size += n;
+        }
+      } finally { fs.closeSync(fd); }
+      const sha256 = hash.digest('hex');
+      reply(m, { result: { inSha256: sha256, inSize: size, outSha256: sha256, outSize: size } });
+      return;
+    }
+    if (m.op === 'readSmall') {
+      // A batch of small files read, hashed and compressed here; the repo bytes of all come back in one buffer.
+      const items = [], outs = [];
+      const ctx = m.mode === 'compress' ? cctxAcquire(m.level) : undefined;
+      for (const f of m.files) {
+        const fd = openRead(f.path);
+        if (fd === undefined) { items.push({ missing: true }); continue; }
+        let data;
+        try { const buf = Buffer.allocUnsafe(f.size); data = buf.subarray(0, readFull(fd, buf, f.size, 0)); } finally { fs.closeSync(fd); }
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        let repo = data, repoSha256 = sha256;
+        if (ctx) {
+          const out = Buffer.allocUnsafe(z.compressBound(data.length));
+          repo = out.subarray(0, ctx.compress2(out, data));
+          repoSha256 = createHash('sha256').update(repo).digest('hex');
+        }
+        outs.push(repo);
+        items.push({ missing: false, size: data.length, sha256, repoSize: repo.length, repoSha256 });
+      }
+      if (ctx) cctxRelease(m.level, ctx);
+      reply(m, { items }, Buffer.concat(outs));
+      return;
+    }
+    if (m.op === 'writeSmall') {
+      // Small files of a restore: each decompressed, hashed and checked against the manifest, then
+      // written with its mode and times; the fsyncs run in the background ('syncAll' waits).
+      const items = [];
+      const ctx = dctxs.pop() || new z.DCtx();
+      let off = 0;
+      for (const f of m.files) {
+        const input = m.data.subarray(off, off + f.repoSize);
+        off += f.repoSize;
+        let data;
+        try {
+          data = f.compressed ? zstdWhole(ctx, input, f.size) : input;
+        } catch (err) {
+          ctx.reset(z.ResetDirective.sessionOnly);
+          items.push({ corrupt: String(err.message || err) });
+          break;
+        }
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        if (data.length !== f.size || sha256 !== f.sha256) { items.push({ size: data.length, sha256 }); break; }
+        let fd;
+        try {
+          fd = fs.openSync(f.path, 'w', f.mode);
+          let n = 0;
+          while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+          fs.fchmodSync(fd, f.mode);
+          fs.futimesSync(fd, f.mtime, f.mtime);
+        } catch (err) {
+          if (fd !== undefined) fs.closeSync(fd);
+          items.push({ error: f.path + ': ' + String(err.message || err), errno: err.code });
+          break;
+        }
+        syncInBackground(fd, f.path);
+        items.push({ ok: true });
+      }
+      if (dctxs.length < 2) dctxs.push(ctx);
+      const answer = () => reply(m, { items });
+      if (syncing.size > SYNCING_SMALL_MAX) Promise.race(syncing).then(answer); else answer();
+      return;
+    }
+    if (m.op === 'syncAll') {
+      // Every file this worker wrote is on disk, or the first failure is reported.
+      Promise.all([...syncing]).then(() => {
+        const failed = syncErrors.splice(0);
+        reply(m, failed.length ? failed[0] : {});
+      });
+      return;
+    }
+    if (m.op === 'open' || m.op === 'readOpen' || m.op === 'writeOpen') {
+      s = sessionOpen(m.mode, m.level);
+      if (m.op === 'readOpen') {
+        s.fd = openRead(m.path);
+        if (s.fd === undefined) { sessionDone(s); reply(m, { missing: true }); return; }
+        s.position = 0; s.limit = m.size;
+      } else if (m.op === 'writeOpen') {
+        s.fd = fs.openSync(m.path, 'w', m.fileMode);
+        s.queued = 0; s.written = Promise.resolve(); s.replies = Promise.resolve();
+      }
       sessions.set(m.id, s);
+      if (m.op !== 'open') reply(m, {});
       return;
     }
-    const s = sessions.get(m.id);
-    if (m.op === 'abort') { sessions.delete(m.id); return; }
-    if (!s) return;
+    s = sessions.get(m.id);
+    if (m.op === 'abort') { sessions.delete(m.id); if (s) sessionKill(s); return; }
+    // A session that failed or ended: later messages of it get an answer, so nothing waits forever.
+    if (!s) { reply(m, { gone: true, error: 'the filter session is closed' }); return; }
+    if (m.op === 'readNext') {
+      // The next piece of the file (up to its listed size: bytes past it come from WAL replay).
+      const want = Math.min(m.bytes, s.limit - s.position);
+      let input = EMPTY, end = want === 0;
+      if (want > 0) {
+        const buf = Buffer.allocUnsafeSlow(want);
+        const n = readFull(s.fd, buf, want, s.position);
+        s.position += n;
+        input = n === want ? buf : buf.subarray(0, n);
+        end = n < want || s.position >= s.limit;
+      }
+      const parts = [];
+      step(s, input, end, parts);
+      if (!end) { reply(m, {}, join(parts)); return; }
+      sessions.delete(m.id);
+      sessionClose(s);
+      sessionDone(s);
+      reply(m, { result: result(s) }, join(parts));
+      return;
+    }
     if (m.op === 'data') {
       const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-      parentPort.postMessage({ id: m.id, seq: m.seq, out: step(s, input, false) });
+      const parts = [];
+      step(s, input, false, parts);
+      if (s.fd === undefined) { reply(m, {}, join(parts)); return; }
+      // Written by libuv's threads while this thread decompresses the next piece; the answer
+      // waits while too much is queued, which holds the sender back.
+      writeQueue(s, parts);
+      s.replies = s.replies.then(async () => {
+        if (s.queued > WRITE_QUEUE_MAX) await s.written;
+        reply(m, s.writeError ? errorOf(s.writeError) : {});
+      });
     } else if (m.op === 'end') {
-      const out = step(s, Buffer.alloc(0), true);
+      const parts = [];
+      step(s, EMPTY, true, parts);
       sessions.delete(m.id);
-      parentPort.postMessage({ id: m.id, seq: m.seq, out, result: {
-        inSha256: s.inHash.digest('hex'), inSize: s.inSize, outSha256: s.outHash.digest('hex'), outSize: s.outSize } });
+      if (s.fd === undefined) {
+        sessionDone(s);
+        reply(m, { result: result(s) }, join(parts));
+        return;
+      }
+      writeQueue(s, parts);
+      s.replies = s.replies.then(async () => {
+        await s.written;
+        if (!s.writeError && m.mtime !== undefined) {
+          try { fs.fchmodSync(s.fd, m.fileMode); fs.futimesSync(s.fd, m.mtime, m.mtime); } catch (err) { s.writeError = err; }
+        }
+        if (s.writeError) { sessionClose(s); reply(m, errorOf(s.writeError)); return; }
+        sessionDone(s);
+        // The fsync runs in the background: the next file goes on meanwhile, and 'syncAll' waits
+        // for every one (and reports a failure) before the job may call its files durable.
+        const fd = s.fd;
+        s.fd = undefined;
+        syncInBackground(fd, m.path);
+        if (syncing.size > SYNCING_MAX) await Promise.race(syncing);
+        reply(m, { result: result(s) });
+      });
     }
   } catch (err) {
-    sessions.delete(m.id);
-    parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), zstdData: !!(err && (err.zstdData || s_isZstd(err))) });
+    if (sessions.get(m.id) === s && s) { sessions.delete(m.id); sessionKill(s); }
+    parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), errno: err && err.code,
+      zstdData: !!(err && (err.zstdData || isZstd(err))) });
   }
 });
-function s_isZstd(err) { return err && err.code === undefined && /zstd|Unknown frame|checksum|Corrupted|Data corruption|Destination buffer/i.test(String(err.message)); }
+function isZstd(err) { return err && err.code === undefined && /zstd|Unknown frame|checksum|Corrupted|Data corruption|Destination buffer/i.test(String(err.message)); }
 `;
 
 interface Pending { resolve: (m: WorkerReply) => void; reject: (e: Error) => void }
-interface WorkerReply { id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; zstdData?: boolean }
+interface WorkerReply {
+  id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; errno?: string; zstdData?: boolean;
+  missing?: boolean; gone?: boolean; items?: unknown[];
+}
+
+/** What a worker message may carry. */
+interface WorkerMessage {
+  op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number;
+  path?: string; size?: number; bytes?: number; fileMode?: number; mtime?: number; files?: unknown[];
+}
+
+/** The error of a worker reply: damaged zstd data, a file that could not be read or written, or a fault. */
+function replyError(m: WorkerReply, what: string, writing: boolean): Error {
+  if (m.zstdData) return new ZstdDataError(`zstd data is damaged: ${m.error!}`);
+  if (m.errno) {
+    const E = writing ? FileWriteError : FileReadError;
+    return new E(`unable to ${writing ? 'write' : 'read'} ${what}: ${m.error!}`, { hint: writing ? 'check free space and permissions of the destination' : 'check that the file is readable by the agent' });
+  }
+  return new InternalError(m.error!);
+}
 
 class PoolWorker {
   readonly worker: Worker;
@@ -166,7 +425,7 @@ class PoolWorker {
 
   get broken(): boolean { return this.failure !== undefined; }
 
-  post(msg: { op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number }, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
+  post(msg: WorkerMessage, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
     if (this.failure) throw this.failure;
     if (msg.op === 'open' || msg.op === 'abort') {
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
@@ -185,11 +444,132 @@ class PoolWorker {
 
 let nextSessionId = 1;
 
-export class FilterPool {
-  private readonly workers: PoolWorker[] = [];
+/** A small file for `readSmall`: read, hashed and compressed on a worker. */
+export interface PoolSmallRead { path: string; size: number }
+export interface PoolSmallReadResult { missing: boolean; size: number; sha256: string; repoSize: number; repoSha256: string; repoData: Buffer }
 
-  /** `size` workers at most (default: the number of cores), made when first needed. */
-  constructor(private readonly size: number = os.cpus().length) {}
+/** A small file of a restore for `writeSmall`: its repo bytes (decrypted) and what the manifest says. */
+export interface PoolSmallWrite { path: string; data: Buffer; size: number; sha256: string; mode: number; mtime: number; compressed: boolean }
+/** What became of it: written, damaged repo bytes, content other than the manifest's, or a write error. */
+export type PoolSmallWriteResult = { ok: true } | { corrupt: string } | { size: number; sha256: string } | { error: string; errno?: string };
+
+/** Bytes a worker reads from a file per message when it streams one (backup of a large file). */
+const FILE_READ_BYTES = 1024 * 1024;
+
+export class FilterPool {
+  /**
+   * `size` workers at most (default: the number of cores), made when first needed. Views made by
+   * `limited()` share the workers of the pool they come from.
+   */
+  constructor(private readonly size: number = os.cpus().length, private readonly workers: PoolWorker[] = []) {}
+
+  /** A view of this pool that uses `width` of its workers at most (a job's process-max). */
+  limited(width: number): FilterPool {
+    return new FilterPool(Math.max(1, Math.min(width, this.size)), this.workers);
+  }
+
+  /** sha256 and size of a file, read and hashed on a worker; undefined when it does not exist. */
+  async hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
+    const m = await this.call({ op: 'hashFile', path: file }, `'${file}'`, false);
+    return m.missing ? undefined : { sha256: m.result!.inSha256, size: m.result!.inSize };
+  }
+
+  /**
+   * A file read by a worker (at most `size` bytes: what was listed), hashed and zstd-compressed
+   * ('compress') or passed on ('hash'): only the repo bytes cross to this thread. undefined when
+   * the file is gone.
+   */
+  async readFile(file: string, size: number, mode: 'compress' | 'hash', level = 3): Promise<PoolFileReader | undefined> {
+    const w = this.idleWorker();
+    const id = nextSessionId++;
+    w.sessions++;
+    let m: WorkerReply;
+    try {
+      m = await w.post({ op: 'readOpen', id, seq: 0, path: file, size, mode, level })!;
+    } catch (err) {
+      w.sessions--;
+      throw err;
+    }
+    if (m.error !== undefined || m.missing) {
+      w.sessions--;
+      if (m.missing) return undefined;
+      throw replyError(m, `'${file}'`, false);
+    }
+    return new PoolFileReader(w, id, file);
+  }
+
+  /**
+   * A file written by a worker from repo bytes: zstd-decompressed ('decompress') or as they come
+   * ('hash') and hashed; only the repo bytes cross to the worker. With `mtime` the worker sets the
+   * mode and times at the end. The file's fsync runs in the background: `syncAll()` waits for it.
+   */
+  async writeFile(file: string, fileMode: number, mode: 'decompress' | 'hash', mtime?: number): Promise<PoolFileWriter> {
+    const w = this.idleWorker();
+    const id = nextSessionId++;
+    w.sessions++;
+    let m: WorkerReply;
+    try {
+      m = await w.post({ op: 'writeOpen', id, seq: 0, path: file, fileMode, mode })!;
+    } catch (err) {
+      w.sessions--;
+      throw err;
+    }
+    if (m.error !== undefined) {
+      w.sessions--;
+      throw replyError(m, `'${file}'`, true);
+    }
+    return new PoolFileWriter(w, id, file, mode, fileMode, mtime);
+  }
+
+  /**
+   * Waits for the fsync of every file the workers wrote (`writeFile` syncs in the background);
+   * a failure is a FileWriteError naming the file.
+   */
+  async syncAll(): Promise<void> {
+    const replies = await Promise.all(this.workers.filter((w) => !w.broken).map((w) => w.post({ op: 'syncAll', id: nextSessionId++, seq: 0 })!));
+    const failed = replies.find((m) => m.error !== undefined);
+    if (failed) throw new FileWriteError(failed.error!, { hint: 'check the disk and free space of the destination, then restore again' });
+  }
+
+  /** Small files read, hashed and compressed (mode 'compress') on one worker, in one message. */
+  async readSmall(files: PoolSmallRead[], mode: 'compress' | 'hash', level = 3): Promise<PoolSmallReadResult[]> {
+    const m = await this.call({ op: 'readSmall', files, mode, level }, `${files.length} file(s) from '${files[0]?.path ?? ''}'`, false);
+    const out = m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : Buffer.alloc(0);
+    let offset = 0;
+    return (m.items as Omit<PoolSmallReadResult, 'repoData'>[]).map((item) => {
+      if (item.missing) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '', repoData: Buffer.alloc(0) };
+      const repoData = out.subarray(offset, offset + item.repoSize);
+      offset += item.repoSize;
+      return { ...item, repoData };
+    });
+  }
+
+  /**
+   * Small files of a restore on one worker, in one message: each decompressed, checked against
+   * its size and sha256, and written with its mode and times (fsync in the background: see
+   * `syncAll`). The first failure ends the run: the files after it get no result.
+   */
+  async writeSmall(files: PoolSmallWrite[]): Promise<PoolSmallWriteResult[]> {
+    const data = Buffer.concat(files.map((f) => f.data));
+    const m = await this.call({
+      op: 'writeSmall', data,
+      files: files.map((f) => ({ path: f.path, repoSize: f.data.length, size: f.size, sha256: f.sha256, mode: f.mode, mtime: f.mtime, compressed: f.compressed })),
+    }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
+    return m.items as PoolSmallWriteResult[];
+  }
+
+  /** One request to the least busy worker. */
+  private async call(msg: Omit<WorkerMessage, 'id'>, what: string, writing: boolean, transfer?: ArrayBuffer[]): Promise<WorkerReply> {
+    const w = this.idleWorker();
+    w.sessions++;
+    try {
+      const m = await w.post({ ...msg, id: nextSessionId++, seq: 0 }, transfer)!;
+      if (m.error !== undefined) throw replyError(m, what, writing);
+      return m;
+    } finally {
+      w.sessions--;
+    }
+  }
 
   /** A stream through one worker: `mode` with zstd `level` when compressing. */
   transform(mode: PoolMode, level = 3): PoolTransform {
@@ -231,10 +611,13 @@ export class FilterPool {
     }
   }
 
-  /** The least busy worker, or a new one while the pool is not full. */
+  /** The least busy of this pool's first `size` workers, or a new one while there are fewer. */
   private idleWorker(): PoolWorker {
-    let w = this.workers.filter((x) => !x.broken).sort((a, b) => a.sessions - b.sessions)[0];
-    if (!w || (w.sessions > 0 && this.workers.length < this.size)) {
+    // A broken worker is replaced in place (views index the shared list).
+    for (let i = 0; i < this.workers.length; i++) if (this.workers[i]!.broken) this.workers.splice(i--, 1);
+    const mine = this.workers.slice(0, this.size);
+    let w = [...mine].sort((a, b) => a.sessions - b.sessions)[0];
+    if (!w || (w.sessions > 0 && mine.length < this.size)) {
       w = new PoolWorker();
       this.workers.push(w);
     }
@@ -334,6 +717,149 @@ export class PoolTransform extends Transform {
   }
 
   /** The session is over: the worker takes another. */
+  private close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.w.sessions--;
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.open) {
+      this.close();
+      try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
+    }
+    cb(err);
+  }
+}
+
+/**
+ * A file read on a worker: each read asks the worker for the next piece and gets back its repo
+ * bytes (compressed, or the file's own bytes moved, not copied). Two pieces in flight keep the
+ * worker busy while this thread sends the last one.
+ */
+export class PoolFileReader extends Readable {
+  private seq = 1;
+  private inFlight = 0;
+  private ended = false;
+  private done: PoolResult | undefined;
+  private open = true;
+
+  constructor(private readonly w: PoolWorker, private readonly id: number, private readonly file: string) {
+    super({ highWaterMark: 2 * FILE_READ_BYTES });
+  }
+
+  result(): PoolResult {
+    if (!this.done) throw new InternalError('pool file result asked before the file was read');
+    return this.done;
+  }
+
+  override _read(): void {
+    this.ask();
+  }
+
+  /** Asks the worker for the next pieces, two in flight at most. */
+  private ask(): void {
+    while (!this.ended && this.inFlight < 2) {
+      this.inFlight++;
+      let sent: Promise<WorkerReply>;
+      try {
+        sent = this.w.post({ op: 'readNext', id: this.id, seq: this.seq++, bytes: FILE_READ_BYTES })!;
+      } catch (err) {
+        this.destroy(err as Error);
+        return;
+      }
+      sent.then((m) => {
+        this.inFlight--;
+        if (this.ended || this.destroyed) return;
+        if (m.error !== undefined) { this.destroy(replyError(m, `'${this.file}'`, false)); return; }
+        const more = m.out ? this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength)) : true;
+        if (m.result) {
+          this.ended = true;
+          this.done = m.result;
+          this.close();
+          this.push(null);
+        } else if (more && this.inFlight === 0) {
+          // Nothing came out of this piece (zstd holds it) and nothing is asked: ask again.
+          this.ask();
+        }
+      }, (err: Error) => { this.inFlight--; this.destroy(err); });
+    }
+  }
+
+  private close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.w.sessions--;
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.open && !this.ended) {
+      try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
+    }
+    this.ended = true;
+    this.close();
+    cb(err);
+  }
+}
+
+/**
+ * A file written on a worker: repo bytes go over, the worker decompresses, hashes and writes them
+ * (fsync in the background, see `FilterPool.syncAll`); `result()` gives both sides' hashes and sizes.
+ */
+export class PoolFileWriter extends Writable {
+  private seq = 1;
+  private inFlight = 0;
+  private waiting: ((err?: Error | null) => void) | undefined;
+  private failure: Error | undefined;
+  private done: PoolResult | undefined;
+  private open = true;
+
+  constructor(private readonly w: PoolWorker, private readonly id: number, private readonly file: string, private readonly mode: 'decompress' | 'hash',
+    private readonly fileMode: number, private readonly mtime: number | undefined) {
+    super({ highWaterMark: FILE_READ_BYTES });
+  }
+
+  result(): PoolResult {
+    if (!this.done) throw new InternalError('pool file result asked before the file was written');
+    return this.done;
+  }
+
+  private check(m: WorkerReply): WorkerReply {
+    if (m.error !== undefined) throw m.zstdData || (this.mode === 'decompress' && !m.errno) ? new ZstdDataError(`zstd data is damaged: ${m.error}`) : replyError(m, `'${this.file}'`, true);
+    return m;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.failure) { cb(this.failure); return; }
+    this.inFlight++;
+    let sent: Promise<WorkerReply>;
+    try {
+      sent = this.w.post({ op: 'data', id: this.id, seq: this.seq++, data: chunk })!;
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    sent.then((m) => this.check(m)).then(() => { this.inFlight--; }, (err: Error) => { this.inFlight--; this.failure ??= err; })
+      .finally(() => {
+        const w = this.waiting;
+        if (w && (this.failure || this.inFlight < IN_FLIGHT_MAX)) { this.waiting = undefined; w(this.failure); }
+      });
+    if (this.inFlight < IN_FLIGHT_MAX) cb(); else this.waiting = cb;
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.failure) { cb(this.failure); return; }
+    (async () => {
+      // With an mtime the worker also sets mode and times before the (background) fsync.
+      const m = this.check(await this.w.post({ op: 'end', id: this.id, seq: this.seq++, path: this.file, fileMode: this.fileMode,
+        ...(this.mtime !== undefined ? { mtime: this.mtime } : {}) })!);
+      // Replies come in order: every piece before the end has been answered.
+      if (this.failure) throw this.failure;
+      this.done = m.result;
+      this.close();
+    })().then(() => cb(), (err: Error) => cb(err));
+  }
+
   private close(): void {
     if (!this.open) return;
     this.open = false;

@@ -77,6 +77,17 @@ describe('PosixStorage', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('pathSync fsyncs every directory under a path (after writes that skipped their own), and a missing path is fine', async () => {
+    await storage.put('set/a/b/one', 'x', { noSyncPath: true });
+    await storage.put('set/c/two', 'y', { noSyncPath: true });
+    const opened: string[] = [];
+    const open = fs.promises.open;
+    jest.spyOn(fs.promises, 'open').mockImplementation((p, flags, mode) => { if (flags === 'r') opened.push(path.relative(dir, String(p))); return open(p, flags, mode); });
+    await storage.pathSync('set');
+    expect(opened.sort()).toEqual(['set', 'set/a', 'set/a/b', 'set/c']);
+    await expect(storage.pathSync('nothing/here')).resolves.toBeUndefined();
+  });
+
   describe('newWrite', () => {
     it('makes a write visible at its key, with its content, only once the stream finished', async () => {
       const w = storage.newWrite('a/b/c.txt');

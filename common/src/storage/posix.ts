@@ -345,6 +345,22 @@ export class PosixStorage implements Storage {
     await pathSync(path.dirname(dst));
     if (path.dirname(src) !== path.dirname(dst)) await pathSync(path.dirname(src));
   }
+  async pathSync(key: string): Promise<void> {
+    const dirs = [this.pathOf(key)];
+    while (dirs.length > 0) {
+      const dir = dirs.pop()!;
+      let entries: fs.Dirent[];
+      try {
+        entries = await fs.promises.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT') continue;
+        throw new FileWriteError(`unable to sync path '${key}': ${messageOf(err)}`, { cause: err });
+      }
+      for (const e of entries) if (e.isDirectory()) dirs.push(path.join(dir, e.name));
+      await pathSync(dir).catch((err: unknown) => { throw new FileWriteError(`unable to sync path '${key}': ${messageOf(err)}`, { cause: err }); });
+    }
+  }
+
 }
 
 function infoOf(st: fs.Stats): Omit<StorageInfo, 'name'> {

@@ -71,4 +71,10 @@ export interface Storage {
   get(key: string): Promise<Buffer>;
   /** Renames a file or path durably, replacing a file at `to` (optional: posix has it). */
   move?(from: string, to: string): Promise<void>;
+  /**
+   * Makes the names of everything written under a path durable (posix: fsync of each directory),
+   * for writers that skipped the per-file directory sync (`noSyncPath`). Drivers whose writes are
+   * durable when they complete (object stores) do not have it.
+   */
+  pathSync?(path: string): Promise<void>;
 }

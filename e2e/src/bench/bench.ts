@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { PG_TOOLS } from '../harness/pg-versions';
 import { osUser, runCommand } from '../harness/processes';
 import { Stack } from '../stack';
+import { benchmarksSectionWrite, targetLine } from './summary';
 
 const env = (k: string, d: string): string => process.env[k] ?? d;
 const SCALE = Number(env('BENCH_SCALE', '200'));
@@ -14,7 +15,8 @@ const RUNS = Number(env('BENCH_RUNS', '3'));
 const LEVELS = env('BENCH_LEVELS', '1,3').split(',').map(Number);
 const PMS = env('BENCH_PROCESS_MAX', '1,2').split(',').map(Number);
 const DATASETS = env('BENCH_DATASETS', 'pgbench,small').split(',');
-const OUT = env('BENCH_OUT', path.resolve(__dirname, '..', '..', '..', 'bench', 'results'));
+const OUT_DEFAULT = path.resolve(__dirname, '..', '..', '..', 'bench', 'results');
+const OUT = env('BENCH_OUT', OUT_DEFAULT);
 
 interface Sample {
   dataset: string; op: string; tool: string; level: number; pm: number; run: number;
@@ -220,6 +222,45 @@ function report(samples: Sample[], meta: Record<string, unknown>): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The issue's targets checked against the medians of a run, and the ratio matrix, for BENCHMARKS.md. */
+function summary(samples: Sample[], meta: Record<string, unknown>, resultFile: string): string {
+  const med = (dataset: string, op: string, level: number, pm: number, tool: string): number | undefined => {
+    const g = samples.filter((s) => s.dataset === dataset && s.op === op && s.level === level && s.pm === pm && s.tool === tool);
+    return g.length ? median(g.map((s) => s.wallS)) : undefined;
+  };
+  const ratio = (dataset: string, op: string, level: number, pm: number, peer = 'pgbackrest'): number | undefined => {
+    const a = med(dataset, op, level, pm, 'openrds'), b = med(dataset, op, level, pm, peer);
+    return a !== undefined && b !== undefined ? a / b : undefined;
+  };
+  const fmt = (x: number | undefined): string => (x === undefined ? '–' : x.toFixed(2));
+  const ops = ['full', 'incr', 'restore', 'restore-delta'];
+  const lines = [`## Engine: backup and restore against pgBackRest (\`bash bench/run.sh\`)`, '',
+    `Run of ${String(meta.date)}: pgbench scale ${String(meta.scale)} (${String(meta.pgbenchSourceMB ?? '–')} MB) and ${String(meta.smallTables)} small tables `
+    + `(${String(meta.smallSourceMB ?? '–')} MB), ${String(meta.runs)} runs each, ${String(meta.cpus)} cores, ${String(meta.pgbackrest)}. `
+    + `Full results: \`bench/results/${resultFile}\`.`, '',
+    'Median wall time of openrds / pgBackRest in the same run (< 1: openrds is faster):', '',
+    `| dataset | zst level | process-max | ${ops.join(' | ')} |`, `|---|---|---|${ops.map(() => '---').join('|')}|`];
+  const datasets = [...new Set(samples.map((s) => s.dataset))];
+  const levels = [...new Set(samples.map((s) => s.level))], pms = [...new Set(samples.map((s) => s.pm))];
+  for (const d of datasets) for (const l of levels) for (const p of pms) lines.push(`| ${d} | ${l} | ${p} | ${ops.map((o) => fmt(ratio(d, o, l, p))).join(' | ')} |`);
+  const all = (xs: (number | undefined)[], ok: (x: number) => boolean): boolean | undefined => (xs.some((x) => x === undefined) || xs.length === 0 ? undefined : xs.every((x) => ok(x!)));
+  const across = (d: string, op: string): (number | undefined)[] => levels.flatMap((l) => pms.map((p) => ratio(d, op, l, p)));
+  const range = (xs: (number | undefined)[]): string => { const v = xs.filter((x): x is number => x !== undefined); return v.length ? `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}` : '–'; };
+  const rssMax = Math.max(0, ...samples.filter((s) => s.tool === 'openrds' && s.dataset === 'small').flatMap((s) => Object.values(s.peakRssMb)));
+  const tarRatio = ratio('pgbench', 'full', 1, 2, 'tar-zstd');
+  lines.push('', 'Targets of the engine issue (ratios: openrds / pgBackRest, medians):', '', '| target | measured | |', '|---|---|---|',
+    targetLine('full backup ≤ 0.9 (pgbench, every level and process-max)', range(across('pgbench', 'full')), all(across('pgbench', 'full'), (x) => x <= 0.9)),
+    targetLine('restore ≤ 0.9', range(across('pgbench', 'restore')), all(across('pgbench', 'restore'), (x) => x <= 0.9)),
+    targetLine('delta restore of an unchanged cluster ≤ 0.9', range(across('pgbench', 'restore-delta')), all(across('pgbench', 'restore-delta'), (x) => x <= 0.9)),
+    targetLine('incremental with ~1% changed ≤ 1.0', range(across('pgbench', 'incr')), all(across('pgbench', 'incr'), (x) => x <= 1)),
+    targetLine('many small files ≤ 1.0 (full, incr, restore)', range([...across('small', 'full'), ...across('small', 'incr'), ...across('small', 'restore')]),
+      all([...across('small', 'full'), ...across('small', 'incr'), ...across('small', 'restore')], (x) => x <= 1)),
+    targetLine('peak RSS of each openrds process ≤ 300 MB (small files)', rssMax ? `${rssMax} MB` : '–', rssMax ? rssMax <= 300 : undefined),
+    targetLine('process-max 2, zst 1: throughput ≥ 70% of `tar | zstd -1 -T2`', tarRatio === undefined ? '–' : `${(100 / tarRatio).toFixed(0)}%`,
+      tarRatio === undefined ? undefined : 1 / tarRatio >= 0.7));
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const all: Sample[] = [];
   const meta: Record<string, unknown> = { date: new Date().toISOString(), scale: SCALE, smallTables: SMALL_TABLES, runs: RUNS, levels: LEVELS, processMax: PMS,
@@ -267,6 +308,10 @@ async function main(): Promise<void> {
   const md = report(all, meta);
   fs.writeFileSync(path.join(OUT, `${stamp}.md`), md);
   console.log(md);
+  const text = summary(all, meta, `${stamp}.md`);
+  console.log(text);
+  // BENCHMARKS.md keeps the latest run written to the repository's results directory.
+  if (OUT === OUT_DEFAULT) benchmarksSectionWrite('engine', text);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

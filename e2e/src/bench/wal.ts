@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { PgCluster } from '../harness/cluster';
 import { osUser, runCommand } from '../harness/processes';
 import { Stack, installedBin } from '../stack';
+import { benchmarksSectionWrite, targetLine } from './summary';
 
 const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
 const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
@@ -124,9 +125,23 @@ async function main(): Promise<void> {
   console.log(`\npgbench -i -s ${SCALE}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
   console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | replay segments | replay s |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of results) {
-    console.log(`| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.replaySegments} | ${r.replayS} |`);
-  }
+  const rows = results.map((r) => `| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.replaySegments} | ${r.replayS} |`);
+  for (const row of rows) console.log(row);
+  const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
+  const text = [`## WAL archiving against pgBackRest (\`bash bench/wal.sh\`)`, '',
+    `Run of ${new Date().toISOString()}: \`pgbench -i -s ${SCALE}\` as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
+    + 'made with archiving paused; then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
+    '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | replay segments | replay s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|', ...rows, '',
+    'Targets of the WAL issue (openrds asynchronous against pgBackRest asynchronous, same run):', '', '| target | measured | |', '|---|---|---|',
+    targetLine('async archive_command p50 ≤ pgBackRest\'s', `${ours.p50Ms} ms vs ${peer.p50Ms} ms`, ours.p50Ms <= peer.p50Ms),
+    targetLine('async archive_command p50 ≤ 10 ms', `${ours.p50Ms} ms`, ours.p50Ms <= 10),
+    targetLine('sustained (backlog) throughput ≥ 1.2 × pgBackRest', `${ours.backlogSegPerS} vs ${peer.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 1.2 * peer.backlogSegPerS),
+    targetLine('sustained ≥ 30 segments/s of 16 MiB', `${ours.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 30),
+    targetLine('replay with async get ≤ pgBackRest', `${ours.replayS} s vs ${peer.replayS} s`, ours.replayS <= peer.replayS),
+  ].join('\n');
+  console.log(`\n${text}`);
+  benchmarksSectionWrite('wal', text);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

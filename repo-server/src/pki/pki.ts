@@ -183,12 +183,12 @@ export async function pkiRevoke(dir: string, cn: string): Promise<{ crl: string;
   const cert = pkiFiles(dir, cn).cert;
   if (!fs.existsSync(cert)) throw new FileMissingError(`'${cert}' does not exist: no certificate was issued for CN '${cn}' here`);
   const out = await openssl(['x509', '-in', cert, '-noout', '-serial', '-enddate']);
-  const serial = /serial=([0-9A-Fa-f]+)/.exec(out)?.[1]?.toUpperCase();
+  const certSerial = /serial=([0-9A-Fa-f]+)/.exec(out)?.[1]?.toUpperCase();
   const notAfter = /notAfter=(.+)/.exec(out)?.[1];
-  if (!serial || !notAfter) throw new InternalError(`unable to read the serial and expiry of '${cert}'`);
+  if (!certSerial || !notAfter) throw new InternalError(`unable to read the serial and expiry of '${cert}'`);
   const db = path.join(dir, 'revoked.txt');
   const lines = fs.existsSync(db) ? fs.readFileSync(db, 'utf8').split('\n').filter((l) => l) : [];
-  if (!lines.some((l) => l.split('\t')[3] === serial)) lines.push(['R', caDbDate(new Date(notAfter)), caDbDate(new Date()), serial, 'unknown', `/CN=${cn}`].join('\t'));
+  if (!lines.some((l) => l.split('\t')[3] === certSerial)) lines.push(['R', caDbDate(new Date(notAfter)), caDbDate(new Date()), certSerial, 'unknown', `/CN=${cn}`].join('\t'));
   const crl = path.join(dir, 'crl.pem');
   await withScratch(dir, async (scratch) => {
     fs.writeFileSync(path.join(scratch, 'index.txt'), `${lines.join('\n')}\n`, { mode: 0o600 });
@@ -202,5 +202,5 @@ export async function pkiRevoke(dir: string, cn: string): Promise<{ crl: string;
     fs.chmodSync(`${crl}.tmp`, 0o644);
     fs.renameSync(`${crl}.tmp`, crl);
   });
-  return { crl, serial };
+  return { crl, serial: certSerial };
 }

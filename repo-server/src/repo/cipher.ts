@@ -181,4 +181,5 @@ export class CipherMetaStorage implements Storage {
   }
   remove(key: string, opts?: { errorOnMissing?: boolean }): Promise<void> { return this.inner.remove(key, opts); }
   pathRemove(path: string, opts?: { recurse?: boolean }): Promise<void> { return this.inner.pathRemove(path, opts); }
+  async pathSync(path: string): Promise<void> { await this.inner.pathSync?.(path); }
 }

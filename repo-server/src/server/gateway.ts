@@ -224,7 +224,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
 }
 
 /** Files of one PutBackupFile call that may be syncing to disk while the next arrives. */
-const PUT_SYNCING_MAX = 8;
+const PUT_SYNCING_MAX = 16;
 
 interface IncomingFile {
   name: string;
@@ -234,6 +234,12 @@ interface IncomingFile {
   end(trailer: PutFileTrailer__Output): Promise<void>;
   abort(): void;
 }
+
+/**
+ * Backup files skip the directory fsync of each write: the backup syncs its set's directories
+ * once (Storage.pathSync) before its manifest is saved, and a resume re-checks what it keeps.
+ */
+const BACKUP_FILE_WRITE = { noSyncPath: true } as const;
 
 /** Reads a restore lane keeps open ahead of the one it sends, on an object store. */
 const READ_AHEAD_OBJECT_STORE = 8;
@@ -265,7 +271,7 @@ function incomingFile(name: string, key: string, repo: Repo, onStored: (r: Backu
         cb(err);
       },
     });
-    st.stored = pipeline(st.input, st.sha.stream, st.size.stream, check, repo.storage.newWrite(key)).then(
+    st.stored = pipeline(st.input, st.sha.stream, st.size.stream, check, repo.storage.newWrite(key, BACKUP_FILE_WRITE)).then(
       () => undefined,
       (err: unknown) => { if (!(err instanceof FileVanished)) throw err; });
     st.stored.catch(() => undefined);
@@ -294,7 +300,7 @@ function incomingFile(name: string, key: string, repo: Repo, onStored: (r: Backu
           const sha = createHash('sha256').update(data).digest('hex');
           const err = uploadCheck(name, t, sha, data.length);
           if (err) throw err;
-          await repo.storage.put(key, data);
+          await repo.storage.put(key, data, BACKUP_FILE_WRITE);
           onStored({ missing: false, size: t.size, sha256: t.sha256, repoSize: data.length, repoSha256: sha });
         } else {
           onStored({ missing: true, size: t.size, sha256: t.sha256, repoSize: 0, repoSha256: '' });

@@ -32,24 +32,26 @@ export interface BackupFileResult {
  * with the torn-read retry so that the copy is always a consistent one.
  */
 export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
-  const source = await backupFileOpen(opts);
-  if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
-  // zstd (and plain hashing) go to the worker pool; gz runs in zlib, which uses libuv's threads.
-  if (opts.pool && opts.compressType !== 'gz' && !opts.cipher) {
-    const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
-    await pipeline([source, t, sink()], opts.signal ? { signal: opts.signal } : {});
-    const r = t.result();
-    return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: r.outSize, repoSha256: r.outSha256 };
-  }
-  const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
-  if (opts.pool && opts.compressType !== 'gz') {
-    // Encrypted: zstd and the content hash on a worker, AES-GCM (fast, native) here, then the repo hash.
-    const t = opts.pool.transform(opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
-    await pipeline([source, t, ...encryptFilters(opts.cipher).map((f) => f.stream), repoSha.stream, repoSize.stream, sink()],
+  // zstd (and plain hashing) on a worker that reads the file itself: only the repo bytes cross
+  // to this thread. gz runs in zlib, which uses libuv's threads; pg_control needs its torn-read retry.
+  if (opts.pool && opts.compressType !== 'gz' && opts.name !== 'global/pg_control') {
+    const reader = await opts.pool.readFile(path.join(opts.pgPath, opts.name), opts.size, opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+    if (!reader) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+    if (!opts.cipher) {
+      await pipeline([reader, sink()], opts.signal ? { signal: opts.signal } : {});
+      const r = reader.result();
+      return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: r.outSize, repoSha256: r.outSha256 };
+    }
+    // Encrypted: AES-GCM (fast, native) here after the worker's zstd, then the repo hash.
+    const repoSha = new Sha256Filter(), repoSize = new SizeFilter();
+    await pipeline([reader, ...encryptFilters(opts.cipher).map((f) => f.stream), repoSha.stream, repoSize.stream, sink()],
       opts.signal ? { signal: opts.signal } : {});
-    const r = t.result();
+    const r = reader.result();
     return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: repoSize.result(), repoSha256: repoSha.result() };
   }
+  const source = await backupFileOpen(opts);
+  if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+  const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
   await pipeline([source, sha.stream, size.stream,
     ...[...compressFilters(opts.compressType, opts.compressLevel), ...encryptFilters(opts.cipher)].map((f) => f.stream),
     repoSha.stream, repoSize.stream, sink()], opts.signal ? { signal: opts.signal } : {});
@@ -77,6 +79,26 @@ async function backupFileOpen(opts: BackupFileOptions): Promise<Readable | undef
 
 /** Files up to this size are read, hashed and compressed whole, without streams. */
 export const SMALL_FILE_MAX = 256 * 1024;
+
+/**
+ * backupFileSmall for a run of small files: read, hashed and compressed on one worker in one
+ * message (encrypted here after). The same results as backupFileSmall file by file; gz and
+ * pg_control take that path.
+ */
+export async function backupFilesSmall(files: { name: string; size: number }[], opts: Omit<BackupFileOptions, 'name' | 'size'>): Promise<(BackupFileResult & { repoData?: Buffer })[]> {
+  const pool = opts.pool;
+  if (!pool || opts.compressType === 'gz' || files.some((f) => f.name === 'global/pg_control')) {
+    return Promise.all(files.map((f) => backupFileSmall({ ...opts, name: f.name, size: f.size })));
+  }
+  const got = await pool.readSmall(files.map((f) => ({ path: path.join(opts.pgPath, f.name), size: f.size })),
+    opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+  return got.map((r) => {
+    if (r.missing) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
+    if (!opts.cipher) return { missing: false, size: r.size, sha256: r.sha256, repoSize: r.repoSize, repoSha256: r.repoSha256, repoData: r.repoData };
+    const repoData = encryptBuffer(opts.cipher, r.repoData);
+    return { missing: false, size: r.size, sha256: r.sha256, repoSize: repoData.length, repoSha256: createHash('sha256').update(repoData).digest('hex'), repoData };
+  });
+}
 
 /**
  * backupFile for a small file: one read (at most the listed size), sha256 and zstd on the whole

@@ -33,9 +33,14 @@ export async function archiveWait(ctx: CommandContext, stanza: string, archiveId
  */
 export async function archiveSwitchAndWait(ctx: CommandContext, db: RemoteDb, sql: PgSql, stanza: string, archiveId: string,
   timeoutMs: number): Promise<string> {
-  await db.query(sql.createRestorePoint('openrds archive check'));
-  const { wal_file: walFile } = await db.one<{ wal_file: string }>(sql.switchWal);
+  const walFile = await archiveSwitch(db, sql);
   log.info(`waiting for WAL segment ${walFile} to be archived`);
   await archiveWait(ctx, stanza, archiveId, [walFile], timeoutMs);
   return walFile;
+}
+
+/** Forces a WAL switch (after a restore point, so that there is something to switch); returns the completed segment. */
+export async function archiveSwitch(db: RemoteDb, sql: PgSql): Promise<string> {
+  await db.query(sql.createRestorePoint('openrds archive check'));
+  return (await db.one<{ wal_file: string }>(sql.switchWal)).wal_file;
 }

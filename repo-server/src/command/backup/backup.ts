@@ -7,7 +7,7 @@ import {
 import type { CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
-import { archiveSwitchAndWait, archiveWait } from '../archive/archive-wait';
+import { archiveSwitch, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
 import { backupPriorSelect, deltaReasons, incrementalPlan } from './incremental';
@@ -80,14 +80,23 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
   const db = await RemoteDb.open(agent, stanza, 'openrds backup');
   let started = false;
+  // The archive check runs beside the copy: its failure stops the copy; the backup's end stops it.
+  let archiveChecked = Promise.resolve();
+  const checkFailed = new AbortController(), checkDone = new AbortController();
+  const copySignal = AbortSignal.any([ctx.signal, checkFailed.signal]);
   try {
     const settings = await db.one<{ archive_mode: string }>(sql.settings);
     if (settings.archive_mode === 'off') {
       throw new OptionInvalidError('archive_mode must be enabled for an online backup', { hint: 'set archive_mode = on and restart PostgreSQL' });
     }
-    // Catch a broken archive_command before copying the cluster, not after.
+    // Catch a broken archive_command early, not after the copy: the segment switched to here must
+    // reach the archive while the copy runs, and the copy stops if it does not.
     if (config.bool('archive-check')) {
-      await archiveSwitchAndWait(ctx, db, sql, stanza, archiveId, config.num('archive-timeout') * 1000);
+      const walFile = await archiveSwitch(db, sql);
+      log.info(`WAL segment ${walFile} must reach the archive while the backup runs (archive check)`);
+      archiveChecked = archiveWait({ ...ctx, signal: AbortSignal.any([ctx.signal, checkDone.signal]) }, stanza, archiveId, [walFile], config.num('archive-timeout') * 1000)
+        .catch((err: unknown) => { if (!checkDone.signal.aborted) checkFailed.abort(err); throw err; });
+      archiveChecked.catch(() => undefined);
     }
     const startFast = config.bool('start-fast');
     const timestampStart = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
@@ -193,12 +202,13 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
           label, compressType, compressLevel, pageSize: control.pageSize, processMax, ...(cipherKey ? { cipher: cipherKey } : {}),
           files: files.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })),
         },
-      }, { signal: ctx.signal, jobId }));
+      }, { signal: copySignal, jobId })).catch((err: unknown) => { throw checkFailed.signal.aborted ? checkFailed.signal.reason : err; });
       copied += files.length;
       await saver?.save();
       log.detail(`backup copied ${copied}/${order.length} files`);
     }
 
+    await archiveChecked;
     const stop = await db.one<{ lsn: string; label_file: string; spcmap_file: string | null }>(sql.backupStop);
     started = false;
     const timestampStop = (await agent.job<{ timeMs: number }>(stanza, { clock: {} })).timeMs;
@@ -255,6 +265,9 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       databases,
       targets: content.targets, paths: content.paths, links: content.links, files,
     };
+    // Files were stored without a directory fsync each: their names become durable here, before
+    // the manifest that lists them.
+    await repo.storage.pathSync?.(setPath);
     await manifestSave(repo.storage, repo.manifestKey(stanza, label), manifest);
     const entry: BackupInfoEntry = {
       label, type, ...(prior ? { prior: prior.backup.label } : {}), ...(references.length ? { reference: references } : {}),
@@ -282,6 +295,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     }
     throw err;
   } finally {
+    checkDone.abort();
     await db.close();
   }
 }
