@@ -13,7 +13,7 @@ import type {
   RestoreFileSpec__Output, CompressType, CipherKey__Output, CipherKeyLookup,
 } from '@openrds/common';
 import { SMALL_FILE_MAX, backupFile, backupFilesSmall } from '../command/backup/file';
-import { restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
+import { SHA256_EMPTY, restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';
@@ -194,12 +194,12 @@ export class JobRunner {
           const next = group.small ? take() : undefined;
           const results = group.small ? await group.small : undefined;
           for (const [i, file] of group.files.entries()) {
-            await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } });
+            await writer.write({ header: { jobId: job.jobId, name: file.name, compressType } }, 0);
             let result;
             if (results) {
               result = results[i]!;
               const bytes = result.repoData ?? Buffer.alloc(0);
-              for (let offset = 0; offset < bytes.length; offset += CHUNK_SIZE) await writer.write({ chunk: { data: bytes.subarray(offset, offset + CHUNK_SIZE) } });
+              for (let offset = 0; offset < bytes.length; offset += CHUNK_SIZE) await writer.write({ chunk: { data: bytes.subarray(offset, offset + CHUNK_SIZE) } }, Math.min(CHUNK_SIZE, bytes.length - offset));
             } else {
               result = await backupFile(() => writer.sink((data) => ({ chunk: { data } })), { ...common, name: file.name, size: file.size });
             }
@@ -208,7 +208,7 @@ export class JobRunner {
                 size: result.size, sha256: result.sha256, repoSize: result.repoSize, repoSha256: result.repoSha256,
                 missing: result.missing, mtime: 0, pageChecksumErrors: [],
               },
-            });
+            }, 0);
             sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
           }
           group = next ?? take();
@@ -347,22 +347,36 @@ export class JobRunner {
     let kept = 0;
     const fetch: RestoreFileSpec__Output[] = [];
     const done = (file: RestoreFileSpec__Output): Promise<void> => emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
-    // Two checks per worker in flight: one is read and hashed while the other's answer comes back.
-    await forEachLimit(spec.files, 2 * Math.max(1, spec.processMax || 1), async (file) => {
+    const empty: RestoreFileSpec__Output[] = [];
+    if (spec.delta) {
+      // Many checks in flight: the stats here overlap, and the workers always have a file to hash.
+      await forEachLimit(spec.files, DELTA_CHECKS_IN_FLIGHT, async (file) => {
+        signal.throwIfAborted();
+        const dest = path.join(spec.pgPath, file.name);
+        const same = await this.deltaSame(dest, file, spec.force, pool);
+        if (same) {
+          // Mode and times as in the backup (most often they are already).
+          if ((same.mode & 0o7777) !== (file.mode || 0o600)) await fs.promises.chmod(dest, file.mode || 0o600);
+          if (Math.floor(same.mtimeMs / 1000) !== file.mtime) await fs.promises.utimes(dest, file.mtime, file.mtime);
+          kept++;
+          await done(file);
+        } else {
+          (file.size === 0 ? empty : fetch).push(file);
+        }
+      });
+    } else {
+      for (const file of spec.files) (file.size === 0 ? empty : fetch).push(file);
+    }
+    // Empty files have no repo bytes: written (and fsynced in the background) in runs on a worker.
+    for (let i = 0; i < empty.length; i += SMALL_GROUP_FILES) {
       signal.throwIfAborted();
-      const dest = path.join(spec.pgPath, file.name);
-      if (spec.delta && await this.deltaSame(dest, file, spec.force, pool)) {
-        await fs.promises.chmod(dest, file.mode || 0o600);
-        await fs.promises.utimes(dest, file.mtime, file.mtime);
-        kept++;
-        await done(file);
-      } else if (file.size === 0) {
-        await restoreFile(undefined, this.restoreOptions(file, dest, signal, keys, pool));
-        await done(file);
-      } else {
-        fetch.push(file);
-      }
-    });
+      const run = empty.slice(i, i + SMALL_GROUP_FILES);
+      await restoreFilesSmall(run.map((file) => ({
+        repoData: Buffer.alloc(0),
+        opts: { ...this.restoreOptions(file, path.join(spec.pgPath, file.name), signal, undefined, pool), compressType: 'none' as const, sha256: file.sha256 || SHA256_EMPTY },
+      })), pool);
+      for (const file of run) await done(file);
+    }
     fetch.sort((a, b) => b.size - a.size);
     const state = { next: 0, failed: false };
     const lane = async (): Promise<void> => {
@@ -457,13 +471,17 @@ export class JobRunner {
     }
   }
 
-  /** Delta restore: the file in place already has the backup's content (by sha256, or size+mtime with --force). */
-  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean, pool: FilterPool): Promise<boolean> {
+  /**
+   * Delta restore: the file in place already has the backup's content (by sha256, or size+mtime
+   * with --force); its stat then, undefined otherwise.
+   */
+  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean, pool: FilterPool): Promise<fs.Stats | undefined> {
     const st = await fs.promises.lstat(dest).catch(() => undefined);
-    if (!st?.isFile() || st.size !== file.size) return false;
-    if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime;
-    // Read and hashed on a worker: only the digest crosses, and several files hash at once.
-    return (await pool.hashFile(dest))?.sha256 === file.sha256;
+    if (!st?.isFile() || st.size !== file.size) return undefined;
+    if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime ? st : undefined;
+    if (file.size === 0) return !file.sha256 || file.sha256 === SHA256_EMPTY ? st : undefined;
+    // Read and hashed on a worker: only the digest crosses.
+    return (await pool.hashFile(dest))?.sha256 === (file.sha256 || SHA256_EMPTY) ? st : undefined;
   }
 
   private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {
@@ -486,6 +504,9 @@ export class JobRunner {
     return {};
   }
 }
+
+/** Files a delta restore checks at once (stat here, hash on the job's workers). */
+const DELTA_CHECKS_IN_FLIGHT = 16;
 
 /** Runs of small files a restore lane has decompressing or writing while it receives the next. */
 const RESTORE_RUNS_IN_FLIGHT = 3;

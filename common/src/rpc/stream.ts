@@ -41,6 +41,10 @@ export function grpcChunkWriter<M>(call: grpc.ClientWritableStream<M> | grpc.Ser
   });
 }
 
+/** Messages of at most this many data bytes may be queued past the call's own limit, up to LANE_QUEUE_MAX messages. */
+const LANE_SMALL_BYTES = 64 * 1024;
+const LANE_QUEUE_MAX = 256;
+
 /**
  * Several files sent one after the other on one gRPC writable call: `sink()` returns a fresh
  * Writable for the next file's bytes (ended by its pipeline, the call stays open), sharing one
@@ -61,10 +65,16 @@ export class GrpcChunkLane<M> {
     call.once('close', () => onEnd());
   }
 
-  /** Writes one message honouring backpressure; rejects once the call failed. */
-  async write(msg: M): Promise<void> {
+  /**
+   * Writes one message honouring backpressure; rejects once the call failed. The call's queue
+   * says to wait after 16 messages, which for many small files (a start, a chunk and an end each)
+   * means a round of waiting every few files: a message of at most LANE_SMALL_BYTES (`bytes`, the
+   * size of its data) may go on while fewer than LANE_QUEUE_MAX are queued (16 MiB at most).
+   */
+  async write(msg: M, bytes = Infinity): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.call.write(msg)) return;
+    if (bytes <= LANE_SMALL_BYTES && this.call.writableLength < LANE_QUEUE_MAX) return;
     await new Promise<void>((resolve, reject) => {
       this.waiting = (err) => (err ? reject(err) : resolve());
       this.call.once('drain', () => { const w = this.waiting; this.waiting = undefined; w?.(); });

@@ -1,7 +1,9 @@
 // CPU profiles of the agent and the repo-server for one backup, restore and delta restore of a
-// pgbench cluster (bench/profile.sh): where the time goes, per thread, by self time. Not a test.
+// pgbench cluster or of many small tables (bench/profile.sh): where the time goes, per thread, by
+// self time. Not a test.
 //
 //   BENCH_SCALE=20 BENCH_PROCESS_MAX=1 BENCH_LEVEL=3 bash bench/profile.sh
+//   BENCH_DATASET=small BENCH_SMALL_TABLES=2000 BENCH_OPS=full,incr,restore bash bench/profile.sh
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from '../harness/cluster';
@@ -12,6 +14,9 @@ const PM = Number(process.env.BENCH_PROCESS_MAX ?? '1');
 const LEVEL = Number(process.env.BENCH_LEVEL ?? '3');
 const TOP = Number(process.env.BENCH_TOP ?? '25');
 const OPS = (process.env.BENCH_OPS ?? 'full,restore,delta').split(',');
+/** 'pgbench', or 'small': BENCH_SMALL_TABLES tables of a few rows in 4 databases (per-file costs dominate). */
+const DATASET = process.env.BENCH_DATASET ?? 'pgbench';
+const SMALL_TABLES = Number(process.env.BENCH_SMALL_TABLES ?? '2000');
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
@@ -54,7 +59,17 @@ async function main(): Promise<void> {
   try {
     await stack.start();
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
-    await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
+    if (DATASET === 'small') {
+      for (let d = 0; d < 4; d++) {
+        await stack.cluster.query(`CREATE DATABASE bench${d}`);
+        for (let i = 0; i < SMALL_TABLES / 4; i += 500) {
+          await stack.cluster.query(Array.from({ length: Math.min(500, SMALL_TABLES / 4 - i) }, (_, j) =>
+            `CREATE TABLE s${i + j} AS SELECT g, md5(g::text) AS v FROM generate_series(1, 20) g;`).join('\n'), [], `bench${d}`);
+        }
+      }
+    } else {
+      await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
+    }
     await stack.cluster.query('CHECKPOINT');
     // A first full backup that is not profiled: the delta restore needs one, and caches warm up.
     await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
@@ -70,8 +85,13 @@ async function main(): Promise<void> {
       await stack.startServer();
       await stack.startAgent();
       const t = Date.now();
-      if (op === 'full') await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
-      else {
+      if (op === 'full' || op === 'incr') {
+        if (op === 'incr') {
+          await stack.cluster.query('DROP TABLE IF EXISTS prof_delta; CREATE TABLE prof_delta AS SELECT g, md5(g::text) AS a FROM generate_series(1, 20000) g');
+          await stack.cluster.query('CHECKPOINT');
+        }
+        await stack.adminOk(['backup', `--stanza=${stack.stanza}`, `--type=${op}`, '--start-fast']);
+      } else {
         const args = ['restore', `--stanza=${stack.stanza}`, `--pg1-path=${restoreDir}`, '--type=immediate', '--archive-mode=off'];
         if (op === 'delta' && !fs.existsSync(restoreDir)) await stack.adminOk(args);
         await stack.adminOk(op === 'delta' ? [...args, '--delta'] : args);
@@ -83,7 +103,7 @@ async function main(): Promise<void> {
       stack.nodeFlags = { agent: [], server: [] };
       await stack.startServer();
       await stack.startAgent();
-      console.log(`\n# ${op}: ${wall.toFixed(2)} s (pgbench -s ${SCALE}, process-max ${PM}, zstd ${LEVEL})`);
+      console.log(`\n# ${op}: ${wall.toFixed(2)} s (${DATASET === 'small' ? `${SMALL_TABLES} small tables` : `pgbench -s ${SCALE}`}, process-max ${PM}, zstd ${LEVEL})`);
       summarize('agent', path.join(dir, 'agent'));
       summarize('repo-server', path.join(dir, 'server'));
       if (op === 'restore' && !OPS.includes('delta')) await (await PgCluster.fromExistingDataDir(restoreDir, { version: 15 })).destroy();

@@ -125,44 +125,47 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const { repo } = transfer;
         const keys = call.request.repoKeys;
         const lane = new GrpcChunkLane<GetFilesMessage>(call);
-        // An object store answers each request after a round trip: the next reads are opened
-        // ahead (their bodies wait, held back by TCP) so that files follow each other without a
-        // pause. A local disk needs no read-ahead, and a small file there is read whole.
+        // The next files are opened (and small ones on a local disk read whole) ahead of the one
+        // sent, so that files follow each other without a pause: an object store answers each
+        // request after a round trip, and a disk read waits for libuv's threads. Bodies of
+        // streams opened ahead wait, held back.
         const posix = repo.storage.type === 'posix';
-        const ahead = posix ? 0 : READ_AHEAD_OBJECT_STORE;
-        const opened = new Map<number, Promise<Readable>>();
+        const ahead = posix ? READ_AHEAD_POSIX : READ_AHEAD_OBJECT_STORE;
+        const opened = new Map<number, Promise<{ data: Buffer } | { stream: Readable }>>();
         const open = (i: number): void => {
-          if (i < keys.length && !opened.has(i)) {
-            const p = repo.storage.newRead(keys[i]!);
-            p.catch(() => undefined);
-            opened.set(i, p);
-          }
+          if (i >= keys.length || opened.has(i)) return;
+          const key = keys[i]!;
+          const p = (async () => {
+            if (posix) {
+              const info = await repo.storage.info(key);
+              // A small file is read whole: no stream set up for a few kilobytes.
+              if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) return { data: await repo.storage.get(key) };
+            }
+            return { stream: await repo.storage.newRead(key) };
+          })();
+          p.catch(() => undefined);
+          opened.set(i, p);
         };
         try {
           for (let i = 0; i < keys.length; i++) {
             const repoKey = keys[i]!;
-            for (let j = i + 1; j <= i + ahead; j++) open(j);
-            await lane.write({ start: { repoKey } });
-            if (posix) {
-              const info = await repo.storage.info(repoKey);
-              if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) {
-                // A small file is read whole: no stream set up for a few kilobytes.
-                const data = await repo.storage.get(repoKey);
-                for (let offset = 0; offset < data.length; offset += CHUNK_SIZE) await lane.write({ chunk: { data: data.subarray(offset, offset + CHUNK_SIZE) } });
-                await lane.write({ end: { repoSize: data.length } });
-                continue;
-              }
-            }
-            open(i);
-            const source = await opened.get(i)!;
+            for (let j = i; j <= i + ahead; j++) open(j);
+            await lane.write({ start: { repoKey } }, 0);
+            const got = await opened.get(i)!;
             opened.delete(i);
+            if ('data' in got) {
+              const { data } = got;
+              for (let offset = 0; offset < data.length; offset += CHUNK_SIZE) await lane.write({ chunk: { data: data.subarray(offset, offset + CHUNK_SIZE) } }, Math.min(CHUNK_SIZE, data.length - offset));
+              await lane.write({ end: { repoSize: data.length } }, 0);
+              continue;
+            }
             const size = new SizeFilter();
-            await pipeline(source, size.stream, lane.sink((data) => ({ chunk: { data } })));
-            await lane.write({ end: { repoSize: size.result() } });
+            await pipeline(got.stream, size.stream, lane.sink((data) => ({ chunk: { data } })));
+            await lane.write({ end: { repoSize: size.result() } }, 0);
           }
         } finally {
           // Reads opened ahead of a failure are closed.
-          for (const p of opened.values()) void p.then((r) => r.destroy(), () => undefined);
+          for (const p of opened.values()) void p.then((r) => { if ('stream' in r) r.stream.destroy(); }, () => undefined);
         }
         call.end();
       })().catch((err) => call.emit('error', errorToGrpc(err)));
@@ -241,8 +244,9 @@ interface IncomingFile {
  */
 const BACKUP_FILE_WRITE = { noSyncPath: true } as const;
 
-/** Reads a restore lane keeps open ahead of the one it sends, on an object store. */
+/** Reads a restore lane keeps open ahead of the one it sends, on an object store and on a local disk. */
 const READ_AHEAD_OBJECT_STORE = 8;
+const READ_AHEAD_POSIX = 16;
 
 /** Uploads up to this size are collected in memory and stored with one put (no stream). */
 const SMALL_UPLOAD_MAX = 1024 * 1024;

@@ -18,8 +18,11 @@ import { fileEntryToPgData, manifestContentBuild, manifestName, pgRelativeName a
 import { PartialSaver, resumeCheck, resumeFind, type BackupPartial } from './resume';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
-/** Files per backup job: small enough that a job's file list is a modest message. */
-const JOB_FILES_MAX = 1000;
+/**
+ * Files per backup job: a job's file list stays a modest message (~1 MB), and few jobs mean few
+ * pauses where the lanes of one job drain before the next starts.
+ */
+const JOB_FILES_MAX = 8000;
 const JOB_BYTES_MAX = 4 * 1024 * 1024 * 1024;
 
 /**

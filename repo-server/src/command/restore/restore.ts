@@ -10,7 +10,8 @@ import { pgRelativeName } from '../backup/manifest-build';
 import { withStanzaLock } from '../stanza-lock';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
-const JOB_FILES_MAX = 1000;
+/** Files per restore job: a modest message (~1 MB), and few pauses between jobs. */
+const JOB_FILES_MAX = 8000;
 const TARGET_TYPES = new Set(['time', 'xid', 'lsn', 'name']);
 
 /** Parses a recovery_target_time the way a DBA writes it ('2026-11-24 15:31:48.123+00'). */
