@@ -312,10 +312,15 @@ parentPort.on('message', (m) => {
       const want = Math.min(m.bytes, s.limit - s.position);
       let input = EMPTY, end = want === 0;
       if (want > 0) {
-        const buf = Buffer.allocUnsafeSlow(want);
+        // Compressing, the input stays here: one buffer per session serves every read (the
+        // garbage of a fresh buffer per MiB would grow the worker's memory until a GC).
+        // Passing the bytes on, each read gets its own buffer, moved to the main thread.
+        let buf;
+        if (s.mode === 'compress') buf = s.readBuffer && s.readBuffer.length >= want ? s.readBuffer : (s.readBuffer = Buffer.allocUnsafeSlow(want));
+        else buf = Buffer.allocUnsafeSlow(want);
         const n = readFull(s.fd, buf, want, s.position);
         s.position += n;
-        input = n === want ? buf : buf.subarray(0, n);
+        input = n === buf.length ? buf : buf.subarray(0, n);
         end = n < want || s.position >= s.limit;
       }
       const parts = [];
@@ -630,8 +635,37 @@ export class FilterPool {
   }
 }
 
+/**
+ * The worker session behind a stream: counted on its worker while open (the pool gives new work
+ * to the least busy worker); dropped there when the stream is destroyed before its end.
+ */
+class PoolSession {
+  private open = true;
+  constructor(readonly w: PoolWorker, readonly id: number) {}
+
+  /** The session is over: the worker takes another. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.w.sessions--;
+  }
+
+  /** The stream ended early: the worker drops the session (and closes its file). */
+  abort(): void {
+    if (!this.open) return;
+    this.close();
+    try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
+  }
+}
+
 /** Chunks in flight to the worker per stream: reading the next overlaps work on the current. */
 const IN_FLIGHT_MAX = 4;
+
+/**
+ * Pieces of repo bytes in flight to a worker writing a file: a 1 MiB piece of zstd can hold 20
+ * MiB of content, all of it held until written, so few.
+ */
+const WRITE_IN_FLIGHT_MAX = 2;
 
 /**
  * The Transform face of a pool session: chunks go to the worker in order, outputs are pushed in
@@ -646,11 +680,12 @@ export class PoolTransform extends Transform {
   /** push() said the reader is full: hold the writer until _read. */
   private full = false;
   private done: PoolResult | undefined;
-  private open = true;
+  private readonly session: PoolSession;
 
   constructor(private readonly w: PoolWorker, readonly mode: PoolMode, level: number) {
     super({ highWaterMark: 1024 * 1024 });
     w.sessions++;
+    this.session = new PoolSession(w, this.id);
     w.post({ op: 'open', id: this.id, mode, level });
   }
 
@@ -710,24 +745,15 @@ export class PoolTransform extends Transform {
     (async () => {
       await this.tail;
       const m = await this.reply(this.w.post({ op: 'end', id: this.id, seq: this.seq++ })!);
-      this.close();
+      this.session.close();
       if (m.out && m.out.length > 0) this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
       this.done = m.result;
     })().then(() => cb(), (err: Error) => cb(err));
   }
 
-  /** The session is over: the worker takes another. */
-  private close(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.w.sessions--;
-  }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (this.open) {
-      this.close();
-      try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
-    }
+    this.session.abort();
     cb(err);
   }
 }
@@ -742,10 +768,11 @@ export class PoolFileReader extends Readable {
   private inFlight = 0;
   private ended = false;
   private done: PoolResult | undefined;
-  private open = true;
+  private readonly session: PoolSession;
 
   constructor(private readonly w: PoolWorker, private readonly id: number, private readonly file: string) {
     super({ highWaterMark: 2 * FILE_READ_BYTES });
+    this.session = new PoolSession(w, id);
   }
 
   result(): PoolResult {
@@ -776,7 +803,7 @@ export class PoolFileReader extends Readable {
         if (m.result) {
           this.ended = true;
           this.done = m.result;
-          this.close();
+          this.session.close();
           this.push(null);
         } else if (more && this.inFlight === 0) {
           // Nothing came out of this piece (zstd holds it) and nothing is asked: ask again.
@@ -786,18 +813,10 @@ export class PoolFileReader extends Readable {
     }
   }
 
-  private close(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.w.sessions--;
-  }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (this.open && !this.ended) {
-      try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
-    }
+    if (this.ended) this.session.close(); else this.session.abort();
     this.ended = true;
-    this.close();
     cb(err);
   }
 }
@@ -812,11 +831,12 @@ export class PoolFileWriter extends Writable {
   private waiting: ((err?: Error | null) => void) | undefined;
   private failure: Error | undefined;
   private done: PoolResult | undefined;
-  private open = true;
+  private readonly session: PoolSession;
 
   constructor(private readonly w: PoolWorker, private readonly id: number, private readonly file: string, private readonly mode: 'decompress' | 'hash',
     private readonly fileMode: number, private readonly mtime: number | undefined) {
     super({ highWaterMark: FILE_READ_BYTES });
+    this.session = new PoolSession(w, id);
   }
 
   result(): PoolResult {
@@ -842,9 +862,9 @@ export class PoolFileWriter extends Writable {
     sent.then((m) => this.check(m)).then(() => { this.inFlight--; }, (err: Error) => { this.inFlight--; this.failure ??= err; })
       .finally(() => {
         const w = this.waiting;
-        if (w && (this.failure || this.inFlight < IN_FLIGHT_MAX)) { this.waiting = undefined; w(this.failure); }
+        if (w && (this.failure || this.inFlight < WRITE_IN_FLIGHT_MAX)) { this.waiting = undefined; w(this.failure); }
       });
-    if (this.inFlight < IN_FLIGHT_MAX) cb(); else this.waiting = cb;
+    if (this.inFlight < WRITE_IN_FLIGHT_MAX) cb(); else this.waiting = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -856,21 +876,13 @@ export class PoolFileWriter extends Writable {
       // Replies come in order: every piece before the end has been answered.
       if (this.failure) throw this.failure;
       this.done = m.result;
-      this.close();
+      this.session.close();
     })().then(() => cb(), (err: Error) => cb(err));
   }
 
-  private close(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.w.sessions--;
-  }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (this.open) {
-      this.close();
-      try { this.w.post({ op: 'abort', id: this.id }); } catch { /* the worker is gone */ }
-    }
+    this.session.abort();
     cb(err);
   }
 }
