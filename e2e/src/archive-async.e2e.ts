@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
-import { osUser } from './harness/processes';
+import { osUser, runCommand } from './harness/processes';
 import { Stack, installedBin } from './stack';
 
 jest.setTimeout(600_000);
@@ -138,7 +138,9 @@ describe('asynchronous archive-push', () => {
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
     // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
     expect(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))
-      .toContain(`restore_command = 'test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
+      .toContain(`restore_command = 'test -f ${inDir}/%f && mv ${inDir}/%f "%p" || { [ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
+        + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
+    const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();
@@ -149,6 +151,20 @@ describe('asynchronous archive-push', () => {
     }
     const fetched = stack.agent!.logText().split('\n').filter((l) => l.includes('ahead of recovery'));
     expect(fetched.length).toBeGreaterThanOrEqual(3);
+    // "Not in the archive" came from the daemon's markers: the next timeline's history file is one.
+    expect(Number(fs.readFileSync(path.join(inDir, '00000002.history.missing'), 'utf8'))).toBeGreaterThan(Date.now() / 1000 - 60);
+    // The shell front answers from a fresh marker without asking the archive (here it would have
+    // found the file), and asks again once the marker is stale.
+    const segment = fetched[0]!.match(/'([0-9A-F]{24})'/)![1]!;
+    const dest = path.join(stack.dir, 'run', 'got-segment');
+    const run = (): Promise<{ code: number }> => runCommand('/bin/sh', ['-c', restoreCommand.replace(/%f/g, segment).replace(/%p/g, dest)],
+      { uid: osUser('postgres').uid, gid: osUser('postgres').gid, cwd: '/tmp', timeoutMs: 60_000 });
+    fs.writeFileSync(path.join(inDir, `${segment}.missing`), `${Math.floor(Date.now() / 1000) + 60}\n`);
+    expect((await run()).code).toBe(1);
+    expect(fs.existsSync(dest)).toBe(false);
+    fs.writeFileSync(path.join(inDir, `${segment}.missing`), `${Math.floor(Date.now() / 1000) - 1}\n`);
+    expect((await run()).code).toBe(0);
+    expect(fs.statSync(dest).size).toBe(16 * 1024 * 1024);
   });
 
   it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {

@@ -10,6 +10,12 @@ import { log, walFileKind, walSegmentNext } from '@openrds/common';
  * for a queued segment is a rename (or a copy across filesystems), so each restore_command call
  * costs O(1) however long the queue is. A segment the archive does not have yet stops the
  * prefetch for a moment (a standby may be ahead of the archive) without failing anything.
+ *
+ * "Not in the archive" is answered without Node too: for the segment where the archive ends, and
+ * for the history file of the next timeline (which recovery asks for at its start and its end),
+ * the daemon keeps `<name>.missing` holding the second until which that answer holds (a few
+ * seconds, renewed while the daemon runs and the file stays missing), and restore_command's shell
+ * front exits 1 while it is fresh. A file that appears is found within those seconds.
  */
 export class AsyncGetter {
   readonly inDir: string;
@@ -17,6 +23,10 @@ export class AsyncGetter {
   private readonly fetching = new Map<string, Promise<boolean>>();
   private notFoundUntil = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The timeline recovery is on (from the last segment asked for): its successor's history file is watched. */
+  private timeline: string | undefined;
+  private historyCheck: Promise<void> | undefined;
+  private historyCheckedAt = 0;
 
   constructor(private readonly opts: {
     spoolPath: string; stanza: string; walSegmentSize: number; processMax: number; queueMax: number;
@@ -39,7 +49,12 @@ export class AsyncGetter {
 
   async get(walName: string, destination: string): Promise<boolean> {
     await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
-    if (walFileKind(walName) !== 'segment') return this.opts.get(walName, destination);
+    if (walFileKind(walName) !== 'segment') {
+      const found = await this.opts.get(walName, destination);
+      await this.missingMark(walName, !found);
+      return found;
+    }
+    this.timeline = walName.slice(0, 8);
     await this.position(walName);
     const queued = path.join(this.inDir, walName);
     const running = this.fetching.get(walName);
@@ -50,8 +65,38 @@ export class AsyncGetter {
       served = true;
     }
     const result = served ? true : await this.opts.get(walName, destination);
+    if (!served) await this.missingMark(walName, !result);
     this.fill();
     return result;
+  }
+
+  /**
+   * Records (or clears) that `name` is not in the archive: `<name>.missing` holds the unix second
+   * until which restore_command's shell front may answer "not found" by itself.
+   */
+  private async missingMark(name: string, missing: boolean): Promise<void> {
+    const marker = path.join(this.inDir, `${name}.missing`);
+    if (!missing) {
+      await fs.promises.rm(marker, { force: true });
+      return;
+    }
+    const tmp = `${marker}.tmp`;
+    await fs.promises.writeFile(tmp, `${Math.floor(Date.now() / 1000) + MISSING_HOLD_S}\n`, { mode: 0o600 });
+    await fs.promises.rename(tmp, marker);
+  }
+
+  /** Keeps the answer for the next timeline's history file fresh (one archive lookup every few seconds). */
+  private historyWatch(): void {
+    if (this.timeline === undefined || this.historyCheck || Date.now() - this.historyCheckedAt < (MISSING_HOLD_S * 1000) / 2) return;
+    const next = (parseInt(this.timeline, 16) + 1).toString(16).toUpperCase().padStart(8, '0');
+    const name = `${next}.history`;
+    const tmp = path.join(this.inDir, `${name}.fetch`);
+    this.historyCheckedAt = Date.now();
+    this.historyCheck = this.opts.get(name, tmp).then(async (found) => {
+      // A history file that exists is left to restore_command (it is small, and rare).
+      await fs.promises.rm(tmp, { force: true });
+      await this.missingMark(name, !found);
+    }, (err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); }).finally(() => { this.historyCheck = undefined; });
   }
 
   /** Recovery moved to `walName`: the prefetch goes on from the segment after it; older queued files go. */
@@ -59,8 +104,9 @@ export class AsyncGetter {
     const after = walSegmentNext(walName, this.opts.walSegmentSize);
     const names = await fs.promises.readdir(this.inDir).catch(() => [] as string[]);
     for (const n of names) {
-      // Queued files before the request, or of another timeline, will not be asked for.
-      if (/^[0-9A-F]{24}$/.test(n) && (n < walName || n.slice(0, 8) !== walName.slice(0, 8))) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+      // Queued files (and "missing" answers) before the request, or of another timeline, will not be asked for.
+      const seg = /^([0-9A-F]{24})(\.missing)?$/.exec(n)?.[1];
+      if (seg && (seg < walName || seg.slice(0, 8) !== walName.slice(0, 8))) await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
     if (this.next === undefined || this.next.slice(0, 8) !== walName.slice(0, 8) || this.next <= walName
       || this.next > walSegmentAhead(walName, this.opts.walSegmentSize, this.depth + 1)) {
@@ -70,6 +116,7 @@ export class AsyncGetter {
 
   /** Starts fetches until the queue (files and fetches) holds `depth` segments. */
   private fill(): void {
+    this.historyWatch();
     if (this.next === undefined || Date.now() < this.notFoundUntil) return;
     let queued = 0;
     try { queued = fs.readdirSync(this.inDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).length; } catch { /* made on the next get */ }
@@ -79,13 +126,14 @@ export class AsyncGetter {
       if (fs.existsSync(path.join(this.inDir, name))) continue;
       const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
         if (!found) {
-          // Not archived yet: ask again from this segment a little later.
+          // Not archived yet: ask again from this segment a little later; until then recovery
+          // hears "not found" from the shell front.
           this.notFoundUntil = Date.now() + 2000;
           if (this.next === undefined || this.next > name) this.next = name;
         } else {
           log.detail(`fetched WAL file '${name}' ahead of recovery`);
         }
-        return found;
+        return this.missingMark(name, !found).then(() => found, () => found);
       }, (err: Error) => {
         log.warn(`prefetch of WAL file '${name}' failed: ${err.message}`);
         this.notFoundUntil = Date.now() + 2000;
@@ -99,6 +147,9 @@ export class AsyncGetter {
     }
   }
 }
+
+/** Seconds a "not in the archive" answer holds (renewed every ~2 s while the daemon runs). */
+const MISSING_HOLD_S = 3;
 
 function walSegmentAhead(name: string, segSize: number, n: number): string {
   let s = name;

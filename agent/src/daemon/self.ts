@@ -18,7 +18,9 @@ export function agentCommandLine(config: Config): string {
 /**
  * The restore_command that fetches WAL through this agent. With archive-async=y a file the
  * daemon prefetched into the spool is taken with a shell test and a rename, without starting
- * Node (the spool holds only complete, checked files: the daemon renames them in when durable).
+ * Node (the spool holds only complete, checked files: the daemon renames them in when durable),
+ * and "not in the archive" is answered by the shell while the daemon's `<file>.missing` holds a
+ * second still to come (see AsyncGetter).
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const configPath = config.source('config') !== 'default' ? config.strOpt('config') : undefined;
@@ -26,5 +28,6 @@ export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArg}`;
   if (config.get('archive-async') !== true) return get;
   const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
-  return `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || ${get}`;
+  const fresh = `[ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;
+  return `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || { ${fresh} && exit 1; } || ${get}`;
 }
