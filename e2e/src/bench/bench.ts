@@ -236,7 +236,7 @@ function summary(samples: Sample[], meta: Record<string, unknown>, resultFile: s
   const ops = ['full', 'incr', 'restore', 'restore-delta'];
   const lines = [`## Engine: backup and restore against pgBackRest (\`bash bench/run.sh\`)`, '',
     `Run of ${String(meta.date)}: pgbench scale ${String(meta.scale)} (${String(meta.pgbenchSourceMB ?? '–')} MB) and ${String(meta.smallTables)} small tables `
-    + `(${String(meta.smallSourceMB ?? '–')} MB), ${String(meta.runs)} runs each, ${String(meta.cpus)} cores, ${String(meta.pgbackrest)}. `
+    + `(${String(meta.smallSourceMB ?? '–')} MB), ${String(meta.runs)} runs each, ${String(meta.cpus)} cores, ${String(meta.pgbackrest)}, openrds at ${String(meta.commit)}. `
     + `Full results: \`bench/results/${resultFile}\`.`, '',
     'Median wall time of openrds / pgBackRest in the same run (< 1: openrds is faster):', '',
     `| dataset | zst level | process-max | ${ops.join(' | ')} |`, `|---|---|---|${ops.map(() => '---').join('|')}|`];
@@ -265,7 +265,8 @@ async function main(): Promise<void> {
   const all: Sample[] = [];
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const meta: Record<string, unknown> = { date: new Date().toISOString(), scale: SCALE, smallTables: SMALL_TABLES, runs: RUNS, levels: LEVELS, processMax: PMS,
-    cpus: (await import('node:os')).cpus().length, node: process.version, pgbackrest: (await runCommand('/usr/bin/pgbackrest', ['version'], {})).stdout.trim() };
+    cpus: (await import('node:os')).cpus().length, node: process.version,
+    commit: (await runCommand('git', ['-C', path.resolve(__dirname, '..', '..', '..'), 'rev-parse', '--short', 'HEAD'], {})).stdout.trim(), pgbackrest: (await runCommand('/usr/bin/pgbackrest', ['version'], {})).stdout.trim() };
   for (const dataset of DATASETS) {
     const stack = await Stack.create({ version: 15, stanza: 'bench', globalOptions: { 'repo1-retention-full': '1' } });
     try {
