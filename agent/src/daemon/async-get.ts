@@ -71,6 +71,19 @@ export class AsyncGetter {
   }
 
   /**
+   * A restore has just been written whose recovery starts at `walName`: the segments from there
+   * (and the next timeline's history answer) are fetched ahead before PostgreSQL asks.
+   */
+  async prime(walName: string): Promise<void> {
+    await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
+    this.timeline = walName.slice(0, 8);
+    await this.position(walName);
+    this.next = walName;
+    this.notFoundUntil = 0;
+    this.fill();
+  }
+
+  /**
    * Records (or clears) that `name` is not in the archive: `<name>.missing` holds the unix second
    * until which restore_command's shell front may answer "not found" by itself.
    */

@@ -33,6 +33,8 @@ export interface JobContext {
   restoreOwner?: { uid: number; gid: number };
   /** The daemon's worker threads, shared with WAL pushes (one per core at most). */
   pool?: FilterPool;
+  /** archive-async: starts fetching WAL ahead from this segment (recovery of a restore will begin there). */
+  walPrefetch?: (walName: string) => void;
 }
 
 /**
@@ -489,6 +491,8 @@ export class JobRunner {
     const settings = spec.recovery.map((s) => ({ key: s.key, value: s.value }));
     if (spec.restoreCommandAuto) {
       settings.unshift({ key: 'restore_command', value: agentRestoreCommand(this.ctx.config, spec.stanza) });
+      // The WAL recovery starts with is fetched ahead while PostgreSQL is still to be started.
+      if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart);
     }
     await recoveryWrite({ pgPath: spec.pgPath, pgVersion: spec.pgVersion, settings, signalFile: spec.signalFile });
     if (spec.tablespaceMap) await writeFileDurable(path.join(spec.pgPath, 'tablespace_map'), spec.tablespaceMap, 0o600);

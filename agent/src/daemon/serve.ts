@@ -9,6 +9,7 @@ import { repoClientNew } from '../repo-client';
 import { AsyncGetter } from './async-get';
 import { AsyncPusher, queueFullDrop } from './async-push';
 import { localServerStart } from './local-server';
+import type { JobContext } from './jobs';
 import { AgentSession, agentHelloNew } from './session';
 
 function ownerName(uid: number): string {
@@ -48,7 +49,7 @@ export async function agentServe(config: Config): Promise<void> {
   // File and WAL work (read, hash, zstd, write) runs on worker threads, one per core at most,
   // shared by jobs (each bounded by its process-max) and WAL pushes.
   const pool = new FilterPool();
-  const ctx = { config, stanza, pgPath, pgVersion: control.pgVersion, client, pool, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
+  const ctx: JobContext = { config, stanza, pgPath, pgVersion: control.pgVersion, client, pool, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
   const session = new AgentSession(ctx, agentHelloNew({
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));
@@ -71,6 +72,8 @@ export async function agentServe(config: Config): Promise<void> {
       get: (walName, destination) => archiveGetFile(client, { stanza, walName, destination, timeoutMs }),
     })
     : undefined;
+  // A restore this agent writes with restore_command pointing here starts the prefetch at once.
+  if (getter) ctx.walPrefetch = (walName) => { getter.prime(walName).catch((err: Error) => log.warn(`prefetch from '${walName}' failed: ${err.message}`)); };
   const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
     if (req.cmd !== 'ping' && req.stanza !== stanza) {
       throw new OptionInvalidError(`this agent serves stanza '${stanza}', not '${req.stanza}'`,

@@ -197,6 +197,7 @@ async function restoreRun(ctx: CommandContext, stanza: string): Promise<CommandO
       restoreFinish: {
         pgPath, recovery: recovery.settings, signalFile: recovery.signal, pgVersion: manifest.db.pgVersion,
         pgControl: specOf(pgControl), restoreCommandAuto: recovery.restoreCommand, stanza, tablespaceMap: tablespaceMap ?? '', cipherKeys,
+        walStart: manifest.backup.walStart,
       },
     }, { signal: ctx.signal, jobId });
   });

@@ -1,0 +1,69 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AsyncGetter } from './async-get';
+
+const SEG = 16 * 1024 * 1024;
+const seg = (n: number): string => `00000001000000000000000${n.toString(16).toUpperCase()}`;
+
+async function until(what: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// The archive is a fake here (a set of names): this tests the queue and its markers, not the fetch.
+describe('AsyncGetter', () => {
+  let dir: string;
+  let getter: AsyncGetter;
+  const archive = new Set<string>();
+  const asked: string[] = [];
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'async-get-'));
+    archive.clear();
+    asked.length = 0;
+    getter = new AsyncGetter({
+      spoolPath: dir, stanza: 's', walSegmentSize: SEG, processMax: 2, queueMax: 4 * SEG,
+      get: async (name, destination) => {
+        asked.push(name);
+        if (!archive.has(name)) return false;
+        fs.writeFileSync(destination, name);
+        return true;
+      },
+    });
+  });
+  afterEach(() => {
+    getter.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const inDir = (): string => path.join(dir, 'archive', 's', 'in');
+  const marker = (name: string): number | undefined => {
+    try { return Number(fs.readFileSync(path.join(inDir(), `${name}.missing`), 'utf8')); } catch { return undefined; }
+  };
+
+  it('primed by a restore, fetches from the start segment and marks where the archive ends and the next timeline', async () => {
+    for (const n of [5, 6, 7]) archive.add(seg(n));
+    await getter.prime(seg(5));
+    await until(() => marker(seg(8)) !== undefined && marker('00000002.history') !== undefined);
+    expect(fs.readdirSync(inDir()).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort()).toEqual([seg(5), seg(6), seg(7)]);
+    // The answer holds for a few seconds from now, no more.
+    const now = Date.now() / 1000;
+    expect(marker(seg(8))).toBeGreaterThan(now);
+    expect(marker(seg(8))).toBeLessThan(now + 10);
+    expect(marker('00000002.history')).toBeGreaterThan(now);
+  });
+
+  it('clears a marker once the file is in the archive, and a get of a missing file marks it', async () => {
+    archive.add(seg(5));
+    getter.start();
+    await getter.prime(seg(5));
+    await until(() => marker(seg(6)) !== undefined);
+    archive.add(seg(6));
+    // The prefetch asks again a little later, finds it, and the marker goes.
+    await until(() => marker(seg(6)) === undefined && fs.existsSync(path.join(inDir(), seg(6))), 8000);
+    expect(await getter.get('00000003.history', path.join(dir, 'x'))).toBe(false);
+    expect(marker('00000003.history')).toBeGreaterThan(Date.now() / 1000);
+  });
+});
