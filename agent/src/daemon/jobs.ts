@@ -6,14 +6,14 @@ import { Client as PgClient } from 'pg';
 import {
   AccessDeniedError, AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
-  pgSql, cipherKeyLookup,
+  pgSql, cipherKeyLookup, SHA256_EMPTY,
 } from '@openrds/common';
 import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
   RestoreFileSpec__Output, CompressType, CipherKey__Output, CipherKeyLookup,
 } from '@openrds/common';
 import { SMALL_FILE_MAX, backupFile, backupFilesSmall } from '../command/backup/file';
-import { SHA256_EMPTY, restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
+import { restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { agentRestoreCommand } from './self';

@@ -2,6 +2,9 @@ import { FormatError } from '../error';
 import type { Storage } from '../storage/storage';
 import { infoFileLoad, infoFileSave } from './info-file';
 
+/** sha256 of no bytes: the checksum of every empty file. */
+export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 export interface ManifestFile {
   name: string;                // 'pg_data/base/1/1259' or 'pg_tblspc/<oid>/...'
   size: number;

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, compressFilters } from '@openrds/common';
-import { SHA256_EMPTY, restoreFile } from './file';
+import { SHA256_EMPTY } from '@openrds/common';
+import { restoreFile } from './file';
 
 async function zst(data: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];

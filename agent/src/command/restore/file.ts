@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import type { CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
 import {
-  ChecksumError, FileWriteError, OpenrdsError, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
+  ChecksumError, FileWriteError, OpenrdsError, SHA256_EMPTY, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
 } from '@openrds/common';
 
 export interface RestoreFileOptions {
@@ -21,7 +21,6 @@ export interface RestoreFileOptions {
   keys?: CipherKeyLookup;
 }
 
-export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /**
  * Writes one file of a backup from its repo bytes: decompresses, checks size and sha256 against

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  AssertError, OptionInvalidError, Sha256Filter, SizeFilter, backupLabelNext, compressFilters, encryptFilters,
+  AssertError, OptionInvalidError, SHA256_EMPTY, Sha256Filter, SizeFilter, backupLabelNext, compressFilters, encryptFilters,
   lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
@@ -175,6 +175,11 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       saver = new PartialSaver(repo, stanza, partial, Math.max(config.int('manifest-save-threshold'), Math.floor(totalSize / 100)), !!resumed);
       if (resumed) await saver.save();
     }
+
+    // Empty files are recorded, not stored: restore creates them empty, and WAL replay brings
+    // whatever was written to them after the listing (as for every file of an online backup).
+    for (const f of toCopy.filter((x) => x.size === 0)) stored.set(pgName(f.name), { missing: false, size: 0, sha256: SHA256_EMPTY, repoSize: 0, repoSha256: '' });
+    toCopy = toCopy.filter((f) => f.size > 0);
 
     // Copy: largest files first so that the tail of the backup stays short.
     const listed = new Map(content.files.map((f) => [f.name, f]));
