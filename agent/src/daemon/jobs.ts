@@ -339,7 +339,8 @@ export class JobRunner {
   /**
    * Restores the job's files: with --delta, files already right in place are kept; the rest are
    * fetched on `processMax` lanes, each call carrying a group of files (largest first), decompressed,
-   * checked against their sha256 and written durably.
+   * checked against their sha256 and written by the workers; every fsync has finished before the
+   * job reports done.
    */
   private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
@@ -418,8 +419,8 @@ export class JobRunner {
 
   /**
    * Fetches a group of files on one GetBackupFiles call. A large file is written (on a worker) as
-   * it arrives; small files are gathered into runs that a worker decompresses and checks while
-   * the next ones arrive, then written here.
+   * it arrives; small files are gathered into runs that a worker decompresses, checks and writes
+   * while the next ones arrive. fsyncs run in the background (the job waits with syncAll).
    */
   private async fetchFiles(jobId: string, pgPath: string, group: RestoreFileSpec__Output[], signal: AbortSignal, keys: CipherKeyLookup | undefined,
     pool: FilterPool): Promise<void> {
