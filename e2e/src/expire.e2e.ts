@@ -27,34 +27,6 @@ describe('retention and expire', () => {
   const backups = async (): Promise<{ label: string; archive: { start: string } }[]> =>
     JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
 
-  /**
-   * Runs `during` while a full backup surely runs: archiving is slowed down (the backup waits for
-   * its WAL), and `during` starts once the backup has passed pg_backup_start.
-   */
-  async function duringBackup<T>(during: () => Promise<T>): Promise<{ backup: { code: number; stdout: string; stderr: string }; during: T }> {
-    const archiveCommand = (await stack.cluster.query<{ a: string }>('SHOW archive_command'))[0]!.a;
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${`sleep 4 && ${archiveCommand}`.replace(/'/g, "''")}'`);
-    await stack.cluster.query('SELECT pg_reload_conf()');
-    const log = path.join(stack.dir, 'repo-server.log');
-    const logStart = fs.statSync(log).size;
-    let running;
-    let value: T;
-    try {
-      running = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
-      const until = Date.now() + 60_000;
-      while (!fs.readFileSync(log).subarray(logStart).toString().includes('backup start archive')) {
-        if (Date.now() > until) throw new Error('the backup did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      value = await during();
-    } finally {
-      // Archiving at full speed again, so that the backup gets its WAL in time.
-      await stack.cluster.query('ALTER SYSTEM RESET archive_command');
-      await stack.cluster.query('SELECT pg_reload_conf()');
-    }
-    return { backup: await running, during: value };
-  }
-
   it('keeps the newest repo1-retention-full fulls after each backup, and the WAL they need', async () => {
     for (let i = 0; i < 3; i++) {
       await stack.cluster.pgbench(['-t', '200', '-n']);
@@ -91,7 +63,7 @@ describe('retention and expire', () => {
   });
 
   it('refuses an expire while a backup of the stanza runs, and the backup completes', async () => {
-    const { backup: first, during: second } = await duringBackup(() => stack.admin(['expire', `--stanza=${stack.stanza}`]));
+    const { backup: first, during: second } = await stack.duringBackup(() => stack.admin(['expire', `--stanza=${stack.stanza}`]));
     expect(first.code).toBe(0);
     expect(second.code).toBe(50);
     expect(second.stderr).toContain(`unable to expire stanza '${stack.stanza}': a backup is running`);
@@ -117,7 +89,7 @@ describe('retention and expire', () => {
   it('stop --force ends a running full backup, which is kept only to be resumed', async () => {
     const before = (await backups()).map((b) => b.label);
     const sets = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza)).sort();
-    const { backup: r, during: stopped } = await duringBackup(() => stack.adminOk(['stop', `--stanza=${stack.stanza}`, '--force']));
+    const { backup: r, during: stopped } = await stack.duringBackup(() => stack.adminOk(['stop', `--stanza=${stack.stanza}`, '--force']));
     expect(stopped).toContain('ended 1 running operation(s)');
     expect(r.code).toBe(62);
     expect(r.stderr).toContain("backup ended: stopped by 'openrds-admin stop --force'");

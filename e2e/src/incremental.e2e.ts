@@ -158,12 +158,10 @@ describe('differential and incremental backups', () => {
   });
 
   it('refuses a second concurrent backup of the stanza while the first completes', async () => {
-    const first = stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
-    await new Promise((r) => setTimeout(r, 1500));
-    const second = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr']);
+    const { backup: first, during: second } = await stack.duringBackup(() => stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr']));
     expect(second.code).toBe(50);
     expect(second.stderr).toContain(`unable to backup stanza '${stack.stanza}': a backup is running`);
-    expect((await first).code).toBe(0);
+    expect(first.code).toBe(0);
   });
 
   it('takes a gz backup as a full one when compress-type changes, which verifies and restores to its data', async () => {

@@ -144,6 +144,34 @@ export class Stack {
     });
   }
 
+  /**
+   * Runs `during` while a full backup surely runs: archiving is slowed down (the backup waits for
+   * its WAL), and `during` starts once the backup has passed pg_backup_start.
+   */
+  async duringBackup<T>(during: () => Promise<T>): Promise<{ backup: { code: number; stdout: string; stderr: string }; during: T }> {
+    const archiveCommand = (await this.cluster.query<{ a: string }>('SHOW archive_command'))[0]!.a;
+    await this.cluster.query(`ALTER SYSTEM SET archive_command = '${`sleep 4 && ${archiveCommand}`.replace(/'/g, "''")}'`);
+    await this.cluster.query('SELECT pg_reload_conf()');
+    const log = path.join(this.dir, 'repo-server.log');
+    const logStart = fs.statSync(log).size;
+    let running;
+    let value: T;
+    try {
+      running = this.admin(['backup', `--stanza=${this.stanza}`, '--type=full', '--start-fast']);
+      const until = Date.now() + 60_000;
+      while (!fs.readFileSync(log).subarray(logStart).toString().includes('backup start archive')) {
+        if (Date.now() > until) throw new Error('the backup did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      value = await during();
+    } finally {
+      // Archiving at full speed again, so that the backup gets its WAL in time.
+      await this.cluster.query('ALTER SYSTEM RESET archive_command');
+      await this.cluster.query('SELECT pg_reload_conf()');
+    }
+    return { backup: await running, during: value };
+  }
+
   /** Starts the cluster, the repo-server and the agent. */
   async start(): Promise<void> {
     await this.cluster.start();
