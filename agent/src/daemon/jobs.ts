@@ -87,10 +87,10 @@ export class JobRunner {
       case 'controlRead': return pgControlRead(this.ctx.pgPath);
       case 'clock': return { timeMs: Date.now() };
       case 'list': return this.list(job.list!.followTablespaces, emit);
-      case 'backupFiles': return this.backupFiles(job, emit, signal);
+      case 'backupFiles': return this.backupFiles(job, signal);
       case 'checksumFiles': return this.checksumFiles(job, emit, signal);
       case 'restorePrepare': return this.restorePrepare(job);
-      case 'restoreFiles': return this.restoreFiles(job, emit, signal);
+      case 'restoreFiles': return this.restoreFiles(job, signal);
       case 'restoreFinish': return this.restoreFinish(job, signal);
       default: throw new AssertError(`unknown job kind '${String(job.kind)}'`, { hint: 'upgrade openrds-agent to the version of the repo-server' });
     }
@@ -155,7 +155,7 @@ export class JobRunner {
    * per file, so a cluster of many small files is not bound by latency. Files are taken in the
    * order sent (largest first), so the tail of the job stays short.
    */
-  private async backupFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+  private async backupFiles(job: Job__Output, signal: AbortSignal): Promise<unknown> {
     const spec = job.backupFiles!;
     const compressType = spec.compressType as CompressType;
     const cipher = spec.cipher?.id ? { id: spec.cipher.id, key: Buffer.from(spec.cipher.key) } : undefined;
@@ -187,7 +187,6 @@ export class JobRunner {
       const { call, response, failure } = grpcClientStream<PutFileMessage, PutFileResult__Output>(
         (cb) => this.ctx.client.putBackupFile(cb));
       const writer = new GrpcChunkLane<PutFileMessage>(call);
-      const sent: { name: string; missing: boolean; size: number; sha256: string }[] = [];
       try {
         let group = take();
         while (group && !state.failed) {
@@ -211,7 +210,6 @@ export class JobRunner {
                 missing: result.missing, mtime: 0, pageChecksumErrors: [],
               },
             }, 0);
-            sent.push({ name: file.name, missing: result.missing, size: result.size, sha256: result.sha256 });
           }
           group = next ?? take();
         }
@@ -223,7 +221,6 @@ export class JobRunner {
         throw failure() ?? err;
       }
       await response;
-      for (const f of sent) await emit({ fileDone: f });
     };
     const lanes = Math.max(1, Math.min(spec.processMax || 1, files.length));
     const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
@@ -342,29 +339,34 @@ export class JobRunner {
    * checked against their sha256 and written by the workers; every fsync has finished before the
    * job reports done.
    */
-  private async restoreFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+  private async restoreFiles(job: Job__Output, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFiles!;
     const keys = jobKeys(spec.cipherKeys);
     // The job's process-max bounds the worker threads it uses, as it bounds the files in flight.
     const pool = this.pool.limited(spec.processMax || 1);
     let kept = 0;
     const fetch: RestoreFileSpec__Output[] = [];
-    const done = (file: RestoreFileSpec__Output): Promise<void> => emit({ fileDone: { name: file.name, missing: false, size: file.size, sha256: file.sha256 } });
     const empty: RestoreFileSpec__Output[] = [];
     if (spec.delta) {
-      // Many checks in flight: the stats here overlap, and the workers always have a file to hash.
-      await forEachLimit(spec.files, DELTA_CHECKS_IN_FLIGHT, async (file) => {
+      // Checked in place by the workers, in runs (one message per run of small files): a few runs
+      // in flight keep every worker busy while this thread only sorts the answers.
+      const runs: RestoreFileSpec__Output[][] = [];
+      let run: RestoreFileSpec__Output[] = [], runBytes = 0;
+      for (const file of spec.files) {
+        if (run.length > 0 && (run.length >= SMALL_GROUP_FILES || runBytes + file.size > DELTA_RUN_BYTES)) { runs.push(run); run = []; runBytes = 0; }
+        run.push(file);
+        runBytes += file.size;
+      }
+      if (run.length > 0) runs.push(run);
+      await forEachLimit(runs, DELTA_RUNS_IN_FLIGHT, async (files) => {
         signal.throwIfAborted();
-        const dest = path.join(spec.pgPath, file.name);
-        const same = await this.deltaSame(dest, file, spec.force, pool);
-        if (same) {
-          // Mode and times as in the backup (most often they are already).
-          if ((same.mode & 0o7777) !== (file.mode || 0o600)) await fs.promises.chmod(dest, file.mode || 0o600);
-          if (Math.floor(same.mtimeMs / 1000) !== file.mtime) await fs.promises.utimes(dest, file.mtime, file.mtime);
-          kept++;
-          await done(file);
-        } else {
-          (file.size === 0 ? empty : fetch).push(file);
+        const same = await pool.deltaCheck(files.map((file) => ({
+          path: path.join(spec.pgPath, file.name), size: file.size, sha256: file.sha256 || SHA256_EMPTY, mtime: file.mtime, mode: file.mode || 0o600,
+          force: spec.force, emptySame: !file.sha256 || file.sha256 === SHA256_EMPTY,
+        })));
+        for (const [i, file] of files.entries()) {
+          if (same[i]) kept++;
+          else (file.size === 0 ? empty : fetch).push(file);
         }
       });
     } else {
@@ -378,7 +380,6 @@ export class JobRunner {
         repoData: Buffer.alloc(0),
         opts: { ...this.restoreOptions(file, path.join(spec.pgPath, file.name), signal, undefined, pool), compressType: 'none' as const, sha256: file.sha256 || SHA256_EMPTY },
       })), pool);
-      for (const file of run) await done(file);
     }
     fetch.sort((a, b) => b.size - a.size);
     const state = { next: 0, failed: false };
@@ -397,7 +398,6 @@ export class JobRunner {
           state.failed = true;
           throw err;
         }
-        for (const f of group) await done(f);
       }
     };
     const lanes = Math.max(1, Math.min(spec.processMax || 1, fetch.length));
@@ -474,19 +474,6 @@ export class JobRunner {
     }
   }
 
-  /**
-   * Delta restore: the file in place already has the backup's content (by sha256, or size+mtime
-   * with --force); its stat then, undefined otherwise.
-   */
-  private async deltaSame(dest: string, file: RestoreFileSpec__Output, force: boolean, pool: FilterPool): Promise<fs.Stats | undefined> {
-    const st = await fs.promises.lstat(dest).catch(() => undefined);
-    if (!st?.isFile() || st.size !== file.size) return undefined;
-    if (force) return Math.floor(st.mtimeMs / 1000) === file.mtime ? st : undefined;
-    if (file.size === 0) return !file.sha256 || file.sha256 === SHA256_EMPTY ? st : undefined;
-    // Read and hashed on a worker: only the digest crosses.
-    return (await pool.hashFile(dest))?.sha256 === (file.sha256 || SHA256_EMPTY) ? st : undefined;
-  }
-
   private async restoreFinish(job: Job__Output, signal: AbortSignal): Promise<unknown> {
     const spec = job.restoreFinish!;
     const settings = spec.recovery.map((s) => ({ key: s.key, value: s.value }));
@@ -510,8 +497,9 @@ export class JobRunner {
   }
 }
 
-/** Files a delta restore checks at once (stat here, hash on the job's workers). */
-const DELTA_CHECKS_IN_FLIGHT = 16;
+/** Runs of files a delta restore has the workers check at once, and the bytes of a run. */
+const DELTA_RUNS_IN_FLIGHT = 8;
+const DELTA_RUN_BYTES = 16 * 1024 * 1024;
 
 /** Runs of small files a restore lane has decompressing or writing while it receives the next. */
 const RESTORE_RUNS_IN_FLIGHT = 3;

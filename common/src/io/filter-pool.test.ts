@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FilterPool, type PoolMode } from './filter-pool';
+import { FilterPool, type PoolDeltaFile, type PoolMode } from './filter-pool';
 import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
 import { FileWriteError } from '../error';
 
@@ -169,7 +169,7 @@ describe('FilterPool (worker threads)', () => {
       expect(plain[0]!.repoData.equals(small[0]!)).toBe(true);
       // A restore run: written with mode and times, and the run stops at the first bad file.
       const out = (n: string): string => path.join(dir, n);
-      const spec = (name: string, i: number, data: Buffer) => ({ path: out(name), data, size: small[i]!.length, sha256: sha(small[i]!), mode: 0o640, mtime: 1_600_000_000, compressed: true });
+      const spec = (name: string, i: number, repoData: Buffer) => ({ path: out(name), data: repoData, size: small[i]!.length, sha256: sha(small[i]!), mode: 0o640, mtime: 1_600_000_000, compressed: true });
       expect(await pool.writeSmall([spec('o0', 0, got[0]!.repoData), spec('o1', 1, got[2]!.repoData),
         { ...spec('o2', 1, small[1]!), compressed: false }])).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
       await pool.syncAll();
@@ -187,6 +187,27 @@ describe('FilterPool (worker threads)', () => {
       expect(await pool.writeSmall([{ ...spec('q1', 1, got[2]!.repoData), sha256: sha(Buffer.from('x')) }])).toEqual([{ size: 3000, sha256: sha(small[1]!) }]);
       expect(await pool.writeSmall([spec('no/such/dir', 1, got[2]!.repoData)])).toEqual([{ error: expect.stringContaining('ENOENT'), errno: 'ENOENT' }]);
       await pool.syncAll();
+    });
+
+    it('checks the files of a delta restore in place: size and sha256 (size and mtime with force), fixing mode and mtime of the ones kept', async () => {
+      const content = randomBytes(3 * 1024 * 1024 + 17);
+      const f = (n: string): string => path.join(dir, `d-${n}`);
+      fs.writeFileSync(f('same'), content, { mode: 0o600 });
+      fs.writeFileSync(f('changed'), Buffer.concat([content.subarray(1), Buffer.from('x')]));
+      fs.writeFileSync(f('short'), content.subarray(1));
+      fs.writeFileSync(f('empty'), '');
+      fs.mkdirSync(f('dir'), { recursive: true });
+      const spec = (n: string, extra: Partial<PoolDeltaFile> = {}): PoolDeltaFile => ({
+        path: f(n), size: content.length, sha256: sha(content), mtime: 1_600_000_000, mode: 0o640, force: false, emptySame: false, ...extra,
+      });
+      expect(await pool.deltaCheck([spec('same'), spec('changed'), spec('short'), spec('gone'), spec('dir'),
+        spec('empty', { size: 0, emptySame: true }), spec('empty', { size: 0, emptySame: false })])).toEqual([true, false, false, false, false, true, false]);
+      // Kept: mode and mtime now as in the backup.
+      expect(fs.statSync(f('same')).mode & 0o777).toBe(0o640);
+      expect(fs.statSync(f('same')).mtimeMs).toBe(1_600_000_000_000);
+      // force: size and mtime decide, the content is not read.
+      expect(await pool.deltaCheck([spec('changed', { force: true, mtime: Math.floor(fs.statSync(f('changed')).mtimeMs / 1000) }), spec('changed', { force: true })]))
+        .toEqual([true, false]);
     });
 
     it('a limited view uses that many workers of the pool', async () => {

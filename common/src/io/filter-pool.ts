@@ -156,6 +156,21 @@ function openRead(p) {
   try { return fs.openSync(p, 'r'); } catch (err) { if (err.code === 'ENOENT') return undefined; throw err; }
 }
 const HASH_BUFFER = Buffer.allocUnsafeSlow(1024 * 1024);
+/** sha256 and size of a file read whole; undefined when it is gone. */
+function hashOf(p) {
+  const fd = openRead(p);
+  if (fd === undefined) return undefined;
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, HASH_BUFFER, 0, HASH_BUFFER.length, size);
+      if (n === 0) break;
+      hash.update(HASH_BUFFER.subarray(0, n)); size += n;
+    }
+  } finally { fs.closeSync(fd); }
+  return { sha256: hash.digest('hex'), size };
+}
 function zstdWhole(ctx, input, size) {
   // Decompresses into exactly \`size\` bytes (one more would mean the content is larger).
   const out = Buffer.allocUnsafeSlow(size + 1);
@@ -204,19 +219,30 @@ parentPort.on('message', (m) => {
     }
     if (m.op === 'hashFile') {
       // sha256 and size of a file read here: nothing crosses the thread boundary but the digest.
-      const fd = openRead(m.path);
-      if (fd === undefined) { reply(m, { missing: true }); return; }
-      const hash = createHash('sha256');
-      let size = 0;
-      try {
-        for (;;) {
-          const n = fs.readSync(fd, HASH_BUFFER, 0, HASH_BUFFER.length, size);
-          if (n === 0) break;
-          hash.update(HASH_BUFFER.subarray(0, n)); size += n;
+      const h = hashOf(m.path);
+      if (h === undefined) { reply(m, { missing: true }); return; }
+      reply(m, { result: { inSha256: h.sha256, inSize: h.size, outSha256: h.sha256, outSize: h.size } });
+      return;
+    }
+    if (m.op === 'deltaCheck') {
+      // Files of a delta restore checked in place: same size and sha256 (or mtime with force)
+      // as in the backup. A file kept gets the backup's mode and mtime when they differ.
+      const same = [];
+      for (const f of m.files) {
+        const st = fs.lstatSync(f.path, { throwIfNoEntry: false });
+        let ok = false;
+        if (st && st.isFile() && st.size === f.size) {
+          if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;
+          else if (f.size === 0) ok = f.emptySame;
+          else ok = hashOf(f.path)?.sha256 === f.sha256;
         }
-      } finally { fs.closeSync(fd); }
-      const sha256 = hash.digest('hex');
-      reply(m, { result: { inSha256: sha256, inSize: size, outSha256: sha256, outSize: size } });
+        if (ok) {
+          if ((st.mode & 0o7777) !== f.mode) fs.chmodSync(f.path, f.mode);
+          if (Math.floor(st.mtimeMs / 1000) !== f.mtime) fs.utimesSync(f.path, f.mtime, f.mtime);
+        }
+        same.push(ok);
+      }
+      reply(m, { items: same });
       return;
     }
     if (m.op === 'readSmall') {
@@ -279,6 +305,46 @@ parentPort.on('message', (m) => {
       if (dctxs.length < 2) dctxs.push(ctx);
       const answer = () => reply(m, { items });
       if (syncing.size > SYNCING_SMALL_MAX) Promise.race(syncing).then(answer); else answer();
+      return;
+    }
+    if (m.op === 'putFiles') {
+      // Files stored atomically (a repository's small files): each written to its temp name here,
+      // then fsynced in the background (many at once: the journal commits them together), closed
+      // and renamed to its name. The reply comes once all of them are in place, or at the first
+      // failure (files after it are not attempted; its temp file is removed).
+      const done = [];
+      let failure, off = 0;
+      for (let i = 0; i < m.files.length; i++) {
+        const f = m.files[i];
+        const data = m.data.subarray(off, off + f.length);
+        off += f.length;
+        let fd;
+        try {
+          fd = fs.openSync(f.tmp, f.flags, f.mode);
+          fs.fchmodSync(fd, f.mode);
+          let n = 0;
+          while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+        } catch (err) {
+          if (fd !== undefined) { fs.closeSync(fd); fs.rmSync(f.tmp, { force: true }); }
+          failure = { index: i, ...errorOf(err) };
+          break;
+        }
+        done.push(new Promise((resolve) => {
+          const commit = () => fs.close(fd, (errClose) => {
+            if (errClose) return fs.rm(f.tmp, { force: true }, () => resolve({ index: i, ...errorOf(errClose) }));
+            if (f.tmp === f.path) return resolve(undefined);
+            fs.rename(f.tmp, f.path, (errRename) => errRename ? fs.rm(f.tmp, { force: true }, () => resolve({ index: i, ...errorOf(errRename) })) : resolve(undefined));
+          });
+          if (!f.sync) return commit();
+          fs.fsync(fd, (errSync) => errSync
+            ? fs.close(fd, () => fs.rm(f.tmp, { force: true }, () => resolve({ index: i, ...errorOf(errSync) })))
+            : commit());
+        }));
+      }
+      Promise.all(done).then((results) => {
+        const first = results.find((r) => r) || failure;
+        reply(m, first ? { failure: first } : {});
+      });
       return;
     }
     if (m.op === 'syncAll') {
@@ -382,7 +448,7 @@ function isZstd(err) { return err && err.code === undefined && /zstd|Unknown fra
 interface Pending { resolve: (m: WorkerReply) => void; reject: (e: Error) => void }
 interface WorkerReply {
   id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; errno?: string; zstdData?: boolean;
-  missing?: boolean; gone?: boolean; items?: unknown[];
+  missing?: boolean; gone?: boolean; items?: unknown[]; failure?: { index: number; error: string; errno?: string };
 }
 
 /** What a worker message may carry. */
@@ -458,6 +524,12 @@ export interface PoolSmallWrite { path: string; data: Buffer; size: number; sha2
 /** What became of it: written, damaged repo bytes, content other than the manifest's, or a write error. */
 export type PoolSmallWriteResult = { ok: true } | { corrupt: string } | { size: number; sha256: string } | { error: string; errno?: string };
 
+/** A file for `putFiles`: written to `tmp` (open `flags`), fsynced when `sync`, renamed to `path`. */
+export interface PoolPutFile { tmp: string; path: string; flags: 'wx' | 'w'; mode: number; sync: boolean; data: Buffer }
+
+/** A file of a delta restore for `deltaCheck`; `emptySame`: an empty file in place is the backup's (its manifest checksum is that of nothing). */
+export interface PoolDeltaFile { path: string; size: number; sha256: string; mtime: number; mode: number; force: boolean; emptySame: boolean }
+
 /** Bytes a worker reads from a file per message when it streams one (backup of a large file). */
 const FILE_READ_BYTES = 1024 * 1024;
 
@@ -477,6 +549,16 @@ export class FilterPool {
   async hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
     const m = await this.call({ op: 'hashFile', path: file }, `'${file}'`, false);
     return m.missing ? undefined : { sha256: m.result!.inSha256, size: m.result!.inSize };
+  }
+
+  /**
+   * Files of a delta restore checked in place on one worker, in one message: for each, whether it
+   * already has the backup's content (size and sha256; size and mtime with `force`). A file kept
+   * gets the backup's mode and mtime when they differ.
+   */
+  async deltaCheck(files: PoolDeltaFile[]): Promise<boolean[]> {
+    const m = await this.call({ op: 'deltaCheck', files }, `${files.length} file(s) from '${files[0]?.path ?? ''}'`, true);
+    return m.items as boolean[];
   }
 
   /**
@@ -561,6 +643,21 @@ export class FilterPool {
       files: files.map((f) => ({ path: f.path, repoSize: f.data.length, size: f.size, sha256: f.sha256, mode: f.mode, mtime: f.mtime, compressed: f.compressed })),
     }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
     return m.items as PoolSmallWriteResult[];
+  }
+
+  /**
+   * Files stored atomically on one worker, in one message (the small files of a backup in a
+   * posix repository): each written to `tmp`, fsynced when `sync` (in the background, many at
+   * once), closed and renamed to `path`. Resolves with how it went: every file in place, or the
+   * first failure (by index: the files before it are in place, the ones after it not attempted).
+   */
+  async putFiles(files: PoolPutFile[]): Promise<{ failure?: { index: number; error: string; errno?: string } }> {
+    const data = Buffer.concat(files.map((f) => f.data));
+    const m = await this.call({
+      op: 'putFiles', data,
+      files: files.map((f) => ({ tmp: f.tmp, path: f.path, flags: f.flags, mode: f.mode, sync: f.sync, length: f.data.length })),
+    }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
+    return m.failure ? { failure: m.failure } : {};
   }
 
   /** One request to the least busy worker. */

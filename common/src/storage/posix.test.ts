@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AssertError, ConfigError, FileMissingError, FileWriteError } from '../error';
+import { FilterPool } from '../io/filter-pool';
 import { PosixStorage } from './posix';
 import { storageRepoNew } from './repo-storage';
 import type { StorageInfo } from './storage';
@@ -86,6 +87,32 @@ describe('PosixStorage', () => {
     await storage.pathSync('set');
     expect(opened.sort()).toEqual(['set', 'set/a', 'set/a/b', 'set/c']);
     await expect(storage.pathSync('nothing/here')).resolves.toBeUndefined();
+  });
+
+  it('putMany stores a batch on a worker: every file at its key with its mode, directories made, no temp file left; a failure names the file', async () => {
+    const pool = new FilterPool(1);
+    const items = [
+      { key: 'set/pg_data/base/1/1259', data: Buffer.from('a'.repeat(8192)) },
+      { key: 'set/pg_data/base/1/1249', data: Buffer.alloc(0) },
+      { key: 'set/pg_data/global/1262', data: Buffer.from('global') },
+      { key: 'set/pg_data/base/5/2600', data: Buffer.from('five') },
+    ];
+    await storage.putMany!(items, { pool, noSyncPath: true });
+    for (const { key, data } of items) {
+      expect(fs.readFileSync(path.join(dir, key)).equals(data)).toBe(true);
+      expect(fs.statSync(path.join(dir, key)).mode & 0o777).toBe(0o640);
+    }
+    const left = (d: string): string[] => fs.readdirSync(d, { recursive: true }).map(String).filter((n) => /\.tmp\./.test(n));
+    expect(left(dir)).toEqual([]);
+    // Written again: replaced whole.
+    await storage.putMany!([{ key: 'set/pg_data/global/1262', data: Buffer.from('again') }], { pool });
+    expect(fs.readFileSync(path.join(dir, 'set/pg_data/global/1262'), 'utf8')).toBe('again');
+    // A key that cannot be written (a file where a directory should be): the error names it, files before it are stored.
+    fs.writeFileSync(path.join(dir, 'set', 'blocker'), 'x');
+    await expect(storage.putMany!([{ key: 'set/ok', data: Buffer.from('1') }, { key: 'set/blocker/under', data: Buffer.from('2') }], { pool }))
+      .rejects.toThrow(/unable to write 'set\/blocker\/under'/);
+    expect(fs.readFileSync(path.join(dir, 'set/ok'), 'utf8')).toBe('1');
+    expect(left(dir)).toEqual([]);
   });
 
   describe('newWrite', () => {

@@ -1,14 +1,22 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { AssertError, ConfigError, FileMissingError, FileReadError, FileWriteError } from '../error';
+import type { FilterPool, PoolPutFile } from '../io/filter-pool';
 import type { Storage, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
 /** Name suffix of a write in progress: `<key>.tmp.<8 hex>`. Such files are not part of the repository. */
 export const STORAGE_TEMP_RE = /\.tmp\.[0-9a-f]{8}$/;
 
 const IO_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * The temp name of a write: unique enough that two writers of one key do not meet ('wx' refuses
+ * to share one if they do), and cheap (no system random source per file: many small files).
+ */
+function tempName(file: string): string {
+  return `${file}.tmp.${Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0')}`;
+}
 
 function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -69,7 +77,7 @@ class PosixWrite extends Writable {
   constructor(private readonly key: string, private readonly file: string, private readonly opts: StorageWriteOptions,
     private readonly modes: { file: number; path: number }) {
     super({ highWaterMark: IO_BUFFER_SIZE });
-    this.tmp = opts.noAtomic ? file : `${file}.tmp.${randomBytes(4).toString('hex')}`;
+    this.tmp = opts.noAtomic ? file : tempName(file);
   }
 
   override _construct(cb: (err?: Error | null) => void): void {
@@ -286,7 +294,7 @@ export class PosixStorage implements Storage {
     const file = this.pathOf(key);
     if (file === this.base) throw new AssertError('storage key for a write must not be empty');
     const mode = opts.mode ?? this.modes.file;
-    const tmp = opts.noAtomic ? file : `${file}.tmp.${randomBytes(4).toString('hex')}`;
+    const tmp = opts.noAtomic ? file : tempName(file);
     const flags = opts.noAtomic ? 'w' : 'wx';
     let fh: fs.promises.FileHandle | undefined;
     try {
@@ -317,6 +325,37 @@ export class PosixStorage implements Storage {
       if (!committed) await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
       throw new FileWriteError(`unable to ${committed ? 'commit' : 'write'} '${key}': ${messageOf(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * put() of several small files, each with the same guarantees, written by a worker of `pool` in
+   * one message (the fsyncs run there many at once): the main thread stays free for the stream
+   * that brings them. A missing directory is created (as put does) and the rest goes on.
+   */
+  async putMany(items: { key: string; data: Buffer }[], opts: StorageWriteOptions & { pool: FilterPool }): Promise<void> {
+    const mode = opts.mode ?? this.modes.file;
+    const files: PoolPutFile[] = items.map(({ key, data }) => {
+      const file = this.pathOf(key);
+      if (file === this.base) throw new AssertError('storage key for a write must not be empty');
+      return { tmp: opts.noAtomic ? file : tempName(file), path: file, flags: opts.noAtomic ? 'w' : 'wx', mode, sync: !opts.noSyncFile, data };
+    });
+    const created = new Set<string>();
+    for (let from = 0; from < files.length;) {
+      const { failure } = await opts.pool.putFiles(from === 0 ? files : files.slice(from));
+      if (!failure) break;
+      const at = from + failure.index;
+      const dir = path.dirname(files[at]!.path);
+      if (failure.errno !== 'ENOENT' || created.has(dir)) {
+        throw new FileWriteError(`unable to write '${items[at]!.key}': ${failure.error}`, { hint: 'check free space and permissions of the repository' });
+      }
+      // Parents are created only when needed: most writes go to a directory that exists.
+      await pathCreate(dir, this.modes.path).catch((err: unknown) => {
+        throw new FileWriteError(`unable to open '${items[at]!.key}' for write: ${messageOf(err)}`, { cause: err });
+      });
+      created.add(dir);
+      from = at;
+    }
+    if (!opts.noSyncPath) for (const dir of new Set(files.map((f) => path.dirname(f.path)))) await pathSync(dir);
   }
 
   async get(key: string): Promise<Buffer> {

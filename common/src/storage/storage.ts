@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { FilterPool } from '../io/filter-pool';
 
 export interface StorageInfo {
   /** Base name for info(); the name relative to the listed path for listRecursive(). */
@@ -67,6 +68,11 @@ export interface Storage {
   pathRemove(path: string, opts?: { recurse?: boolean }): Promise<void>;
   /** Writes a small file whole, with the same guarantees as newWrite. */
   put(key: string, data: Buffer | string, opts?: StorageWriteOptions): Promise<void>;
+  /**
+   * put() of several small files, each with the same guarantees, in one go where the driver can
+   * do better than one put after the other (posix: on a worker of `pool`).
+   */
+  putMany?(items: { key: string; data: Buffer }[], opts: StorageWriteOptions & { pool: FilterPool }): Promise<void>;
   /** Reads a small file whole; FileMissingError when it does not exist. */
   get(key: string): Promise<Buffer>;
   /** Renames a file or path durably, replacing a file at `to` (optional: posix has it). */

@@ -1,9 +1,9 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CIPHER_HEADER_MAX, CryptoError, cipherIsEncrypted, cipherKeyIdOf, decryptBuffer, decryptFilters, encryptBuffer,
+  CIPHER_HEADER_MAX, CryptoError, cipherIsEncrypted, forEachLimit, cipherKeyIdOf, decryptBuffer, decryptFilters, encryptBuffer,
   type CipherDataKey, type CipherKeyLookup, type CipherType, type IoFilter, type Storage, type StorageInfo, type StorageListOptions,
-  type StorageReadOptions, type StorageWriteOptions,
+  type StorageReadOptions, type StorageWriteOptions, type FilterPool,
 } from '@openrds/common';
 import { Keyring } from './keyring';
 
@@ -116,6 +116,9 @@ export function metaStanzaOf(key: string): string | undefined {
   return META_RE.exec(key)?.[1];
 }
 
+/** Puts at once when the driver has no putMany (an object store: each is a request). */
+const PUT_MANY_CONCURRENCY = 16;
+
 /**
  * The repository's storage with the metadata encrypted: info files, manifests and resume
  * records are sealed with the stanza's metadata key when written and opened when read (whole,
@@ -170,6 +173,12 @@ export class CipherMetaStorage implements Storage {
   async put(key: string, data: Buffer | string, opts?: StorageWriteOptions): Promise<void> {
     if (metaStanzaOf(key) === undefined || !this.cipher.enabled) return this.inner.put(key, data, opts);
     await pipeline(Readable.from([Buffer.from(data)]), this.newWrite(key, opts));
+  }
+
+  /** Backup files (no metadata) go straight to the driver's putMany. */
+  async putMany(items: { key: string; data: Buffer }[], opts: StorageWriteOptions & { pool: FilterPool }): Promise<void> {
+    if (this.inner.putMany && items.every((i) => metaStanzaOf(i.key) === undefined || !this.cipher.enabled)) return this.inner.putMany(items, opts);
+    await forEachLimit(items, PUT_MANY_CONCURRENCY, (i) => this.put(i.key, i.data, opts));
   }
 
   info(key: string): Promise<StorageInfo | undefined> { return this.inner.info(key); }

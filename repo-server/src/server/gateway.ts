@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CHUNK_SIZE, ChecksumError, GrpcChunkLane, OpenrdsError, ProtocolError, Sha256Filter, SizeFilter, cipherIsEncrypted, decryptBuffer, encryptBuffer,
+  CHUNK_SIZE, ChecksumError, GrpcChunkLane, forEachLimit, OpenrdsError, ProtocolError, Sha256Filter, SizeFilter, cipherIsEncrypted, decryptBuffer, encryptBuffer,
   errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
 } from '@openrds/common';
 import type {
@@ -17,6 +17,7 @@ import type { RepoHandle } from '../repo/repo-set';
 import { AgentConnection, AgentRegistry } from './agent-registry';
 import type { TlsAuthorizer } from './tls-auth';
 import { TransferRegistry, type BackupFileStored } from './transfers';
+import { serverPool } from '../repo/pool';
 
 /** Raised inside a pipeline when the agent reports the file vanished: nothing must be stored. */
 class FileVanished extends Error {}
@@ -62,6 +63,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const syncing = new Set<Promise<void>>();
         const failures: unknown[] = [];
         let current: IncomingFile | undefined;
+        let small: SmallPuts | undefined;
         let files = 0, repoSize = 0;
         let jobId: string | undefined;
         for (;;) {
@@ -77,7 +79,8 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
             jobId = m.header.jobId;
             const key = transfer.keyFor(m.header.name);
             if (!key) throw new ProtocolError(`file '${m.header.name}' is not part of backup job '${m.header.jobId}'`);
-            current = incomingFile(m.header.name, key, transfer.repo, (r) => {
+            small ??= new SmallPuts(transfer.repo.storage);
+            current = incomingFile(m.header.name, key, transfer.repo, small, (r) => {
               files++;
               repoSize += r.repoSize;
               transfer.onStored(m.header!.name, r);
@@ -91,13 +94,18 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
             current = undefined;
             const tracked = done.catch((err: unknown) => { failures.push(err); }).finally(() => syncing.delete(tracked));
             syncing.add(tracked);
-            if (syncing.size >= PUT_SYNCING_MAX) await Promise.race(syncing);
+            if (syncing.size >= PUT_SYNCING_MAX) {
+              // Small files wait in a batch: it goes now, or the oldest file to finish could be one of them.
+              small?.flush();
+              await Promise.race(syncing);
+            }
           }
         }
         if (current) {
           current.abort();
           throw new ProtocolError(`upload of '${current.name}' ended without a trailer`);
         }
+        small?.flush();
         await Promise.all(syncing);
         if (failures.length > 0) throw failures[0];
         return { repoSize, files };
@@ -226,8 +234,49 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
   };
 }
 
-/** Files of one PutBackupFile call that may be syncing to disk while the next arrives. */
-const PUT_SYNCING_MAX = 16;
+/**
+ * Files of one PutBackupFile call that may be syncing to disk while the next arrives (small ones
+ * are stored in batches: a few batches in flight).
+ */
+const PUT_SYNCING_MAX = 256;
+
+/** Small files of a batch stored at once (posix: by a worker, in one message), at most so many bytes. */
+const SMALL_BATCH_FILES = 64;
+const SMALL_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Collects the small files of an upload and stores them in batches (Storage.putMany): per file,
+ * the main thread only checks its bytes. add() resolves once the file's batch is durable.
+ */
+class SmallPuts {
+  private items: { key: string; data: Buffer; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private bytes = 0;
+
+  constructor(private readonly storage: Repo['storage']) {}
+
+  add(key: string, data: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.items.push({ key, data, resolve, reject });
+      this.bytes += data.length;
+      if (this.items.length >= SMALL_BATCH_FILES || this.bytes >= SMALL_BATCH_BYTES) this.flush();
+    });
+  }
+
+  /** Stores what was collected so far. */
+  flush(): void {
+    if (this.items.length === 0) return;
+    const batch = this.items;
+    this.items = [];
+    this.bytes = 0;
+    const stored = this.storage.putMany
+      ? this.storage.putMany(batch, { ...BACKUP_FILE_WRITE, pool: serverPool() })
+      : forEachLimit(batch, PUT_CONCURRENCY, (b) => this.storage.put(b.key, b.data, BACKUP_FILE_WRITE));
+    stored.then(() => { for (const b of batch) b.resolve(); }, (err: unknown) => { for (const b of batch) b.reject(err); });
+  }
+}
+
+/** Small files stored at once by a driver without putMany (an object store: each is a request). */
+const PUT_CONCURRENCY = 16;
 
 interface IncomingFile {
   name: string;
@@ -256,7 +305,7 @@ const SMALL_UPLOAD_MAX = 1024 * 1024;
  * against the trailer's sha256 and size, and committed (complete or missing) by the storage. A
  * small file is collected and stored whole; a large one streams into a storage write.
  */
-function incomingFile(name: string, key: string, repo: Repo, onStored: (r: BackupFileStored) => void): IncomingFile {
+function incomingFile(name: string, key: string, repo: Repo, small: SmallPuts, onStored: (r: BackupFileStored) => void): IncomingFile {
   let buffered: Buffer[] | undefined = [];
   let bufferedBytes = 0;
   let streaming: { input: PassThrough; stored: Promise<void>; sha: Sha256Filter; size: SizeFilter; trailer?: PutFileTrailer__Output } | undefined;
@@ -304,7 +353,7 @@ function incomingFile(name: string, key: string, repo: Repo, onStored: (r: Backu
           const sha = createHash('sha256').update(data).digest('hex');
           const err = uploadCheck(name, t, sha, data.length);
           if (err) throw err;
-          await repo.storage.put(key, data, BACKUP_FILE_WRITE);
+          await small.add(key, data);
           onStored({ missing: false, size: t.size, sha256: t.sha256, repoSize: data.length, repoSha256: sha });
         } else {
           onStored({ missing: true, size: t.size, sha256: t.sha256, repoSize: 0, repoSha256: '' });

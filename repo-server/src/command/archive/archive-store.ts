@@ -1,3 +1,4 @@
+import { serverPool } from '../../repo/pool';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import {
@@ -43,12 +44,8 @@ const SHA256_RE = /^[0-9a-f]{64}$/;
 /** WAL files up to this size are checked whole (a segment is 16 MiB by default). */
 const WHOLE_MAX = 64 * 1024 * 1024;
 
-let pool: FilterPool | undefined;
-/** Worker threads that check pushed WAL (shared by the repositories; idle workers do not keep the process up). */
-function archivePool(): FilterPool {
-  pool ??= new FilterPool();
-  return pool;
-}
+/** Worker threads that check pushed WAL (shared by the repositories). */
+const archivePool = serverPool;
 
 /** Reads a stream into memory, refusing more than `max` bytes. */
 async function readAll(source: Readable, max: number, what: string): Promise<Buffer> {

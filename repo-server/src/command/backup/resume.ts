@@ -139,6 +139,9 @@ export async function resumeCheck(repo: Repo, stanza: string, partial: BackupPar
   return kept;
 }
 
+/** A record is saved again only after this many times the duration of the last save. */
+const SAVE_SPACING = 10;
+
 /**
  * Saves the partial record of a running backup every `threshold` bytes copied (and when asked),
  * one save at a time; a failed save is logged and retried at the next threshold.
@@ -147,6 +150,8 @@ export class PartialSaver {
   private sinceSave = 0;
   private saving: Promise<void> = Promise.resolve();
   private saved = false;
+  private nextSaveAt = 0;
+  private unsaved = 0;
 
   /** `resumed`: the record is in the repo already (this backup resumes it). */
   constructor(private readonly repo: Repo, private readonly stanza: string, readonly partial: BackupPartial, private readonly threshold: number,
@@ -159,18 +164,26 @@ export class PartialSaver {
 
   add(file: PartialFile): void {
     this.partial.files.push(file);
+    this.unsaved++;
     this.sinceSave += file.size;
-    if (this.sinceSave >= this.threshold) void this.save();
+    // Each save writes the whole record: with many files, saves are spaced so that writing them
+    // stays a small part of the time (at least ten times as long apart as the last one took).
+    if (this.sinceSave >= this.threshold && Date.now() >= this.nextSaveAt) void this.save();
   }
 
   save(): Promise<void> {
     this.sinceSave = 0;
+    this.unsaved = 0;
+    this.nextSaveAt = Number.POSITIVE_INFINITY;
     const snapshot = { ...this.partial, files: [...this.partial.files] };
     this.saving = this.saving.then(async () => {
+      const started = Date.now();
       try {
         await infoFileSave(this.repo.storage, partialKey(this.repo, this.stanza, this.partial.label), snapshot);
+        this.nextSaveAt = Date.now() + SAVE_SPACING * (Date.now() - started);
         this.saved = true;
       } catch (err) {
+        this.nextSaveAt = 0;
         log.warn(`unable to save the resumable record of backup ${this.partial.label}: ${(err as Error).message}`);
       }
     });
@@ -185,7 +198,9 @@ export class PartialSaver {
     await this.repo.storage.remove(`${key}.copy`);
   }
 
+  /** Saves what was added since the last save (the backup stops: resume keeps all of it), and waits. */
   async settle(): Promise<void> {
+    if (this.unsaved > 0) await this.save();
     await this.saving;
   }
 }
