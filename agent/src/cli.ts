@@ -12,7 +12,7 @@ const PROGRAM = 'openrds-agent';
 export const ARCHIVE_GET_ERROR_EXIT = 126;
 
 const commands: Record<string, CommandName> = {
-  serve: 'agent', 'archive-push': 'archive-push', 'archive-get': 'archive-get', version: 'version', help: 'help',
+  serve: 'agent', 'archive-push': 'archive-push', 'archive-get': 'archive-get', 'archive-command': 'archive-command', version: 'version', help: 'help',
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -58,6 +58,12 @@ async function main(argv: string[]): Promise<number> {
       case 'archive-get': {
         const { archiveGetCommand } = await import('./command/archive/command.js');
         return await archiveGetCommand(config, config.args[0] ?? '', path.resolve(config.args[1] ?? ''));
+      }
+      case 'archive-command': {
+        const { agentArchiveCommand, agentRestoreCommand } = await import('./daemon/self.js');
+        const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+        process.stdout.write(`archive_command = ${quote(agentArchiveCommand(config, config.str('stanza')))}\nrestore_command = ${quote(agentRestoreCommand(config, config.str('stanza')))}\n`);
+        return 0;
       }
       default:
         return 27;

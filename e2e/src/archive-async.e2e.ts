@@ -21,9 +21,15 @@ describe('asynchronous archive-push', () => {
     fs.chownSync(spool, pg.uid, pg.gid);
     fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\nspool-path=${spool}\n`));
     await stack.start();
-    const ack = path.join(spool, 'archive', stack.stanza, 'out');
-    const command = `test -f ${ack}/%f.ok || ${installedBin('openrds-agent')} archive-push %p --stanza=${stack.stanza} --config=${stack.conf}`;
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${command}'`);
+    // The agent prints the archive_command to use: with archive-async=y a shell that waits for the
+    // daemon's acknowledgement while the daemon is alive, and starts Node only when it must.
+    const printed = await runCommand(installedBin('openrds-agent'), ['archive-command', `--stanza=${stack.stanza}`, `--config=${stack.conf}`], {});
+    expect(printed.code).toBe(0);
+    const line = /^archive_command = ('.*')$/m.exec(printed.stdout)?.[1];
+    expect(line).toContain(`[ -f ${path.join(spool, 'archive', stack.stanza, 'out')}/%f.ok ] && exit 0;`);
+    expect(line).toContain('daemon.alive');
+    expect(printed.stdout).toMatch(/^restore_command = '.*archive-get %f "%p"/m);
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${line!}`);
     await stack.cluster.query('SELECT pg_reload_conf()');
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
   });
@@ -53,6 +59,9 @@ describe('asynchronous archive-push', () => {
     expect(archive.bad).toEqual([]);
     expect(archive.gaps).toEqual([]);
     expect(archive.files).toBeGreaterThanOrEqual(ahead.length);
+    // The daemon vouches for itself a few seconds ahead (the shell waits for .ok files only then).
+    const alive = Number(fs.readFileSync(path.join(spool, 'archive', stack.stanza, 'out', 'daemon.alive'), 'utf8'));
+    expect(alive).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000));
     // Acknowledgements PostgreSQL has used are cleaned up.
     await new Promise((r) => setTimeout(r, 1500));
     expect(fs.readdirSync(path.join(spool, 'archive', stack.stanza, 'out')).filter((n) => n.endsWith('.ok'))).toEqual([]);

@@ -12,6 +12,10 @@ import type { ArchivePushResult__Output } from '@openrds/common';
  * archive_command then only has to find the `.ok`: `test -f <spool>/%f.ok || openrds-agent
  * archive-push %p ...` does it without starting Node at all.
  */
+/** The daemon's liveness for the archive_command's shell (see aliveRefresh), and how long one write holds. */
+export const ALIVE_FILE = 'daemon.alive';
+const ALIVE_HOLD_S = 3;
+
 export class AsyncPusher {
   readonly spoolDir: string;
   private readonly inFlight = new Map<string, Promise<ArchivePushResult__Output>>();
@@ -21,6 +25,7 @@ export class AsyncPusher {
   private stopped = false;
   private scanning = false;
   private rescan = false;
+  private aliveNextAt = 0;
   /** The backlog as of the last scan, reported to the repo-server in heartbeats. */
   status: { ready: number; oldest: string; failing: number; readyBytes: number } = { ready: 0, oldest: '', failing: 0, readyBytes: 0 };
 
@@ -54,12 +59,31 @@ export class AsyncPusher {
     this.stopped = true;
     this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
+    fs.rmSync(path.join(this.spoolDir, ALIVE_FILE), { force: true });
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => { void this.scan().finally(() => this.schedule(this.opts.intervalMs ?? 100)); }, ms);
+    this.timer = setTimeout(() => {
+      this.aliveRefresh();
+      void this.scan().finally(() => this.schedule(this.opts.intervalMs ?? 100));
+    }, ms);
     this.timer.unref();
+  }
+
+  /**
+   * `<spool>/daemon.alive` holds the second until which this daemon vouches to be pushing (a few
+   * seconds ahead, renewed every second): the archive_command's shell waits for an `.ok` only
+   * while it is fresh, and starts Node at once when no daemon runs.
+   */
+  private aliveRefresh(): void {
+    const now = Date.now();
+    if (now < this.aliveNextAt) return;
+    this.aliveNextAt = now + 1000;
+    const file = path.join(this.spoolDir, ALIVE_FILE);
+    fs.promises.writeFile(`${file}.tmp`, String(Math.floor(now / 1000) + ALIVE_HOLD_S), { mode: 0o600 })
+      .then(() => fs.promises.rename(`${file}.tmp`, file))
+      .catch((err: unknown) => log.detail(`unable to write '${file}': ${(err as Error).message}`));
   }
 
   /** Starts pushes for the ready files not acknowledged yet; cleans acknowledgements PostgreSQL is done with. */

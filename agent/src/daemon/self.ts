@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '@openrds/common';
+import { ALIVE_FILE } from './async-push';
 
 /**
  * The command line that runs this agent, for restore_command: the `cmd` option, else the
@@ -15,6 +16,32 @@ export function agentCommandLine(config: Config): string {
   return cmd;
 }
 
+/** Polls of the async archive_command for the daemon's acknowledgement, and the time between them. */
+const ARCHIVE_WAIT_POLLS = 100;
+const ARCHIVE_WAIT_POLL_S = '0.02';
+
+/**
+ * The archive_command that pushes WAL through this agent. With archive-async=y the daemon pushes
+ * each `.ready` file as soon as PostgreSQL marks it, and writes `<file>.ok` in the spool once the
+ * repo-server has it durably: while the daemon says it is alive (`daemon.alive`), the shell waits
+ * for that (every 20 ms, for 2 s at most) and starts Node only when it must (no acknowledgement
+ * yet, or the daemon recorded an error for the file, which Node then reports so that PostgreSQL
+ * retries). Node's start-up (~100 ms) is then never on the path of a segment the daemon handles.
+ */
+export function agentArchiveCommand(config: Config, stanza: string): string {
+  const push = `${agentCommandLine(config)} archive-push %p --stanza=${stanza}${configArgOf(config)}`;
+  if (config.get('archive-async') !== true) return push;
+  const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
+  const alive = `[ "$(cat ${out}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
+  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ]; do [ -f ${out}/%f.ok ] && exit 0; [ -f ${out}/%f.error ] && break; sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
+  return `[ -f ${out}/%f.ok ] && exit 0; ${alive} && { ${wait}; }; ${push}`;
+}
+
+function configArgOf(config: Config): string {
+  const configPath = config.source('config') !== 'default' ? config.strOpt('config') : undefined;
+  return configPath ? ` --config=${configPath}` : '';
+}
+
 /**
  * The restore_command that fetches WAL through this agent. With archive-async=y a file the
  * daemon prefetched into the spool is taken with a shell test and a rename, without starting
@@ -23,9 +50,7 @@ export function agentCommandLine(config: Config): string {
  * second still to come (see AsyncGetter).
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
-  const configPath = config.source('config') !== 'default' ? config.strOpt('config') : undefined;
-  const configArg = configPath ? ` --config=${configPath}` : '';
-  const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArg}`;
+  const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return get;
   const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
   const fresh = `[ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;

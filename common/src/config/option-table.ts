@@ -3,7 +3,7 @@
  * where it may appear, whether it is a secret. Names follow pgBackRest where it has the option.
  */
 export type CommandName =
-  | 'repo-server' | 'agent' | 'archive-push' | 'archive-get'
+  | 'repo-server' | 'agent' | 'archive-push' | 'archive-get' | 'archive-command'
   | 'stanza-create' | 'check' | 'backup' | 'info' | 'restore' | 'expire' | 'verify' | 'stop' | 'start' | 'agents'
   | 'server-ping' | 'pki-init' | 'pki-issue' | 'pki-revoke' | 'key-list' | 'key-rotate' | 'version' | 'help';
 
@@ -48,6 +48,7 @@ export const commandTable: readonly CommandDef[] = [
   { name: 'agent', program: 'openrds-agent', word: 'serve', summary: 'run the agent daemon on a PostgreSQL host (as the PGDATA owner)' },
   { name: 'archive-push', program: 'openrds-agent', word: 'archive-push', summary: 'push a WAL file to the archive (archive_command)', args: '%p' },
   { name: 'archive-get', program: 'openrds-agent', word: 'archive-get', summary: 'get a WAL file from the archive (restore_command): exit 0 found, 1 not found, 126 error', args: '%f "%p"' },
+  { name: 'archive-command', program: 'openrds-agent', word: 'archive-command', summary: 'print the archive_command and restore_command for postgresql.conf (with archive-async=y: shell fast paths that start Node only when needed)' },
   { name: 'stanza-create', program: 'openrds-admin', word: 'stanza-create', summary: 'create the stanza from the cluster the agent serves' },
   { name: 'check', program: 'openrds-admin', word: 'check', summary: 'check the configuration and that WAL reaches the archive' },
   { name: 'backup', program: 'openrds-admin', word: 'backup', summary: 'take a backup' },
@@ -69,7 +70,7 @@ export const commandTable: readonly CommandDef[] = [
 ];
 
 const ADMIN: CommandName[] = ['stanza-create', 'check', 'backup', 'info', 'restore', 'expire', 'verify', 'stop', 'start', 'agents', 'key-list', 'key-rotate'];
-const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get'];
+const AGENT: CommandName[] = ['agent', 'archive-push', 'archive-get', 'archive-command'];
 const CLIENTS: CommandName[] = [...AGENT, ...ADMIN, 'server-ping'];
 const PKI: CommandName[] = ['pki-init', 'pki-issue', 'pki-revoke'];
 const SERVER_SIDE: CommandName[] = ['repo-server', ...ADMIN];
@@ -102,7 +103,7 @@ export const optionTable: readonly OptionDef[] = [
   // --- general
   { name: 'stanza', type: 'string', commands: [...AGENT, ...ADMIN], section: 'command-line', description: 'the stanza (one PostgreSQL cluster) to act on',
     pattern: { regex: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, describe: 'letters, digits, \'_\', \'.\' and \'-\' (at most 64, the first a letter or digit)' },
-    required: ['agent', 'archive-push', 'archive-get', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify', 'key-list', 'key-rotate'] },
+    required: ['agent', 'archive-push', 'archive-get', 'archive-command', 'stanza-create', 'check', 'backup', 'restore', 'expire', 'verify', 'key-list', 'key-rotate'] },
   { name: 'config', type: 'path', default: '/etc/openrds/openrds.conf', commands: 'all', section: 'command-line', description: 'configuration file (--no-config: none)' },
   { name: 'config-include-path', type: 'path', default: '/etc/openrds/conf.d', commands: 'all', section: 'command-line', description: 'directory of *.conf files merged after the configuration file (the default one only without --config)' },
   { name: 'log-level-console', type: 'enum', allowed: LOG_LEVELS, default: 'warn', commands: 'all', section: 'global', description: 'level of log lines on the console (stderr)',
@@ -177,7 +178,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'pg1-database', type: 'string', default: 'postgres', commands: AGENT, section: 'stanza', description: 'database the agent connects to' },
   { name: 'restore-as-root', type: 'boolean', default: false, commands: ['agent'], section: 'command-line', description: 'let the agent daemon run as root for restores only (every restored file is then chowned to the owner of pg1-path); backups and SQL are refused' },
   { name: 'agent-socket-path', type: 'path', default: '/var/run/openrds/agent.sock', commands: AGENT, section: 'global', description: 'unix socket of the agent daemon for archive-push/archive-get' },
-  { name: 'archive-async', type: 'boolean', default: false, commands: AGENT, section: 'global', description: 'push WAL ahead of PostgreSQL from the agent daemon, acknowledged in spool-path (archive_command: test -f <spool-path>/archive/<stanza>/out/%f.ok || openrds-agent archive-push %p ...)' },
+  { name: 'archive-async', type: 'boolean', default: false, commands: AGENT, section: 'global', description: 'push WAL ahead of PostgreSQL from the agent daemon, acknowledged in spool-path (archive_command: what openrds-agent archive-command prints, a shell that waits for <spool-path>/archive/<stanza>/out/%f.ok and starts Node only when it must)' },
   { name: 'archive-push-queue-max', type: 'size', min: 0, commands: AGENT, section: 'global', description: 'when pushes fail and more WAL than this waits in pg_wal, drop it (reported as archived, with a warning) so the disk does not fill: PITR across the gap is lost' },
   { name: 'archive-get-queue-max', type: 'size', default: 128 * 1024 * 1024, min: 0, commands: AGENT, section: 'global', description: 'WAL fetched ahead of recovery with archive-async=y (restore_command: test -f <spool-path>/archive/<stanza>/in/%f && mv ... || <fresh %f.missing> && exit 1 || openrds-agent archive-get %f "%p" ...; restore writes it)' },
   { name: 'spool-path', type: 'path', default: '/var/spool/openrds', commands: AGENT, section: 'global', description: 'spool directory (asynchronous archiving)' },

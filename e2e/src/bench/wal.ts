@@ -46,8 +46,11 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
         if (x.code !== 0) throw new Error(`pgbackrest ${args.join(' ')}: ${x.stderr}`);
       };
     } else {
-      const agent = `${installedBin('openrds-agent')} archive-push %p --stanza=${stack.stanza} --config=${stack.conf}`;
-      cmd = mode === 'openrds-async' ? `test -f ${spool}/archive/${stack.stanza}/out/%f.ok || ${agent}` : agent;
+      // The archive_command the agent prints for its configuration (async: the shell fast path).
+      const printed = await runCommand(installedBin('openrds-agent'), ['archive-command', `--stanza=${stack.stanza}`, `--config=${stack.conf}`], {});
+      const quoted = /^archive_command = '(.*)'$/m.exec(printed.stdout)?.[1];
+      if (printed.code !== 0 || quoted === undefined) throw new Error(`openrds-agent archive-command: ${printed.stderr}`);
+      cmd = quoted.replace(/''/g, "'");
     }
     // Each call's duration, measured by the shell PostgreSQL runs archive_command with.
     const lat = path.join(scratch, 'latency');
