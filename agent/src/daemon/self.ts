@@ -33,8 +33,10 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   if (config.get('archive-async') !== true) return push;
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
   const alive = `[ "$(cat ${out}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
-  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ]; do [ -f ${out}/%f.ok ] && exit 0; [ -f ${out}/%f.error ] && break; sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
-  return `[ -f ${out}/%f.ok ] && exit 0; ${alive} && { ${wait}; }; ${push}`;
+  const ok = `[ -f ${out}/%f.ok ]`;
+  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ] && [ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]; do sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
+  // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
+  return `${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
 }
 
 function configArgOf(config: Config): string {

@@ -2,6 +2,8 @@
 // pgbench cluster or of many small tables (bench/profile.sh): where the time goes, per thread, by
 // self time. Not a test.
 //
+//   BENCH_CPU_PROF=0 BENCH_NODE_FLAGS='--require /tmp/memwatch.js' ...: other instruments instead
+//
 //   BENCH_SCALE=20 BENCH_PROCESS_MAX=1 BENCH_LEVEL=3 bash bench/profile.sh
 //   BENCH_DATASET=small BENCH_SMALL_TABLES=2000 BENCH_OPS=full,incr,restore bash bench/profile.sh
 import * as fs from 'node:fs';
@@ -17,6 +19,9 @@ const OPS = (process.env.BENCH_OPS ?? 'full,restore,delta').split(',');
 /** 'pgbench', or 'small': BENCH_SMALL_TABLES tables of a few rows in 4 databases (per-file costs dominate). */
 const DATASET = process.env.BENCH_DATASET ?? 'pgbench';
 const SMALL_TABLES = Number(process.env.BENCH_SMALL_TABLES ?? '2000');
+/** More node flags for both processes (e.g. `--require /path/memwatch.js`), and BENCH_CPU_PROF=0 to run without the profiler. */
+const EXTRA_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const CPU_PROF = process.env.BENCH_CPU_PROF !== '0';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
@@ -78,7 +83,8 @@ async function main(): Promise<void> {
       const dir = path.join(out, op);
       fs.mkdirSync(dir, { mode: 0o777 });
       fs.chmodSync(dir, 0o777);
-      stack.nodeFlags = { agent: ['--cpu-prof', `--cpu-prof-dir=${dir}/agent`], server: ['--cpu-prof', `--cpu-prof-dir=${dir}/server`] };
+      const prof = (who: string): string[] => (CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${dir}/${who}`] : []);
+      stack.nodeFlags = { agent: [...prof('agent'), ...EXTRA_FLAGS], server: [...prof('server'), ...EXTRA_FLAGS] };
       await stack.agent!.stop('SIGTERM');
       await stack.server!.stop('SIGTERM');
       stack.agent = undefined;
