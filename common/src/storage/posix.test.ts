@@ -115,6 +115,18 @@ describe('PosixStorage', () => {
     expect(left(dir)).toEqual([]);
   });
 
+  it('putStaged writes under a temp name that listings skip, and commit or abort decides', async () => {
+    const staged = await storage.putStaged!('archive/1/seg-a', Buffer.from('wal'));
+    expect(await storage.list('archive/1')).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual([expect.stringMatching(/^seg-a\.tmp\.[0-9a-f]{8}$/)]);
+    await staged.commit();
+    expect(await storage.list('archive/1')).toEqual(['seg-a']);
+    expect(fs.readFileSync(path.join(dir, 'archive/1/seg-a'), 'utf8')).toBe('wal');
+    const refused = await storage.putStaged!('archive/1/seg-b', Buffer.from('bad'));
+    await refused.abort();
+    expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual(['seg-a']);
+  });
+
   describe('newWrite', () => {
     it('makes a write visible at its key, with its content, only once the stream finished', async () => {
       const w = storage.newWrite('a/b/c.txt');

@@ -358,6 +358,15 @@ export class PosixStorage implements Storage {
     if (!opts.noSyncPath) for (const dir of new Set(files.map((f) => path.dirname(f.path)))) await pathSync(dir);
   }
 
+  /** put() in two steps: written and fsynced under a temp name now, renamed to the key (and its directory fsynced) on commit. */
+  async putStaged(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }> {
+    const file = this.pathOf(key);
+    if (file === this.base) throw new AssertError('storage key for a write must not be empty');
+    const tmpKey = path.posix.join(path.posix.dirname(key), path.basename(tempName(file)));
+    await this.put(tmpKey, data, { noAtomic: true, noSyncPath: true });
+    return { commit: () => this.move(tmpKey, key), abort: () => this.remove(tmpKey) };
+  }
+
   async get(key: string): Promise<Buffer> {
     const file = this.pathOf(key);
     try {

@@ -73,6 +73,12 @@ export interface Storage {
    * do better than one put after the other (posix: on a worker of `pool`).
    */
   putMany?(items: { key: string; data: Buffer }[], opts: StorageWriteOptions & { pool: FilterPool }): Promise<void>;
+  /**
+   * put() in two steps (optional: posix has it): the data is written and fsynced under a temp
+   * name, and becomes the key only on commit() (abort() removes it). A caller can check the data
+   * while it is being written, and decide after.
+   */
+  putStaged?(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }>;
   /** Reads a small file whole; FileMissingError when it does not exist. */
   get(key: string): Promise<Buffer>;
   /** Renames a file or path durably, replacing a file at `to` (optional: posix has it). */

@@ -181,6 +181,16 @@ export class CipherMetaStorage implements Storage {
     await forEachLimit(items, PUT_MANY_CONCURRENCY, (i) => this.put(i.key, i.data, opts));
   }
 
+  /** Data files only (metadata is sealed on put): the driver's two-step put. */
+  get putStaged(): Storage['putStaged'] {
+    const inner = this.inner;
+    if (!inner.putStaged) return undefined;
+    return (key, data) => {
+      if (metaStanzaOf(key) !== undefined && this.cipher.enabled) throw new Error(`putStaged of metadata '${key}' in an encrypted repository`);
+      return inner.putStaged!(key, data);
+    };
+  }
+
   info(key: string): Promise<StorageInfo | undefined> { return this.inner.info(key); }
   exists(key: string): Promise<boolean> { return this.inner.exists(key); }
   list(path: string, opts?: StorageListOptions): Promise<string[]> { return this.inner.list(path, opts); }

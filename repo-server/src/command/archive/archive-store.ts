@@ -139,15 +139,28 @@ export class ArchiveStore {
         // content is not kept), and stored with one put, complete or missing.
         const bytes = await readAll(source, req.size + Math.ceil(req.size / 16) + 1024 * 1024, req.walName);
         const packed = keys ? decryptBuffer(keys, bytes, `WAL file '${req.walName}'`) : bytes;
+        // Where the storage can (posix), the file is written and fsynced under a temp name while
+        // it is checked, and takes its name only once the check passed.
+        const staged = this.repo.storage.putStaged?.(key, bytes);
+        staged?.catch(() => undefined);
         let digest: Awaited<ReturnType<FilterPool['zstdDigestWhole']>>;
         try {
-          digest = await archivePool().zstdDigestWhole(packed, WAL_HEADER_READ);
+          try {
+            digest = await archivePool().zstdDigestWhole(packed, WAL_HEADER_READ);
+          } catch (err) {
+            if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
+            throw err;
+          }
+          check({ sha256: digest.result.outSha256, size: digest.result.outSize, head: digest.head });
         } catch (err) {
-          if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
+          await staged?.then((s) => s.abort(), () => undefined).catch(() => undefined);
           throw err;
         }
-        check({ sha256: digest.result.outSha256, size: digest.result.outSize, head: digest.head });
-        await this.repo.storage.put(key, bytes);
+        if (staged) {
+          const handle = await staged;
+          await handle.commit().catch(async (err: unknown) => { await handle.abort().catch(() => undefined); throw err; });
+        }
+        else await this.repo.storage.put(key, bytes);
         return { duplicate: false, warning: '', key };
       }
       const sha = new Sha256Filter(), size = new SizeFilter(), head = new HeadFilter(WAL_HEADER_READ);
