@@ -349,6 +349,28 @@ parentPort.on('message', (m) => {
       });
       return;
     }
+    if (m.op === 'readFiles') {
+      // Small files read whole here (a repository's, for a restore): one message for many, each
+      // missing, larger than \`max\` or past the message's \`bytes\` (the caller streams it), or
+      // its bytes in the joined reply.
+      const items = [], outs = [];
+      let budget = m.bytes;
+      for (const f of m.files) {
+        const fd = openRead(f.path);
+        if (fd === undefined) { items.push({ missing: true }); continue; }
+        try {
+          const size = fs.fstatSync(fd).size;
+          if (size > f.max || size > budget) { items.push({ large: true }); continue; }
+          budget -= size;
+          const buf = Buffer.allocUnsafe(size);
+          const n = readFull(fd, buf, size, 0);
+          outs.push(n === size ? buf : buf.subarray(0, n));
+          items.push({ size: n });
+        } finally { fs.closeSync(fd); }
+      }
+      reply(m, { items }, Buffer.concat(outs));
+      return;
+    }
     if (m.op === 'syncAll') {
       // Every file this worker wrote is on disk, or the first failure is reported.
       Promise.all([...syncing]).then(() => {
@@ -542,6 +564,9 @@ export interface PoolPutFile { tmp: string; path: string; flags: 'wx' | 'w'; mod
 /** A file of a delta restore for `deltaCheck`; `emptySame`: an empty file in place is the backup's (its manifest checksum is that of nothing). */
 export interface PoolDeltaFile { path: string; size: number; sha256: string; mtime: number; mode: number; force: boolean; emptySame: boolean }
 
+/** Bytes of whole files one readFiles message brings back at most. */
+const READ_FILES_BYTES = 8 * 1024 * 1024;
+
 /** Bytes a worker reads from a file per message when it streams one (backup of a large file). */
 const FILE_READ_BYTES = 1024 * 1024;
 
@@ -670,6 +695,24 @@ export class FilterPool {
       files: files.map((f) => ({ tmp: f.tmp, path: f.path, flags: f.flags, mode: f.mode, sync: f.sync, length: f.data.length })),
     }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
     return m.failure ? { failure: m.failure } : {};
+  }
+
+  /**
+   * Small files read whole on one worker, in one message: for each, its bytes, 'large' when it
+   * is over `max` bytes or the message already holds `bytes` (not read: the caller streams it),
+   * or 'missing'.
+   */
+  async readFiles(files: { path: string; max: number }[], bytes = READ_FILES_BYTES): Promise<(Buffer | 'large' | 'missing')[]> {
+    const m = await this.call({ op: 'readFiles', files, bytes }, `${files.length} file(s) from '${files[0]?.path ?? ''}'`, false);
+    const out = m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : Buffer.alloc(0);
+    let offset = 0;
+    return (m.items as { missing?: boolean; large?: boolean; size?: number }[]).map((item) => {
+      if (item.missing) return 'missing';
+      if (item.large) return 'large';
+      const data = out.subarray(offset, offset + item.size!);
+      offset += item.size!;
+      return data;
+    });
   }
 
   /** One request to the least busy worker. */

@@ -127,6 +127,18 @@ describe('PosixStorage', () => {
     expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual(['seg-a']);
   });
 
+  it('getMany reads small files on a worker, leaves larger ones to newRead, and names a missing one', async () => {
+    const pool = new FilterPool(1);
+    await storage.put('set/a', Buffer.from('alpha'));
+    await storage.put('set/empty', Buffer.alloc(0));
+    await storage.put('set/big', Buffer.alloc(5000, 1));
+    const got = await storage.getMany!(['set/a', 'set/big', 'set/empty'], { pool, maxSize: 4096 });
+    expect(got.map((g) => g?.toString())).toEqual(['alpha', undefined, '']);
+    // Past the message's byte budget, files are left to newRead too.
+    expect((await pool.readFiles([{ path: path.join(dir, 'set/a'), max: 10 }, { path: path.join(dir, 'set/a'), max: 10 }], 6)).map(String)).toEqual(['alpha', 'large']);
+    await expect(storage.getMany!(['set/a', 'set/nothing'], { pool, maxSize: 4096 })).rejects.toThrow(/missing file 'set\/nothing'/);
+  });
+
   describe('newWrite', () => {
     it('makes a write visible at its key, with its content, only once the stream finished', async () => {
       const w = storage.newWrite('a/b/c.txt');

@@ -367,6 +367,20 @@ export class PosixStorage implements Storage {
     return { commit: () => this.move(tmpKey, key), abort: () => this.remove(tmpKey) };
   }
 
+  async getMany(keys: string[], opts: { pool: FilterPool; maxSize: number }): Promise<(Buffer | undefined)[]> {
+    let got: (Buffer | 'large' | 'missing')[];
+    try {
+      got = await opts.pool.readFiles(keys.map((key) => ({ path: this.pathOf(key), max: opts.maxSize })));
+    } catch (err) {
+      if (err instanceof FileReadError) throw err;
+      throw new FileReadError(`unable to read ${keys.length} file(s) from '${keys[0] ?? ''}': ${messageOf(err)}`, { cause: err });
+    }
+    return got.map((g, i) => {
+      if (g === 'missing') throw new FileMissingError(`unable to open missing file '${keys[i]!}' for read`);
+      return g === 'large' ? undefined : g;
+    });
+  }
+
   async get(key: string): Promise<Buffer> {
     const file = this.pathOf(key);
     try {

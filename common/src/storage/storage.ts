@@ -79,6 +79,12 @@ export interface Storage {
    * while it is being written, and decide after.
    */
   putStaged?(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }>;
+  /**
+   * get() of several small files at once where the driver can do better (posix: on a worker of
+   * `pool`): each file's bytes, or undefined when it is over `maxSize` (to be read with newRead).
+   * FileMissingError names the first that does not exist.
+   */
+  getMany?(keys: string[], opts: { pool: FilterPool; maxSize: number }): Promise<(Buffer | undefined)[]>;
   /** Reads a small file whole; FileMissingError when it does not exist. */
   get(key: string): Promise<Buffer>;
   /** Renames a file or path durably, replacing a file at `to` (optional: posix has it). */

@@ -191,6 +191,16 @@ export class CipherMetaStorage implements Storage {
     };
   }
 
+  /** Data files only (metadata is opened by get): the driver's getMany. */
+  get getMany(): Storage['getMany'] {
+    const inner = this.inner;
+    if (!inner.getMany) return undefined;
+    return (keys, opts) => {
+      if (this.cipher.enabled && keys.some((k) => metaStanzaOf(k) !== undefined)) throw new Error('getMany of metadata in an encrypted repository');
+      return inner.getMany!(keys, opts);
+    };
+  }
+
   info(key: string): Promise<StorageInfo | undefined> { return this.inner.info(key); }
   exists(key: string): Promise<boolean> { return this.inner.exists(key); }
   list(path: string, opts?: StorageListOptions): Promise<string[]> { return this.inner.list(path, opts); }

@@ -140,11 +140,28 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const posix = repo.storage.type === 'posix';
         const ahead = posix ? READ_AHEAD_POSIX : READ_AHEAD_OBJECT_STORE;
         const opened = new Map<number, Promise<{ data: Buffer } | { stream: Readable }>>();
+        // On posix, small files are read in batches by a worker (one message for many): the main
+        // thread then only sends them. A batch is read while the one before is sent.
+        const getMany = posix ? repo.storage.getMany?.bind(repo.storage) : undefined;
+        const batches = new Map<number, Promise<(Buffer | undefined)[]>>();
+        const batchOf = (b: number): Promise<(Buffer | undefined)[]> => {
+          let p = batches.get(b);
+          if (!p) {
+            p = getMany!(keys.slice(b * READ_BATCH_FILES, (b + 1) * READ_BATCH_FILES), { pool: serverPool(), maxSize: SMALL_UPLOAD_MAX });
+            p.catch(() => undefined);
+            batches.set(b, p);
+            batches.delete(b - 2);
+          }
+          return p;
+        };
         const open = (i: number): void => {
           if (i >= keys.length || opened.has(i)) return;
           const key = keys[i]!;
           const p = (async () => {
-            if (posix) {
+            if (getMany) {
+              const data = (await batchOf(Math.floor(i / READ_BATCH_FILES)))[i % READ_BATCH_FILES];
+              if (data) return { data };
+            } else if (posix) {
               const info = await repo.storage.info(key);
               // A small file is read whole: no stream set up for a few kilobytes.
               if (info && info.type === 'file' && info.size <= SMALL_UPLOAD_MAX) return { data: await repo.storage.get(key) };
@@ -158,6 +175,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
           for (let i = 0; i < keys.length; i++) {
             const repoKey = keys[i]!;
             for (let j = i; j <= i + ahead; j++) open(j);
+            if (getMany && (i % READ_BATCH_FILES) * 2 >= READ_BATCH_FILES) void batchOf(Math.floor(i / READ_BATCH_FILES) + 1);
             await lane.write({ start: { repoKey } }, 0);
             const got = await opened.get(i)!;
             opened.delete(i);
@@ -296,6 +314,8 @@ const BACKUP_FILE_WRITE = { noSyncPath: true } as const;
 /** Reads a restore lane keeps open ahead of the one it sends, on an object store and on a local disk. */
 const READ_AHEAD_OBJECT_STORE = 8;
 const READ_AHEAD_POSIX = 16;
+/** Files of a restore read per worker message on posix (small ones whole; larger ones are streamed). */
+const READ_BATCH_FILES = 64;
 
 /** Uploads up to this size are collected in memory and stored with one put (no stream). */
 const SMALL_UPLOAD_MAX = 1024 * 1024;
