@@ -231,7 +231,9 @@ parentPort.on('message', (m) => {
       // as in the backup. A file kept gets the backup's mode and mtime when they differ.
       const same = [];
       for (const f of m.files) {
-        const st = fs.lstatSync(f.path, { throwIfNoEntry: false });
+        // A file that cannot be looked at is fetched again (its write then says what is wrong).
+        let st;
+        try { st = fs.lstatSync(f.path, { throwIfNoEntry: false }); } catch { st = undefined; }
         let ok = false;
         if (st && st.isFile() && st.size === f.size) {
           if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;

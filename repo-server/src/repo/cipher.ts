@@ -1,9 +1,9 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CIPHER_HEADER_MAX, CryptoError, cipherIsEncrypted, forEachLimit, cipherKeyIdOf, decryptBuffer, decryptFilters, encryptBuffer,
+  CIPHER_HEADER_MAX, CryptoError, cipherIsEncrypted, cipherKeyIdOf, decryptBuffer, decryptFilters, encryptBuffer,
   type CipherDataKey, type CipherKeyLookup, type CipherType, type IoFilter, type Storage, type StorageInfo, type StorageListOptions,
-  type StorageReadOptions, type StorageWriteOptions, type FilterPool,
+  type StorageReadOptions, type StorageWriteOptions,
 } from '@openrds/common';
 import { Keyring } from './keyring';
 
@@ -116,9 +116,6 @@ export function metaStanzaOf(key: string): string | undefined {
   return META_RE.exec(key)?.[1];
 }
 
-/** Puts at once when the driver has no putMany (an object store: each is a request). */
-const PUT_MANY_CONCURRENCY = 16;
-
 /**
  * The repository's storage with the metadata encrypted: info files, manifests and resume
  * records are sealed with the stanza's metadata key when written and opened when read (whole,
@@ -175,10 +172,14 @@ export class CipherMetaStorage implements Storage {
     await pipeline(Readable.from([Buffer.from(data)]), this.newWrite(key, opts));
   }
 
-  /** Backup files (no metadata) go straight to the driver's putMany. */
-  async putMany(items: { key: string; data: Buffer }[], opts: StorageWriteOptions & { pool: FilterPool }): Promise<void> {
-    if (this.inner.putMany && items.every((i) => metaStanzaOf(i.key) === undefined || !this.cipher.enabled)) return this.inner.putMany(items, opts);
-    await forEachLimit(items, PUT_MANY_CONCURRENCY, (i) => this.put(i.key, i.data, opts));
+  /** Data files only (metadata is sealed on put): the driver's putMany. */
+  get putMany(): Storage['putMany'] {
+    const inner = this.inner;
+    if (!inner.putMany) return undefined;
+    return (items, opts) => {
+      if (this.cipher.enabled && items.some((i) => metaStanzaOf(i.key) !== undefined)) throw new Error('putMany of metadata in an encrypted repository');
+      return inner.putMany!(items, opts);
+    };
   }
 
   /** Data files only (metadata is sealed on put): the driver's two-step put. */
