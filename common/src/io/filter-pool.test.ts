@@ -7,6 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FilterPool, type PoolDeltaFile, type PoolMode } from './filter-pool';
 import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
+import { findFrameCompressedSize, getFrameContentSize } from 'zstd-napi/binding';
 import { FileWriteError } from '../error';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -32,11 +33,24 @@ describe('FilterPool (worker threads)', () => {
     const check = await pool.zstdDigestWhole(out, 64);
     expect(check.result).toEqual({ inSha256: sha(out), inSize: out.length, outSha256: sha(data), outSize: data.length });
     expect(check.head.equals(data.subarray(0, 64))).toBe(true);
-    // Damage: a truncated frame and a flipped byte are ZstdDataErrors, the pool keeps working.
+    // One frame per MiB of content, each with its content size (no content checksum: the sha256 is it).
+    let frames = 0;
+    for (let off = 0; off < out.length; frames++) {
+      expect(getFrameContentSize(out.subarray(off))).toBe(Math.min(1024 * 1024, data.length - frames * 1024 * 1024));
+      off += findFrameCompressedSize(out.subarray(off));
+    }
+    expect(frames).toBe(6);
+    // Damage: a truncated frame is a ZstdDataError; a flipped byte in a frame without checksum
+    // fails or changes the content's sha256 (which every reader checks); the pool keeps working.
     await expect(pool.zstdDigestWhole(out.subarray(0, out.length - 10), 64)).rejects.toThrow(ZstdDataError);
     const flipped = Buffer.from(out);
     flipped[Math.floor(flipped.length / 2)]! ^= 0xff;
-    await expect(pool.zstdDigestWhole(flipped, 64)).rejects.toThrow(ZstdDataError);
+    const damaged = await pool.zstdDigestWhole(flipped, 64).catch((err: unknown) => err);
+    expect(damaged instanceof ZstdDataError || (damaged as { result: { outSha256: string } }).result.outSha256 !== sha(data)).toBe(true);
+    // With a content checksum (the streaming compressor's single frame) a flipped byte is a ZstdDataError.
+    const single = zstdCompressBuffer(data, 3);
+    single[Math.floor(single.length / 2)]! ^= 0xff;
+    await expect(pool.zstdDigestWhole(single, 64)).rejects.toThrow(ZstdDataError);
     await expect(pool.zstdDigestWhole(Buffer.alloc(0), 64)).rejects.toThrow('zstd data is empty');
     expect((await pool.zstdDigestWhole(out, 64)).result.outSize).toBe(data.length);
   });
@@ -127,6 +141,20 @@ describe('FilterPool (worker threads)', () => {
       expect((await collect(plain)).equals(data)).toBe(true);
       expect(plain.result()).toEqual({ inSha256: sha(data), inSize: data.length, outSha256: sha(data), outSize: data.length });
       expect(await pool.readFile(path.join(dir, 'gone'), 10, 'compress')).toBeUndefined();
+      // Frames of a MiB each: the restore side (a worker's streaming decompressor) reads them as one.
+      await pipeline(Readable.from([packed]), await pool.writeFile(path.join(dir, 'r-back'), 0o600, 'decompress'));
+      expect(fs.readFileSync(path.join(dir, 'r-back')).equals(want)).toBe(true);
+      // Content that ends exactly at a frame's end (and fills the writer's buffers exactly).
+      fs.writeFileSync(path.join(dir, 'r-2m'), data.subarray(0, 2 * 1024 * 1024));
+      const twoPacked = await collect((await pool.readFile(path.join(dir, 'r-2m'), 2 * 1024 * 1024, 'compress', 1))!);
+      await pipeline(Readable.from([twoPacked]), await pool.writeFile(path.join(dir, 'r-2m-back'), 0o600, 'decompress'));
+      expect(fs.readFileSync(path.join(dir, 'r-2m-back')).equals(data.subarray(0, 2 * 1024 * 1024))).toBe(true);
+      // An empty file is one empty frame.
+      fs.writeFileSync(path.join(dir, 'r-empty'), '');
+      const e = (await pool.readFile(path.join(dir, 'r-empty'), 0, 'compress', 3))!;
+      const emptyPacked = await collect(e);
+      expect(emptyPacked.length).toBeGreaterThan(0);
+      expect(zstdDecompressBuffer(emptyPacked, 0).length).toBe(0);
     });
 
     it('writes a file from zstd or plain repo bytes, fsynced, and refuses damaged data', async () => {
