@@ -14,7 +14,7 @@ const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
 const pg = osUser('postgres');
 
 interface Result {
-  mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number;
+  mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number; backlogP50Ms: number;
   /** Replay of all that WAL from the archive by a restored copy: seconds from start to promotion. */
   replaySegments: number; replayS: number;
 }
@@ -89,6 +89,8 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     await stack.cluster.query('SELECT pg_reload_conf()');
     while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
     const backlogS = (Date.now() - t1) / 1000;
+    // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).
+    const backlogNs = fs.readFileSync(lat, 'utf8').trim().split('\n').slice(ns.length).map(Number).sort((a, b) => a - b);
 
     // Replay: a copy restored from the base backup replays every archived segment (the load and
     // the backlog) through restore_command, then promotes at the end of the archive.
@@ -112,7 +114,7 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     }
     return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
       p50Ms: Number((ns[Math.floor(ns.length / 2)]! / 1e6).toFixed(1)), p99Ms: Number((ns[Math.floor(ns.length * 0.99)]! / 1e6).toFixed(1)),
-      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)) };
+      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: Number((backlogNs[Math.floor(backlogNs.length / 2)]! / 1e6).toFixed(1)) };
   } finally {
     await stack.destroy();
   }
@@ -126,19 +128,20 @@ async function main(): Promise<void> {
     results.push(r);
   }
   console.log(`\npgbench -i -s ${SCALE}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
-  console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | replay segments | replay s |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  const rows = results.map((r) => `| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.replaySegments} | ${r.replayS} |`);
+  console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const rows = results.map((r) => `| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.backlogP50Ms} | ${r.replaySegments} | ${r.replayS} |`);
   for (const row of rows) console.log(row);
   const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
   const text = [`## WAL archiving against pgBackRest (\`bash bench/wal.sh\`)`, '',
     `Run of ${new Date().toISOString()}: \`pgbench -i -s ${SCALE}\` as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
     + 'made with archiving paused; then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
-    '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | replay segments | replay s |',
-    '|---|---|---|---|---|---|---|---|---|---|---|', ...rows, '',
+    '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|', ...rows, '',
     'Targets of the WAL issue (openrds asynchronous against pgBackRest asynchronous, same run):', '', '| target | measured | |', '|---|---|---|',
     targetLine('async archive_command p50 ≤ pgBackRest\'s', `${ours.p50Ms} ms vs ${peer.p50Ms} ms`, ours.p50Ms <= peer.p50Ms),
-    targetLine('async archive_command p50 ≤ 10 ms', `${ours.p50Ms} ms`, ours.p50Ms <= 10),
+    targetLine('async archive_command p50 ≤ 10 ms, under the load (each segment is pushed after PostgreSQL asks)', `${ours.p50Ms} ms`, ours.p50Ms <= 10),
+    targetLine('async archive_command p50 ≤ 10 ms, backlog (segments that exist before PostgreSQL asks)', `${ours.backlogP50Ms} ms vs ${peer.backlogP50Ms} ms`, ours.backlogP50Ms <= 10),
     targetLine('sustained (backlog) throughput ≥ 1.2 × pgBackRest', `${ours.backlogSegPerS} vs ${peer.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 1.2 * peer.backlogSegPerS),
     targetLine('sustained ≥ 30 segments/s of 16 MiB', `${ours.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 30),
     targetLine('replay with async get ≤ pgBackRest', `${ours.replayS} s vs ${peer.replayS} s`, ours.replayS <= peer.replayS),
