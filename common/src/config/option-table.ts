@@ -46,7 +46,7 @@ export interface CommandDef {
 export const commandTable: readonly CommandDef[] = [
   { name: 'repo-server', program: 'openrds-repo-server', word: 'serve', summary: 'run the repo-server daemon on the backup host' },
   { name: 'agent', program: 'openrds-agent', word: 'serve', summary: 'run the agent daemon on a PostgreSQL host (as the PGDATA owner)' },
-  { name: 'archive-push', program: 'openrds-agent', word: 'archive-push', summary: 'push a WAL file to the archive (archive_command)', args: '%p' },
+  { name: 'archive-push', program: 'openrds-agent', word: 'archive-push', summary: 'push a WAL file to the archive (archive_command): through the agent daemon when one runs, directly when compress-type or compress-level is given here', args: '%p' },
   { name: 'archive-get', program: 'openrds-agent', word: 'archive-get', summary: 'get a WAL file from the archive (restore_command): exit 0 found, 1 not found, 126 error', args: '%f "%p"' },
   { name: 'archive-command', program: 'openrds-agent', word: 'archive-command', summary: 'print the archive_command and restore_command for postgresql.conf (with archive-async=y: shell fast paths that start Node only when needed)' },
   { name: 'stanza-create', program: 'openrds-admin', word: 'stanza-create', summary: 'create the stanza from the cluster the agent serves' },
@@ -186,7 +186,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'cmd', type: 'path', commands: ['agent'], section: 'global', description: 'openrds-agent path written into restore_command (default: this installation)' },
 
   // --- compression and transfer
-  { name: 'compress-type', type: 'enum', allowed: ['none', 'zst', 'gz'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository (zst levels 1-19, gz 1-9)' },
+  { name: 'compress-type', type: 'enum', allowed: ['none', 'zst', 'lz4', 'gz'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository (zst levels 1-19; lz4, the fastest, has one level; gz 1-9)' },
   { name: 'compress-level', type: 'integer', default: 3, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level' },
   { name: 'compress-level-network', type: 'integer', default: 1, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level on the wire when compress-type=none' },
   { name: 'process-max', type: 'integer', default: 1, min: 1, max: 999, commands: ['agent', 'backup', 'restore'], section: 'global', description: 'files transferred at once, and the agent worker threads (of one per core) that read, hash, compress and write them' },

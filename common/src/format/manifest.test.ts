@@ -61,7 +61,7 @@ describe('manifest', () => {
     ['backup.type', (m: any) => { m.backup.type = 'weekly'; }, "invalid manifest: field 'backup.type' has the invalid value \"weekly\""],
     ['backup.prior', (m: any) => { m.backup.prior = 5; }, "invalid manifest: field 'backup.prior' has the invalid value 5"],
     ['db.systemId', (m: any) => { m.db.systemId = 7300; }, "invalid manifest: field 'db.systemId' has the invalid value 7300"],
-    ['options.compressType', (m: any) => { m.options.compressType = 'lz4'; }, "invalid manifest: field 'options.compressType' has the invalid value \"lz4\""],
+    ['options.compressType', (m: any) => { m.options.compressType = 'bz2'; }, "invalid manifest: field 'options.compressType' has the invalid value \"bz2\""],
     ['databases[0].oid', (m: any) => { m.databases[0].oid = -1; }, "invalid manifest: field 'databases[0].oid' has the invalid value -1"],
     ['targets[1].type', (m: any) => { m.targets[1].type = 'dir'; }, "invalid manifest: field 'targets[1].type' has the invalid value \"dir\""],
     ['paths[0].mode', (m: any) => { m.paths[0].mode = '700'; }, "invalid manifest: field 'paths[0].mode' has the invalid value \"700\""],

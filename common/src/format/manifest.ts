@@ -56,7 +56,7 @@ export interface Manifest {
     id: number; systemId: string; pgVersion: number; catalogVersion: number; controlVersion: number;
     walSegmentSize: number; pageSize: number; checksumVersion: number;
   };
-  options: { compressType: 'none' | 'zst' | 'gz'; compressLevel: number; processMax: number; checksumPage: boolean };
+  options: { compressType: 'none' | 'zst' | 'lz4' | 'gz'; compressLevel: number; processMax: number; checksumPage: boolean };
   databases?: { name: string; oid: number }[];
   targets: ManifestTarget[];
   paths: ManifestPath[];
@@ -127,7 +127,7 @@ const DB_FIELDS: Record<string, FieldKind> = {
   walSegmentSize: 'integer', pageSize: 'integer', checksumVersion: 'integer',
 };
 const OPTIONS_FIELDS: Record<string, FieldKind> = {
-  compressType: ['none', 'zst', 'gz'], compressLevel: 'integer', processMax: 'integer', checksumPage: 'boolean',
+  compressType: ['none', 'zst', 'lz4', 'gz'], compressLevel: 'integer', processMax: 'integer', checksumPage: 'boolean',
 };
 const OWNER_FIELDS: Record<string, FieldKind> = { 'user?': 'string', 'group?': 'string' };
 const TARGET_FIELDS: Record<string, FieldKind> = {

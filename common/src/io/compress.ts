@@ -2,15 +2,16 @@ import * as zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { AssertError, OptionInvalidError } from '../error';
 import type { IoFilter } from './filter';
+import { Lz4CompressFilter, Lz4DecompressFilter, lz4CompressBuffer, lz4DecompressBuffer } from './lz4';
 import { ZstdCompressFilter, ZstdDataError, ZstdDecompressFilter, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
 
-/** Compression of a file in the repository. */
-export type CompressType = 'none' | 'zst' | 'gz';
+/** Compression of a file in the repository (zst and none run on the worker pools; lz4 and gz on the main thread and zlib's threads). */
+export type CompressType = 'none' | 'zst' | 'lz4' | 'gz';
 
-export const COMPRESS_TYPES: readonly CompressType[] = ['none', 'zst', 'gz'];
+export const COMPRESS_TYPES: readonly CompressType[] = ['none', 'zst', 'lz4', 'gz'];
 
 /** File name extension of a compress type in the repo. */
-export const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst', gz: '.gz' };
+export const compressExtension: Record<CompressType, string> = { none: '', zst: '.zst', lz4: '.lz4', gz: '.gz' };
 
 const GZ_LEVEL_MAX = 9;
 
@@ -29,6 +30,7 @@ class ZlibFilter implements IoFilter<void> {
 /** The filters that compress bytes for a repo file of the given type (none: no filter). */
 export function compressFilters(type: CompressType, level: number): IoFilter[] {
   if (type === 'zst') return [new ZstdCompressFilter({ level })];
+  if (type === 'lz4') return [new Lz4CompressFilter()];
   // zlib runs in libuv's thread pool: off the main thread already.
   if (type === 'gz') return [new ZlibFilter('gz-compress', zlib.createGzip({ level: gzLevel(level) }))];
   if (type === 'none') return [];
@@ -38,21 +40,32 @@ export function compressFilters(type: CompressType, level: number): IoFilter[] {
 /** The filters that decompress a repo file of the given type (none: no filter). */
 export function decompressFilters(type: CompressType): IoFilter[] {
   if (type === 'zst') return [new ZstdDecompressFilter()];
+  if (type === 'lz4') return [new Lz4DecompressFilter()];
   if (type === 'gz') return [new ZlibFilter('gz-decompress', zlib.createGunzip())];
   if (type === 'none') return [];
   throw new AssertError(`unknown compress type '${String(type)}'`);
+}
+
+/** Regular expression source of the extension of a compressed repo file (any type), for names. */
+export const COMPRESS_EXTENSION_RE = `(?:${Object.values(compressExtension).filter(Boolean).map((e) => e.replace('.', '\\.')).join('|')})`;
+
+/** Whether the worker pools take files of this type (zstd or none); lz4 and gz stream on the main thread. */
+export function compressOnPool(type: CompressType): boolean {
+  return type === 'zst' || type === 'none';
 }
 
 /** The compress type of a repo file name, by its extension. */
 export function compressTypeOf(name: string): CompressType {
   if (name.endsWith(compressExtension.zst)) return 'zst';
   if (name.endsWith(compressExtension.gz)) return 'gz';
+  if (name.endsWith(compressExtension.lz4)) return 'lz4';
   return 'none';
 }
 
 /** Compresses a whole (small) buffer. */
 export function compressBuffer(type: CompressType, data: Buffer, level: number): Buffer {
   if (type === 'zst') return zstdCompressBuffer(data, level);
+  if (type === 'lz4') return lz4CompressBuffer(data);
   if (type === 'gz') return zlib.gzipSync(data, { level: gzLevel(level) });
   return data;
 }
@@ -63,6 +76,7 @@ export function compressBuffer(type: CompressType, data: Buffer, level: number):
  */
 export function decompressBuffer(type: CompressType, data: Buffer, size: number): Buffer {
   if (type === 'zst') return zstdDecompressBuffer(data, size);
+  if (type === 'lz4') return lz4DecompressBuffer(data, size);
   if (type === 'gz') {
     let out: Buffer;
     try {

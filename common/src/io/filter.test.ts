@@ -107,11 +107,11 @@ describe('compress helpers', () => {
     expect(compressFilters('zst', 3).map((f) => f.name)).toEqual(['zstd-compress']);
     expect(decompressFilters('zst').map((f) => f.name)).toEqual(['zstd-decompress']);
     expect(compressFilters('gz', 6).map((f) => f.name)).toEqual(['gz-compress']);
-    expect(compressExtension).toEqual({ none: '', zst: '.zst', gz: '.gz' });
+    expect(compressExtension).toEqual({ none: '', zst: '.zst', lz4: '.lz4', gz: '.gz' });
     expect(compressTypeOf('000000010000000000000001-ab.zst')).toBe('zst');
     expect(compressTypeOf('pg_data/base/1/1259.gz')).toBe('gz');
     expect(compressTypeOf('pg_data/PG_VERSION')).toBe('none');
-    expect(() => compressFilters('lz4' as 'zst', 3)).toThrow("unknown compress type 'lz4'");
+    expect(() => compressFilters('bz2' as 'zst', 3)).toThrow("unknown compress type 'bz2'");
     expect(() => compressFilters('gz', 12)).toThrow("invalid gz compress level '12'");
   });
 

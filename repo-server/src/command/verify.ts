@@ -2,7 +2,7 @@ import {
   VerifyError, forEachLimit, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
   walSegmentNext,
 } from '@openrds/common';
-import { compressTypeOf } from '@openrds/common';
+import { COMPRESS_EXTENSION_RE, compressTypeOf } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { archiveIdOf } from '../repo/repo';
 import { reposSelected } from '../repo/repo-set';
@@ -79,11 +79,11 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
     const base = repo.archiveIdPath(stanza, archiveId);
     const dirs = await repo.storage.list(base);
     for (const dir of dirs) {
-      const isHistory = /\.history(\.zst)?$/.test(dir);
+      const isHistory = new RegExp(`\\.history${COMPRESS_EXTENSION_RE}?$`).test(dir);
       const names = isHistory ? [dir] : /^[0-9A-F]{16}$/.test(dir) ? (await repo.storage.list(`${base}/${dir}`)).map((n) => `${dir}/${n}`) : [];
       await forEachLimit(names, parallel, async (rel) => {
         const name = rel.split('/').pop()!;
-        const m = /^(.+?)(?:-([0-9a-f]{64}))?(\.zst)?$/.exec(name)!;
+        const m = new RegExp(`^(.+?)(?:-([0-9a-f]{64}))?${COMPRESS_EXTENSION_RE}?$`).exec(name)!;
         const walName = m[1]!;
         entry.files++;
         try {

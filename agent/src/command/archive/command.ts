@@ -28,14 +28,17 @@ export async function archivePushCommand(config: Config, walPath: string): Promi
     log.info(`pushed WAL file '${name}' to the archive (asynchronously)`);
     return 0;
   }
-  const res = await localRequest(config.str('agent-socket-path'), { cmd: 'archive-push', stanza, path: walPath }, timeoutMs + 5000);
+  // The daemon pushes with its own compression settings: a call that sets them pushes itself.
+  const ownCompression = ['compress-type', 'compress-level'].some((o) => config.source(o) === 'command-line');
+  const res = ownCompression ? undefined
+    : await localRequest(config.str('agent-socket-path'), { cmd: 'archive-push', stanza, path: walPath }, timeoutMs + 5000);
   if (res) {
     if (!res.ok) throw localError(res);
     if (res.warning) log.warn(res.warning);
     log.info(`pushed WAL file '${walPath.split('/').pop()}' to the archive`);
     return 0;
   }
-  log.detail('no local agent daemon: pushing directly to the repo-server');
+  log.detail(ownCompression ? 'compression set on the command line: pushing directly to the repo-server' : 'no local agent daemon: pushing directly to the repo-server');
   const { repoClientNew, repoTunnelClose } = await import('../../repo-client.js');
   const { archivePushFile } = await import('./push.js');
   const client = repoClientNew(config);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { Sha256Filter, SizeFilter, compressBuffer, compressFilters, encryptBuffer, encryptFilters, pgControlReadBytes } from '@openrds/common';
+import { Sha256Filter, SizeFilter, compressBuffer, compressOnPool, compressFilters, encryptBuffer, encryptFilters, pgControlReadBytes } from '@openrds/common';
 import type { CipherDataKey, CompressType, FilterPool } from '@openrds/common';
 
 export interface BackupFileOptions {
@@ -33,8 +33,8 @@ export interface BackupFileResult {
  */
 export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
   // zstd (and plain hashing) on a worker that reads the file itself: only the repo bytes cross
-  // to this thread. gz runs in zlib, which uses libuv's threads; pg_control needs its torn-read retry.
-  if (opts.pool && opts.compressType !== 'gz' && opts.name !== 'global/pg_control') {
+  // to this thread. gz runs in zlib (libuv's threads), lz4 here; pg_control needs its torn-read retry.
+  if (opts.pool && compressOnPool(opts.compressType) && opts.name !== 'global/pg_control') {
     const reader = await opts.pool.readFile(path.join(opts.pgPath, opts.name), opts.size, opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
     if (!reader) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
     if (!opts.cipher) {
@@ -87,7 +87,7 @@ export const SMALL_FILE_MAX = 256 * 1024;
  */
 export async function backupFilesSmall(files: { name: string; size: number }[], opts: Omit<BackupFileOptions, 'name' | 'size'>): Promise<(BackupFileResult & { repoData?: Buffer })[]> {
   const pool = opts.pool;
-  if (!pool || opts.compressType === 'gz' || files.some((f) => f.name === 'global/pg_control')) {
+  if (!pool || !compressOnPool(opts.compressType) || files.some((f) => f.name === 'global/pg_control')) {
     return Promise.all(files.map((f) => backupFileSmall({ ...opts, name: f.name, size: f.size })));
   }
   const got = await pool.readSmall(files.map((f) => ({ path: path.join(opts.pgPath, f.name), size: f.size })),

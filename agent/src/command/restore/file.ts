@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import type { CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
 import {
-  ChecksumError, FileWriteError, OpenrdsError, SHA256_EMPTY, Sha256Filter, SizeFilter, ZstdDataError, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
+  ChecksumError, FileWriteError, OpenrdsError, SHA256_EMPTY, Sha256Filter, SizeFilter, ZstdDataError, compressOnPool, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
 } from '@openrds/common';
 
 export interface RestoreFileOptions {
@@ -34,7 +34,7 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     if (!source) throw new ChecksumError(`no repo data for '${opts.destination}'`);
     let got: { size: number; sha256: string };
     try {
-      if (opts.pool && opts.compressType !== 'gz') {
+      if (opts.pool && compressOnPool(opts.compressType)) {
         // A worker decompresses, hashes and writes the file, sets its mode and times, and fsyncs it
         // in the background (the caller waits with pool.syncAll()): only repo bytes cross to it.
         pooled = true;
@@ -98,7 +98,7 @@ export async function restoreFileSmall(repoData: Buffer, opts: RestoreFileOption
  */
 export async function restoreFilesSmall(files: { repoData: Buffer; opts: RestoreFileOptions }[], pool: FilterPool): Promise<void> {
   if (files.length === 0) return;
-  if (files.some((f) => f.opts.compressType === 'gz')) {
+  if (files.some((f) => !compressOnPool(f.opts.compressType))) {
     await Promise.all(files.map((f) => restoreFileSmall(f.repoData, f.opts)));
     return;
   }

@@ -3,7 +3,7 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
-  FilterPool, ZstdDataError, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
+  COMPRESS_EXTENSION_RE, FilterPool, ZstdDataError, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
 } from '@openrds/common';
 import type { CompressType, IoFilter } from '@openrds/common';
 import { VerifyTap } from '../../server/verify-tap';
@@ -81,11 +81,11 @@ export class ArchiveStore {
     const kind = walFileKind(walName);
     if (kind === 'history') {
       const dir = this.repo.archiveIdPath(stanza, archiveId);
-      const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace('.', '\\.')}(\\.zst)?$`) });
+      const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace('.', '\\.')}${COMPRESS_EXTENSION_RE}?$`) });
       return names.map((n) => ({ key: `${dir}/${n}`, sha256: '', compressType: compressTypeOf(n) }));
     }
     const dir = this.repo.walDir(stanza, archiveId, walName);
-    const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace(/\./g, '\\.')}-[0-9a-f]{64}(\\.zst)?$`) });
+    const names = await this.repo.storage.list(dir, { expression: new RegExp(`^${walName.replace(/\./g, '\\.')}-[0-9a-f]{64}${COMPRESS_EXTENSION_RE}?$`) });
     return names.map((n) => ({
       key: `${dir}/${n}`, sha256: n.slice(walName.length + 1, walName.length + 65),
       compressType: compressTypeOf(n),
