@@ -157,6 +157,28 @@ describe('FilterPool (worker threads)', () => {
       expect(zstdDecompressBuffer(emptyPacked, 0).length).toBe(0);
     });
 
+    it("passes written bytes through the worker's inbox, around its end, and posts them when it is full or they are large", async () => {
+      const one = new FilterPool(1);
+      try {
+        // 3 MiB pieces wrap around the 16 MiB inbox; a 9 MiB one is posted; two files at once
+        // on one worker fill the inbox while its writes are queued.
+        const big = Buffer.concat([randomBytes(4 * 1024 * 1024), Buffer.alloc(8 * 1024 * 1024, 7)]);
+        const pieces = [...Array.from({ length: 16 }, (_, i) => big.subarray((i % 4) * 3 * 1024 * 1024, ((i % 4) + 1) * 3 * 1024 * 1024)), big.subarray(0, 9 * 1024 * 1024)];
+        const want = Buffer.concat(pieces);
+        const packed = zstdCompressBuffer(want, 1);
+        const [a, b] = await Promise.all([one.writeFile(path.join(dir, 'inbox-a'), 0o600, 'hash'), one.writeFile(path.join(dir, 'inbox-b'), 0o600, 'decompress')]);
+        const packedPieces = Array.from({ length: Math.ceil(packed.length / 100_000) }, (_, i) => packed.subarray(i * 100_000, (i + 1) * 100_000));
+        await Promise.all([pipeline(Readable.from(pieces), a), pipeline(Readable.from(packedPieces), b)]);
+        await one.syncAll();
+        for (const [name, w] of [['inbox-a', a], ['inbox-b', b]] as const) {
+          expect(fs.readFileSync(path.join(dir, name)).equals(want)).toBe(true);
+          expect(w.result().outSha256).toBe(sha(want));
+        }
+      } finally {
+        await one.close();
+      }
+    });
+
     it('writes a file from zstd or plain repo bytes, fsynced, and refuses damaged data', async () => {
       const packed = zstdCompressBuffer(data, 1);
       const file = path.join(dir, 'w');

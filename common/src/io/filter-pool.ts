@@ -31,6 +31,9 @@ const fs = require('node:fs');
 const z = require(workerData.zstd);
 const OUT = z.cStreamOutSize();
 const EMPTY = Buffer.alloc(0);
+// The inbox (see PoolWorker.post): bytes the main thread copied in; \`consumed\` tells it how far
+// this worker is done with them.
+const inbox = { consumed: new BigInt64Array(workerData.inbox, 0, 1), data: Buffer.from(workerData.inbox, 8) };
 const sessions = new Map();
 // zstd contexts kept for the next file (a context costs a few MiB to set up).
 // Keyed by level and kind: 'stream' (one frame, content checksum) or 'frames' (see FRAME).
@@ -112,21 +115,69 @@ function step(s, input, end, parts) {
     let rest = input;
     // At the end there is no input: the state of the last chunk says whether a frame is open
     // (another call would report the header of a next frame as missing input).
-    // A write session's output goes to reused buffers (see writeBufferGet).
     for (; input.length > 0;) {
-      const out = s.fd !== undefined ? writeBufferGet() : Buffer.allocUnsafe(OUT);
+      const out = Buffer.allocUnsafe(OUT);
       const [remaining, produced, consumed] = s.ctx.decompressStream(out, rest);
       rest = rest.subarray(consumed);
-      // A call that took and gave nothing (asked for more output after a full buffer) says
-      // nothing about the frame: at a frame's end it would announce the next frame's header.
       if (consumed > 0 || produced > 0) s.inFrame = remaining !== 0;
       if (produced > 0) emit(out.subarray(0, produced));
-      else if (s.fd !== undefined) writeBufferPut(out);
-      if (rest.length === 0 && produced < out.length) break;
+      if (rest.length === 0 && produced < OUT) break;
     }
-    if (end && !s.seen) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
-    if (end && s.inFrame) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
+    frameEndCheck(s, end);
   }
+}
+function frameEndCheck(s, end) {
+  if (end && !s.seen) throw Object.assign(new Error('zstd data is empty: expected at least one frame'), { zstdData: true });
+  if (end && s.inFrame) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
+}
+/**
+ * A write session's input (repo bytes): hashed, then decompressed (or copied, 'hash') into reused
+ * write buffers queued for libuv's writes. While more than WRITE_QUEUE_MAX is queued the work
+ * waits for writes to finish, so a highly compressed piece (a MiB of repo bytes can hold 40 MiB
+ * of a table) never expands into memory at once.
+ */
+async function writeFeed(s, input, end) {
+  s.inHash.update(input); s.inSize += input.length;
+  if (s.mode === 'hash') {
+    for (let off = 0; off < input.length && !s.writeError; off += WRITE_OUT) {
+      const piece = input.subarray(off, off + WRITE_OUT);
+      const b = writeBufferGet();
+      piece.copy(b);
+      writeQueue(s, [b.subarray(0, piece.length)]);
+      if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
+    }
+    return;
+  }
+  if (input.length) s.seen = true;
+  let rest = input;
+  for (; input.length > 0 && !s.writeError;) {
+    const out = writeBufferGet();
+    const [remaining, produced, consumed] = s.ctx.decompressStream(out, rest);
+    rest = rest.subarray(consumed);
+    // A call that took and gave nothing (asked for more output after a full buffer) says
+    // nothing about the frame: at a frame's end it would announce the next frame's header.
+    if (consumed > 0 || produced > 0) s.inFrame = remaining !== 0;
+    if (produced > 0) {
+      const b = out.subarray(0, produced);
+      s.outHash.update(b); s.outSize += produced;
+      writeQueue(s, [b]);
+    } else writeBufferPut(out);
+    if (rest.length === 0 && produced < out.length) break;
+    if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
+  }
+  frameEndCheck(s, end);
+}
+/** Resolves once the session's queued writes are down to half of WRITE_QUEUE_MAX. */
+function writeRoom(s) {
+  if (s.queued <= WRITE_QUEUE_MAX / 2) return Promise.resolve();
+  return new Promise((resolve) => { s.drained = resolve; });
+}
+/** A write session that failed on the way: closed, its error the answer to \`m\`. */
+function writeFail(s, m, err) {
+  if (sessions.get(m.id) === s) sessions.delete(m.id);
+  if (!s.failed) { s.failed = true; sessionKill(s); }
+  parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), errno: err && err.code,
+    zstdData: !!(err && (err.zstdData || isZstd(err))) });
 }
 function join(parts) { return parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts); }
 /** Replies; an output buffer that owns its memory is moved, not copied. */
@@ -162,7 +213,11 @@ function writeQueue(s, parts) {
   for (const b of parts) {
     s.queued += b.length;
     s.written = s.written.then(() => s.writeError ? undefined : writeAll(s.fd, b).catch((err) => { s.writeError = err; }))
-      .then(() => { s.queued -= b.length; writeBufferPut(b); });
+      .then(() => {
+        s.queued -= b.length;
+        writeBufferPut(b);
+        if (s.drained && s.queued <= WRITE_QUEUE_MAX / 2) { const go = s.drained; s.drained = undefined; go(); }
+      });
   }
 }
 /**
@@ -175,7 +230,7 @@ const writeBuffers = [];
 function writeBufferGet() { return writeBuffers.pop() || Buffer.allocUnsafeSlow(WRITE_OUT); }
 /** Takes back a buffer from writeBufferGet (any view of it); others are left to the GC. */
 function writeBufferPut(b) {
-  if (b.buffer.byteLength === WRITE_OUT && b.byteOffset === 0 && writeBuffers.length < 16) writeBuffers.push(Buffer.from(b.buffer, 0, WRITE_OUT));
+  if (b.buffer.byteLength === WRITE_OUT && b.byteOffset === 0 && writeBuffers.length < 32) writeBuffers.push(Buffer.from(b.buffer, 0, WRITE_OUT));
 }
 function writeAll(fd, b) {
   return new Promise((resolve, reject) => {
@@ -222,7 +277,26 @@ function zstdWhole(ctx, input, size) {
   if (inFrame || rest.length > 0) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
   return out.subarray(0, produced);
 }
+/** Inbox regions in the order they were filled, each given back once its message is done with it. */
+const inboxHeld = [];
 parentPort.on('message', (m) => {
+  if (!m.inbox) { handle(m); return; }
+  // Bytes in the inbox: used until the handler (or the work it returns) is done with them (a
+  // write queue copies what it keeps). The main thread fills the inbox in order, so a region is
+  // given back only with every region before it: the mark only grows.
+  m.data = inbox.data.subarray(m.inbox.start, m.inbox.start + m.inbox.length);
+  const held = { end: m.inbox.end, done: false };
+  inboxHeld.push(held);
+  const release = () => {
+    held.done = true;
+    let mark;
+    while (inboxHeld.length > 0 && inboxHeld[0].done) mark = inboxHeld.shift().end;
+    if (mark !== undefined) Atomics.store(inbox.consumed, 0, BigInt(mark));
+  };
+  const work = handle(m);
+  if (work) work.then(release, release); else release();
+});
+function handle(m) {
   let s;
   try {
     if (m.op === 'whole') {
@@ -482,27 +556,32 @@ parentPort.on('message', (m) => {
     }
     if (m.op === 'data') {
       const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+      if (s.fd !== undefined) {
+        // A write session: the pieces are worked in order, each written by libuv's threads while
+        // the next is decompressed; the answer comes once the piece is queued (held back while
+        // too much is), which holds the sender back.
+        const session = s;
+        return (s.replies = s.replies.then(async () => {
+          if (session.failed) { reply(m, { gone: true, error: 'the filter session is closed' }); return; }
+          try { await writeFeed(session, input, false); } catch (err) { writeFail(session, m, err); return; }
+          reply(m, session.writeError ? errorOf(session.writeError) : {});
+        }));
+      }
       const parts = [];
       step(s, input, false, parts);
-      if (s.fd === undefined) { reply(m, {}, join(parts)); return; }
-      // Written by libuv's threads while this thread decompresses the next piece; the answer
-      // waits while too much is queued, which holds the sender back.
-      writeQueue(s, parts);
-      s.replies = s.replies.then(async () => {
-        if (s.queued > WRITE_QUEUE_MAX) await s.written;
-        reply(m, s.writeError ? errorOf(s.writeError) : {});
-      });
+      reply(m, {}, join(parts));
     } else if (m.op === 'end') {
-      const parts = [];
-      step(s, EMPTY, true, parts);
       sessions.delete(m.id);
       if (s.fd === undefined) {
+        const parts = [];
+        step(s, EMPTY, true, parts);
         sessionDone(s);
         reply(m, { result: result(s) }, join(parts));
         return;
       }
-      writeQueue(s, parts);
       s.replies = s.replies.then(async () => {
+        if (s.failed) { reply(m, { gone: true, error: 'the filter session is closed' }); return; }
+        try { await writeFeed(s, EMPTY, true); } catch (err) { writeFail(s, m, err); return; }
         await s.written;
         if (!s.writeError && m.mtime !== undefined) {
           try { fs.fchmodSync(s.fd, m.fileMode); fs.futimesSync(s.fd, m.mtime, m.mtime); } catch (err) { s.writeError = err; }
@@ -523,7 +602,7 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), errno: err && err.code,
       zstdData: !!(err && (err.zstdData || isZstd(err))) });
   }
-});
+}
 function isZstd(err) { return err && err.code === undefined && /zstd|Unknown frame|checksum|Corrupted|Data corruption|Destination buffer/i.test(String(err.message)); }
 `;
 
@@ -537,7 +616,19 @@ interface WorkerReply {
 interface WorkerMessage {
   op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number;
   path?: string; size?: number; bytes?: number; fileMode?: number; mtime?: number; files?: unknown[];
+  /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
+  inbox?: { start: number; length: number; end: number };
 }
+
+/**
+ * Bytes of a worker's inbox: shared memory the main thread copies a message's bytes into (file
+ * content for a restore's writes, batches of small files), so that the worker allocates nothing
+ * per message. A buffer posted to a worker is a new allocation on its side, and garbage once
+ * used; V8 collects such garbage (it lives outside the heap) only after tens of MiB of it, so
+ * each worker of a restore held ~100 MiB of spent input. A message whose bytes do not fit while
+ * the worker is behind is posted as before.
+ */
+const INBOX_BYTES = 16 * 1024 * 1024;
 
 /** The error of a worker reply: damaged zstd data, a file that could not be read or written, or a fault. */
 function replyError(m: WorkerReply, what: string, writing: boolean): Error {
@@ -554,9 +645,15 @@ class PoolWorker {
   sessions = 0;
   private readonly pending = new Map<string, Pending>();
   private failure: Error | undefined;
+  /** The inbox: 8 bytes of the worker's consumed mark, then INBOX_BYTES of data. */
+  private readonly inbox = new SharedArrayBuffer(8 + INBOX_BYTES);
+  private readonly inboxConsumed = new BigInt64Array(this.inbox, 0, 1);
+  private readonly inboxData = Buffer.from(this.inbox, 8);
+  /** Bytes put in the inbox so far (a running count; positions are modulo its size). */
+  private inboxProduced = 0;
 
   constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding') } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding'), inbox: this.inbox } });
     this.worker.on('message', (m: WorkerReply) => {
       const key = `${m.id}:${m.seq}`;
       const p = this.pending.get(key);
@@ -578,8 +675,32 @@ class PoolWorker {
 
   get broken(): boolean { return this.failure !== undefined; }
 
-  post(msg: WorkerMessage, transfer?: ArrayBuffer[]): Promise<WorkerReply> | undefined {
+  /** Copies \`parts\` into the inbox when they fit (contiguous; the end of the ring is skipped if need be). */
+  private inboxPut(parts: Buffer[]): WorkerMessage['inbox'] {
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    if (length === 0 || length > INBOX_BYTES / 2) return undefined;
+    const at = this.inboxProduced % INBOX_BYTES;
+    const skip = at + length > INBOX_BYTES ? INBOX_BYTES - at : 0;
+    if (this.inboxProduced + skip + length - Number(Atomics.load(this.inboxConsumed, 0)) > INBOX_BYTES) return undefined;
+    const start = (this.inboxProduced + skip) % INBOX_BYTES;
+    let off = start;
+    for (const b of parts) off += b.copy(this.inboxData, off);
+    this.inboxProduced += skip + length;
+    return { start, length, end: this.inboxProduced };
+  }
+
+  /**
+   * Posts a message; \`bytes\` (the parts of its data) go through the inbox when they fit, else
+   * as \`data\` (moved when \`transfer\` says so). Only for messages whose handler is done with
+   * the bytes when it returns.
+   */
+  post(msg: WorkerMessage, transfer?: ArrayBuffer[], bytes?: Buffer[]): Promise<WorkerReply> | undefined {
     if (this.failure) throw this.failure;
+    if (bytes) {
+      const inbox = this.inboxPut(bytes);
+      if (inbox) { msg.inbox = inbox; transfer = undefined; }
+      else msg.data = bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes);
+    }
     if (msg.op === 'open' || msg.op === 'abort') {
       // eslint-disable-next-line unicorn/require-post-message-target-origin -- a worker thread, not a window
       this.worker.postMessage(msg);
@@ -722,11 +843,10 @@ export class FilterPool {
    * `syncAll`). The first failure ends the run: the files after it get no result.
    */
   async writeSmall(files: PoolSmallWrite[]): Promise<PoolSmallWriteResult[]> {
-    const data = Buffer.concat(files.map((f) => f.data));
     const m = await this.call({
-      op: 'writeSmall', data,
+      op: 'writeSmall',
       files: files.map((f) => ({ path: f.path, repoSize: f.data.length, size: f.size, sha256: f.sha256, mode: f.mode, mtime: f.mtime, compressed: f.compressed })),
-    }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
+    }, `${files.length} file(s)`, true, undefined, files.map((f) => f.data));
     return m.items as PoolSmallWriteResult[];
   }
 
@@ -737,11 +857,10 @@ export class FilterPool {
    * first failure (by index: the files before it are in place, the ones after it not attempted).
    */
   async putFiles(files: PoolPutFile[]): Promise<{ failure?: { index: number; error: string; errno?: string } }> {
-    const data = Buffer.concat(files.map((f) => f.data));
     const m = await this.call({
-      op: 'putFiles', data,
+      op: 'putFiles',
       files: files.map((f) => ({ tmp: f.tmp, path: f.path, flags: f.flags, mode: f.mode, sync: f.sync, length: f.data.length })),
-    }, `${files.length} file(s)`, true, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
+    }, `${files.length} file(s)`, true, undefined, files.map((f) => f.data));
     return m.failure ? { failure: m.failure } : {};
   }
 
@@ -764,11 +883,11 @@ export class FilterPool {
   }
 
   /** One request to the least busy worker. */
-  private async call(msg: Omit<WorkerMessage, 'id'>, what: string, writing: boolean, transfer?: ArrayBuffer[]): Promise<WorkerReply> {
+  private async call(msg: Omit<WorkerMessage, 'id'>, what: string, writing: boolean, transfer?: ArrayBuffer[], bytes?: Buffer[]): Promise<WorkerReply> {
     const w = this.idleWorker();
     w.sessions++;
     try {
-      const m = await w.post({ ...msg, id: nextSessionId++, seq: 0 }, transfer)!;
+      const m = await w.post({ ...msg, id: nextSessionId++, seq: 0 }, transfer, bytes)!;
       if (m.error !== undefined) throw replyError(m, what, writing);
       return m;
     } finally {
@@ -1054,7 +1173,7 @@ export class PoolFileWriter extends Writable {
     this.inFlight++;
     let sent: Promise<WorkerReply>;
     try {
-      sent = this.w.post({ op: 'data', id: this.id, seq: this.seq++, data: chunk })!;
+      sent = this.w.post({ op: 'data', id: this.id, seq: this.seq++ }, undefined, [chunk])!;
     } catch (err) {
       cb(err as Error);
       return;

@@ -7,6 +7,7 @@
 //   BENCH_SCALE=20 BENCH_PROCESS_MAX=1 BENCH_LEVEL=3 bash bench/profile.sh
 //   BENCH_DATASET=small BENCH_SMALL_TABLES=2000 BENCH_OPS=full,incr,restore bash bench/profile.sh
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { PgCluster } from '../harness/cluster';
 import { Stack } from '../stack';
@@ -114,10 +115,12 @@ async function main(): Promise<void> {
       summarize('repo-server', path.join(dir, 'server'));
       if (op === 'restore' && !OPS.includes('delta')) await (await PgCluster.fromExistingDataDir(restoreDir, { version: 15 })).destroy();
     }
-    console.log(`\nprofiles: ${out} (open in Chrome DevTools)`);
   } finally {
-    if (!process.env.OPENRDS_E2E_KEEP) process.env.OPENRDS_E2E_KEEP = '1';
+    // Only the profiles stay: the clusters and the repository are gigabytes per run.
+    const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'openrds-profiles-'));
+    fs.cpSync(out, kept, { recursive: true });
     await stack.destroy();
+    if (CPU_PROF) console.log(`\nprofiles: ${kept} (open in Chrome DevTools)`);
   }
 }
 
