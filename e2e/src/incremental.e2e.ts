@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checksumOf } from '@openrds/common';
 import { PgCluster } from './harness/cluster';
 import { Stack } from './stack';
 
@@ -38,8 +39,10 @@ describe('differential and incremental backups', () => {
   const info = async () => JSON.parse(await stack.adminOk(['info', `--stanza=${stack.stanza}`, '--output=json']))[0].backup;
 
   it('takes full, incr, diff, incr with pgbench writes between, copying only what changed', async () => {
-    // With no full yet, an incr becomes a full and says why.
-    const first = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast']);
+    // With no full yet, an incr becomes a full and says why. The full records sha256 checksums and
+    // the later ones blake3 (the default): their manifests hold both, and every check below
+    // (verify, restore of each set, delta restore) hashes each file with the type it was recorded with.
+    const first = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=incr', '--start-fast', '--checksum-type=sha256']);
     expect(first.code).toBe(0);
     expect(first.stderr).toContain('no prior backup exists, incr backup has been changed to full');
     for (const type of ['incr', 'diff', 'incr']) {
@@ -67,6 +70,14 @@ describe('differential and incremental backups', () => {
     const incrFiles = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, incr1.label, 'pg_data', 'base'), { recursive: true });
     const fullFiles = fs.readdirSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, full.label, 'pg_data', 'base'), { recursive: true });
     expect(incrFiles.length).toBeLessThan(fullFiles.length / 2);
+    const manifestOf = (label: string) => JSON.parse(fs.readFileSync(path.join(stack.dir, 'repo', 'backup', stack.stanza, label, 'backup.manifest'), 'utf8'));
+    const fullManifest = manifestOf(full.label), incrManifest = manifestOf(incr2.label);
+    expect(fullManifest.options.checksumType).toBe('sha256');
+    expect(fullManifest.files.every((f: { sha256: string }) => /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
+    const own = incrManifest.files.filter((f: { reference?: string; name: string }) => !f.reference && f.name !== 'pg_data/backup_label');
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.every((f: { sha256: string }) => /^blake3:[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
+    expect(incrManifest.files.some((f: { reference?: string; sha256: string }) => f.reference === full.label && /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
     expect(await stack.adminOk(['verify', `--stanza=${stack.stanza}`])).toContain('status: ok');
   });
 
@@ -137,7 +148,9 @@ describe('differential and incremental backups', () => {
     expect(manifest.backup.delta).toBe(true);
     const entry = manifest.files.find((x: { name: string }) => x.name === 'pg_data/openrds_race_probe');
     expect(entry.reference).toBeUndefined();
-    expect(entry.sha256).toBe(createHash('sha256').update('bbbb').digest('hex'));
+    // New backups record BLAKE3 checksums (checksum-type's default).
+    expect(entry.sha256).toBe(checksumOf('blake3', Buffer.from('bbbb')));
+    expect(manifest.options.checksumType).toBe('blake3');
     fs.rmSync(raced);
     fs.rmSync(other);
   });
@@ -184,7 +197,8 @@ describe('differential and incremental backups', () => {
   it('takes an lz4 backup the lz4 tool reads, which verifies and restores (also as a delta) to its data', async () => {
     await stack.cluster.pgbench(['-t', '100', '-n']);
     const sum = await dataSum(stack.cluster);
-    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast', '--compress-type=lz4', '--process-max=2']);
+    // With sha256 checksums, which sha256sum (here node's own sha256) can check.
+    const r = await stack.admin(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast', '--compress-type=lz4', '--process-max=2', '--checksum-type=sha256']);
     expect(r.code).toBe(0);
     const b = (await info()).pop();
     const set = path.join(stack.dir, 'repo', 'backup', stack.stanza, b.label);
@@ -193,6 +207,7 @@ describe('differential and incremental backups', () => {
     const large = manifest.files.find((x: { size: number; reference?: string }) => x.size > 3 * 1024 * 1024 && !x.reference);
     const content = execFileSync('lz4', ['-dc', path.join(set, `${large.name}.lz4`)], { maxBuffer: 1024 * 1024 * 1024 });
     expect(createHash('sha256').update(content).digest('hex')).toBe(large.sha256);
+    expect(manifest.options.checksumType).toBe('sha256');
     expect(await stack.adminOk(['verify', `--stanza=${stack.stanza}`, `--set=${b.label}`])).toContain('status: ok');
     const dir = stack.restoreDir('lz4');
     const restore = ['restore', `--stanza=${stack.stanza}`, `--set=${b.label}`, `--pg1-path=${dir}`, '--type=immediate', '--target-action=promote', '--archive-mode=off', '--process-max=2'];

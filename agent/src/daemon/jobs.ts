@@ -6,7 +6,7 @@ import { Client as PgClient } from 'pg';
 import {
   AccessDeniedError, AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
-  pgSql, cipherKeyLookup, SHA256_EMPTY,
+  pgSql, cipherKeyLookup, SHA256_EMPTY, checksumIsEmpty, checksumTypeParse,
 } from '@openrds/common';
 import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
@@ -162,7 +162,8 @@ export class JobRunner {
     const files = spec.files;
     // The job's process-max bounds the worker threads it uses, as it bounds the files in flight.
     const pool = this.pool.limited(spec.processMax || 1);
-    const common = { pgPath: this.ctx.pgPath, compressType, compressLevel: spec.compressLevel, signal, pool, ...(cipher ? { cipher } : {}) };
+    const checksumType = checksumTypeParse(spec.checksumType || 'sha256');
+    const common = { pgPath: this.ctx.pgPath, compressType, compressLevel: spec.compressLevel, signal, pool, checksumType, ...(cipher ? { cipher } : {}) };
     // Shared by the lanes: the next file to send, and whether a lane failed (the others stop).
     const state = { next: 0, failed: false };
     type Group = { files: typeof files; small?: Promise<Awaited<ReturnType<typeof backupFilesSmall>>> };
@@ -230,10 +231,11 @@ export class JobRunner {
   }
 
   private async checksumFiles(job: Job__Output, emit: JobEmit, signal: AbortSignal): Promise<unknown> {
+    const checksumType = checksumTypeParse(job.checksumFiles!.checksumType || 'sha256');
     for (const file of job.checksumFiles!.files) {
       signal.throwIfAborted();
       const r = await backupFile(() => new Writable({ write: (_c, _e, cb) => cb() }), {
-        pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType: 'none', compressLevel: 0, signal,
+        pgPath: this.ctx.pgPath, name: file.name, size: file.size, compressType: 'none', compressLevel: 0, signal, checksumType,
       });
       await emit({ fileDone: { name: file.name, missing: r.missing, size: r.size, sha256: r.sha256 } });
     }
@@ -362,7 +364,7 @@ export class JobRunner {
         signal.throwIfAborted();
         const same = await pool.deltaCheck(files.map((file) => ({
           path: path.join(spec.pgPath, file.name), size: file.size, sha256: file.sha256 || SHA256_EMPTY, mtime: file.mtime, mode: file.mode || 0o600,
-          force: spec.force, emptySame: !file.sha256 || file.sha256 === SHA256_EMPTY,
+          force: spec.force, emptySame: checksumIsEmpty(file.sha256),
         })));
         for (const [i, file] of files.entries()) {
           if (same[i]) kept++;

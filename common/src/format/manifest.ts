@@ -2,12 +2,11 @@ import { FormatError } from '../error';
 import type { Storage } from '../storage/storage';
 import { infoFileLoad, infoFileSave } from './info-file';
 
-/** sha256 of no bytes: the checksum of every empty file. */
-export const SHA256_EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export interface ManifestFile {
   name: string;                // 'pg_data/base/1/1259' or 'pg_tblspc/<oid>/...'
   size: number;
+  /** The content's checksum: sha256 as hex, or `blake3:<hex>` (see ChecksumType); the field keeps its first name. */
   sha256: string;
   repoSize: number;
   mtime: number;               // unix seconds
@@ -56,7 +55,8 @@ export interface Manifest {
     id: number; systemId: string; pgVersion: number; catalogVersion: number; controlVersion: number;
     walSegmentSize: number; pageSize: number; checksumVersion: number;
   };
-  options: { compressType: 'none' | 'zst' | 'lz4' | 'gz'; compressLevel: number; processMax: number; checksumPage: boolean };
+  /** checksumType: the type of the checksums this backup computed (files it references may have another: each value says its own). */
+  options: { compressType: 'none' | 'zst' | 'lz4' | 'gz'; compressLevel: number; processMax: number; checksumPage: boolean; checksumType?: 'sha256' | 'blake3' };
   databases?: { name: string; oid: number }[];
   targets: ManifestTarget[];
   paths: ManifestPath[];
@@ -128,6 +128,7 @@ const DB_FIELDS: Record<string, FieldKind> = {
 };
 const OPTIONS_FIELDS: Record<string, FieldKind> = {
   compressType: ['none', 'zst', 'lz4', 'gz'], compressLevel: 'integer', processMax: 'integer', checksumPage: 'boolean',
+  'checksumType?': ['sha256', 'blake3'],
 };
 const OWNER_FIELDS: Record<string, FieldKind> = { 'user?': 'string', 'group?': 'string' };
 const TARGET_FIELDS: Record<string, FieldKind> = {

@@ -7,6 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FilterPool, type PoolDeltaFile, type PoolMode } from './filter-pool';
 import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
+import { checksumOf } from './checksum';
 import { findFrameCompressedSize, getFrameContentSize } from 'zstd-napi/binding';
 import { FileWriteError } from '../error';
 
@@ -258,6 +259,35 @@ describe('FilterPool (worker threads)', () => {
       // force: size and mtime decide, the content is not read.
       expect(await pool.deltaCheck([spec('changed', { force: true, mtime: Math.floor(fs.statSync(f('changed')).mtimeMs / 1000) }), spec('changed', { force: true })]))
         .toEqual([true, false]);
+    });
+
+    it('hashes with blake3 where asked: reads, small batches, writes and delta checks each with the type of the checksum they are given', async () => {
+      const b3 = (b: Buffer): string => checksumOf('blake3', b);
+      const file = path.join(dir, 'b3');
+      fs.writeFileSync(file, data);
+      expect(await pool.hashFile(file, 'blake3')).toEqual({ sha256: b3(data), size: data.length });
+      const z = (await pool.readFile(file, data.length, 'compress', 1, 'blake3'))!;
+      const packed = await collect(z);
+      // The repo bytes are hashed with the same type: the repo-server checks uploads with the job's type.
+      expect(z.result()).toEqual({ inSha256: b3(data), inSize: data.length, outSha256: b3(packed), outSize: packed.length });
+      const plain = (await pool.readFile(file, data.length, 'hash', 1, 'blake3'))!;
+      await collect(plain);
+      expect(plain.result().outSha256).toBe(b3(data));
+      const got = await pool.readSmall([{ path: file, size: 5000 }], 'compress', 1, 'blake3');
+      expect(got[0]!.sha256).toBe(b3(data.subarray(0, 5000)));
+      expect(got[0]!.repoSha256).toBe(b3(got[0]!.repoData));
+      // Restore: the writer hashes the content with the type of the manifest's value.
+      const w = await pool.writeFile(path.join(dir, 'b3-back'), 0o600, 'decompress', 1_600_000_000, 'blake3');
+      await pipeline(Readable.from([packed]), w);
+      expect(w.result().outSha256).toBe(b3(data));
+      const small = data.subarray(0, 5000);
+      const spec = { path: path.join(dir, 'b3-small'), data: got[0]!.repoData, size: 5000, sha256: b3(small), mode: 0o600, mtime: 1_600_000_000, compressed: true };
+      expect(await pool.writeSmall([spec, { ...spec, path: path.join(dir, 'b3-small-2'), sha256: sha(small) }])).toEqual([{ ok: true }, { ok: true }]);
+      expect(await pool.writeSmall([{ ...spec, sha256: b3(Buffer.from('other')) }])).toEqual([{ size: 5000, sha256: b3(small) }]);
+      await pool.syncAll();
+      const delta = (sha256: string): PoolDeltaFile => ({ path: file, size: data.length, sha256, mtime: 1_600_000_000, mode: 0o600, force: false, emptySame: false });
+      expect(await pool.deltaCheck([delta(b3(data)), delta(sha(data)), delta(b3(data.subarray(1))), delta(sha(data.subarray(1)))]))
+        .toEqual([true, true, false, false]);
     });
 
     it('a limited view uses that many workers of the pool', async () => {

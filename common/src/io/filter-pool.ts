@@ -3,6 +3,7 @@ import { Readable, Transform, Writable, type TransformCallback } from 'node:stre
 import { Worker } from 'node:worker_threads';
 import { FileReadError, FileWriteError, InternalError } from '../error';
 import { ZstdDataError } from './zstd';
+import { blake3ModulePath, type ChecksumType } from './checksum';
 
 /**
  * A pool of worker threads that run the CPU-heavy filters of file streams (zstd and sha256 of
@@ -16,9 +17,9 @@ import { ZstdDataError } from './zstd';
 export type PoolMode = 'compress' | 'decompress' | 'hash' | 'digest';
 
 export interface PoolResult {
-  /** sha256 and size of what went in (compress: the file; decompress: the repo bytes). */
+  /** Checksum and size of what went in (compress: the file; decompress: the repo bytes); sha256 unless the session was opened with another ChecksumType. */
   inSha256: string; inSize: number;
-  /** sha256 and size of what came out (compress: the repo bytes; decompress: the file). */
+  /** Checksum and size of what came out (compress: the repo bytes; decompress: the file). */
   outSha256: string; outSize: number;
 }
 
@@ -29,6 +30,18 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const z = require(workerData.zstd);
+// Checksums (see ChecksumType in checksum.ts): sha256 as hex, or 'blake3:<hex>'.
+let Blake3Hasher;
+function hashNew(type) {
+  if (type === 'blake3') {
+    Blake3Hasher = Blake3Hasher || require(workerData.blake3).Blake3Hasher;
+    const h = new Blake3Hasher();
+    return { update(b) { h.update(b); return this; }, digest() { return 'blake3:' + h.digest('hex'); } };
+  }
+  const h = createHash('sha256');
+  return { update(b) { h.update(b); return this; }, digest() { return h.digest('hex'); } };
+}
+function checksumTypeOf(value) { return value && value.startsWith('blake3:') ? 'blake3' : 'sha256'; }
 const OUT = z.cStreamOutSize();
 const EMPTY = Buffer.alloc(0);
 // The inbox (see PoolWorker.post): bytes the main thread copied in; \`consumed\` tells it how far
@@ -68,8 +81,8 @@ function frameEmit(s, block, parts) {
   s.outHash.update(frame); s.outSize += n; parts.push(frame);
 }
 const dctxs = [];
-function sessionOpen(mode, level, frames = false) {
-  const s = { mode, level, frames, inHash: createHash('sha256'), outHash: createHash('sha256'), inSize: 0, outSize: 0, seen: false, inFrame: false };
+function sessionOpen(mode, level, frames = false, checksum = 'sha256') {
+  const s = { mode, level, frames, inHash: hashNew(checksum), outHash: hashNew(checksum), inSize: 0, outSize: 0, seen: false, inFrame: false };
   if (mode === 'compress') s.ctx = cctxAcquire(level, frames ? 'frames' : 'stream');
   else if (mode === 'decompress') s.ctx = dctxs.pop() || new z.DCtx();
   return s;
@@ -91,9 +104,9 @@ function sessionKill(s) {
   s.written.then(() => sessionClose(s));
 }
 function result(s) {
-  const inSha256 = s.inHash.digest('hex');
+  const inSha256 = s.inHash.digest();
   if (s.mode === 'hash') return { inSha256, inSize: s.inSize, outSha256: inSha256, outSize: s.inSize };
-  return { inSha256, inSize: s.inSize, outSha256: s.outHash.digest('hex'), outSize: s.outSize };
+  return { inSha256, inSize: s.inSize, outSha256: s.outHash.digest(), outSize: s.outSize };
 }
 /** Runs input through the session's filter; output parts go to \`parts\` (hashed on the way). */
 function step(s, input, end, parts) {
@@ -248,11 +261,11 @@ function openRead(p) {
 /** Bytes read at a time to be hashed (and compressed) at once: they stay in the core's L2 cache. */
 const READ_PIECE = 128 * 1024;
 const HASH_BUFFER = Buffer.allocUnsafeSlow(READ_PIECE);
-/** sha256 and size of a file read whole; undefined when it is gone. */
-function hashOf(p) {
+/** Checksum (of \`type\`) and size of a file read whole; undefined when it is gone. */
+function hashOf(p, type) {
   const fd = openRead(p);
   if (fd === undefined) return undefined;
-  const hash = createHash('sha256');
+  const hash = hashNew(type);
   let size = 0;
   try {
     for (;;) {
@@ -261,7 +274,7 @@ function hashOf(p) {
       hash.update(HASH_BUFFER.subarray(0, n)); size += n;
     }
   } finally { fs.closeSync(fd); }
-  return { sha256: hash.digest('hex'), size };
+  return { sha256: hash.digest(), size };
 }
 function zstdWhole(ctx, input, size) {
   // Decompresses into exactly \`size\` bytes (one more would mean the content is larger).
@@ -332,7 +345,7 @@ function handle(m) {
     }
     if (m.op === 'hashFile') {
       // sha256 and size of a file read here: nothing crosses the thread boundary but the digest.
-      const h = hashOf(m.path);
+      const h = hashOf(m.path, m.checksum);
       if (h === undefined) { reply(m, { missing: true }); return; }
       reply(m, { result: { inSha256: h.sha256, inSize: h.size, outSha256: h.sha256, outSize: h.size } });
       return;
@@ -349,7 +362,7 @@ function handle(m) {
         if (st && st.isFile() && st.size === f.size) {
           if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;
           else if (f.size === 0) ok = f.emptySame;
-          else ok = hashOf(f.path)?.sha256 === f.sha256;
+          else ok = hashOf(f.path, checksumTypeOf(f.sha256))?.sha256 === f.sha256;
         }
         if (ok) {
           if ((st.mode & 0o7777) !== f.mode) fs.chmodSync(f.path, f.mode);
@@ -369,12 +382,12 @@ function handle(m) {
         if (fd === undefined) { items.push({ missing: true }); continue; }
         let data;
         try { const buf = Buffer.allocUnsafe(f.size); data = buf.subarray(0, readFull(fd, buf, f.size, 0)); } finally { fs.closeSync(fd); }
-        const sha256 = createHash('sha256').update(data).digest('hex');
+        const sha256 = hashNew(m.checksum).update(data).digest();
         let repo = data, repoSha256 = sha256;
         if (ctx) {
           const out = Buffer.allocUnsafe(z.compressBound(data.length));
           repo = out.subarray(0, ctx.compress2(out, data));
-          repoSha256 = createHash('sha256').update(repo).digest('hex');
+          repoSha256 = hashNew(m.checksum).update(repo).digest();
         }
         outs.push(repo);
         items.push({ missing: false, size: data.length, sha256, repoSize: repo.length, repoSha256 });
@@ -400,7 +413,7 @@ function handle(m) {
           items.push({ corrupt: String(err.message || err) });
           break;
         }
-        const sha256 = createHash('sha256').update(data).digest('hex');
+        const sha256 = hashNew(checksumTypeOf(f.sha256)).update(data).digest();
         if (data.length !== f.size || sha256 !== f.sha256) { items.push({ size: data.length, sha256 }); break; }
         let fd;
         try {
@@ -493,7 +506,7 @@ function handle(m) {
       return;
     }
     if (m.op === 'open' || m.op === 'readOpen' || m.op === 'writeOpen') {
-      s = sessionOpen(m.mode, m.level, m.op === 'readOpen');
+      s = sessionOpen(m.mode, m.level, m.op === 'readOpen', m.checksum);
       if (m.op === 'readOpen') {
         s.fd = openRead(m.path);
         if (s.fd === undefined) { sessionDone(s); reply(m, { missing: true }); return; }
@@ -616,6 +629,8 @@ interface WorkerReply {
 interface WorkerMessage {
   op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number;
   path?: string; size?: number; bytes?: number; fileMode?: number; mtime?: number; files?: unknown[];
+  /** The checksum type of what the worker hashes (default sha256; per file where a file says its own). */
+  checksum?: ChecksumType;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
   inbox?: { start: number; length: number; end: number };
 }
@@ -653,7 +668,7 @@ class PoolWorker {
   private inboxProduced = 0;
 
   constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding'), inbox: this.inbox } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding'), blake3: blake3ModulePath(), inbox: this.inbox } });
     this.worker.on('message', (m: WorkerReply) => {
       const key = `${m.id}:${m.seq}`;
       const p = this.pending.get(key);
@@ -752,8 +767,8 @@ export class FilterPool {
   }
 
   /** sha256 and size of a file, read and hashed on a worker; undefined when it does not exist. */
-  async hashFile(file: string): Promise<{ sha256: string; size: number } | undefined> {
-    const m = await this.call({ op: 'hashFile', path: file }, `'${file}'`, false);
+  async hashFile(file: string, checksum: ChecksumType = 'sha256'): Promise<{ sha256: string; size: number } | undefined> {
+    const m = await this.call({ op: 'hashFile', path: file, checksum }, `'${file}'`, false);
     return m.missing ? undefined : { sha256: m.result!.inSha256, size: m.result!.inSize };
   }
 
@@ -772,13 +787,13 @@ export class FilterPool {
    * ('compress') or passed on ('hash'): only the repo bytes cross to this thread. undefined when
    * the file is gone.
    */
-  async readFile(file: string, size: number, mode: 'compress' | 'hash', level = 3): Promise<PoolFileReader | undefined> {
+  async readFile(file: string, size: number, mode: 'compress' | 'hash', level = 3, checksum: ChecksumType = 'sha256'): Promise<PoolFileReader | undefined> {
     const w = this.idleWorker();
     const id = nextSessionId++;
     w.sessions++;
     let m: WorkerReply;
     try {
-      m = await w.post({ op: 'readOpen', id, seq: 0, path: file, size, mode, level })!;
+      m = await w.post({ op: 'readOpen', id, seq: 0, path: file, size, mode, level, checksum })!;
     } catch (err) {
       w.sessions--;
       throw err;
@@ -796,13 +811,13 @@ export class FilterPool {
    * ('hash') and hashed; only the repo bytes cross to the worker. With `mtime` the worker sets the
    * mode and times at the end. The file's fsync runs in the background: `syncAll()` waits for it.
    */
-  async writeFile(file: string, fileMode: number, mode: 'decompress' | 'hash', mtime?: number): Promise<PoolFileWriter> {
+  async writeFile(file: string, fileMode: number, mode: 'decompress' | 'hash', mtime?: number, checksum: ChecksumType = 'sha256'): Promise<PoolFileWriter> {
     const w = this.idleWorker();
     const id = nextSessionId++;
     w.sessions++;
     let m: WorkerReply;
     try {
-      m = await w.post({ op: 'writeOpen', id, seq: 0, path: file, fileMode, mode })!;
+      m = await w.post({ op: 'writeOpen', id, seq: 0, path: file, fileMode, mode, checksum })!;
     } catch (err) {
       w.sessions--;
       throw err;
@@ -825,8 +840,8 @@ export class FilterPool {
   }
 
   /** Small files read, hashed and compressed (mode 'compress') on one worker, in one message. */
-  async readSmall(files: PoolSmallRead[], mode: 'compress' | 'hash', level = 3): Promise<PoolSmallReadResult[]> {
-    const m = await this.call({ op: 'readSmall', files, mode, level }, `${files.length} file(s) from '${files[0]?.path ?? ''}'`, false);
+  async readSmall(files: PoolSmallRead[], mode: 'compress' | 'hash', level = 3, checksum: ChecksumType = 'sha256'): Promise<PoolSmallReadResult[]> {
+    const m = await this.call({ op: 'readSmall', files, mode, level, checksum }, `${files.length} file(s) from '${files[0]?.path ?? ''}'`, false);
     const out = m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : Buffer.alloc(0);
     let offset = 0;
     return (m.items as Omit<PoolSmallReadResult, 'repoData'>[]).map((item) => {

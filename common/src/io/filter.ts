@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AssertError } from '../error';
+import { ChecksumFilter } from './checksum';
 
 /**
  * A stage of a byte pipeline, after pgBackRest's IoFilter: it either observes the bytes (hash,
@@ -20,23 +20,8 @@ export interface IoFilter<R = unknown> {
 export const IO_CHUNK_SIZE = 1024 * 1024;
 
 /** Observes: sha256 of every byte that passes, as lowercase hex. */
-export class Sha256Filter implements IoFilter<string> {
-  readonly name = 'sha256';
-  readonly stream: Transform;
-  private readonly hash = createHash('sha256');
-  private digest: string | undefined;
-
-  constructor() {
-    this.stream = new Transform({
-      transform: (chunk: Buffer, _enc, cb: TransformCallback) => { this.hash.update(chunk); cb(null, chunk); },
-      flush: (cb: TransformCallback) => { this.digest = this.hash.digest('hex'); cb(); },
-    });
-  }
-
-  result(): string {
-    if (this.digest === undefined) throw new AssertError('sha256 filter result read before the stream finished');
-    return this.digest;
-  }
+export class Sha256Filter extends ChecksumFilter {
+  constructor() { super('sha256'); }
 }
 
 /** Observes: the number of bytes that pass (the count so far until the stream finishes). */

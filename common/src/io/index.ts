@@ -1,3 +1,4 @@
+export * from './checksum';
 export * from './filter';
 export * from './zstd';
 export * from './lz4';

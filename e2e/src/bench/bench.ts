@@ -46,8 +46,26 @@ function duBytes(p: string): number {
   return fs.readdirSync(p).reduce((n, e) => n + duBytes(path.join(p, e)), 0);
 }
 
+/** Dirty and under-writeback page cache (kB, /proc/meminfo). */
+function dirtyKb(): number {
+  const m = fs.readFileSync('/proc/meminfo', 'utf8');
+  return ['Dirty', 'Writeback'].reduce((n, k) => n + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(m)?.[1] ?? 0), 0);
+}
+
+/**
+ * Before each timed operation: what the previous one wrote (a restore's gigabytes, a removed
+ * directory) is flushed to disk first, so that no tool pays for the writeback of another's
+ * files. Every tool fsyncs what it writes itself, inside its own time.
+ */
+async function settle(): Promise<void> {
+  await runCommand('/bin/sync', [], { timeoutMs: 600_000 });
+  const until = Date.now() + 60_000;
+  while (dirtyKb() > 16 * 1024 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** Runs a command under GNU time: wall, CPU (user+sys, children included) and peak RSS. */
 async function timed(cmd: string, args: string[], asPostgres: boolean): Promise<{ wallS: number; cpuS: number; rssMb: number; out: string }> {
+  await settle();
   const tf = `/tmp/bench-time-${process.pid}`;
   const r = await runCommand('/usr/bin/time', ['-o', tf, '-f', '%e %U %S %M', cmd, ...args],
     { env: process.env, timeoutMs: 7_200_000, ...(asPostgres ? { uid: pg.uid, gid: pg.gid, cwd: '/tmp' } : {}) });
@@ -100,6 +118,7 @@ class Bench {
 
   /** One openrds admin command; CPU and peak RSS of the agent and the repo-server around it. */
   async openrds(args: string[]): Promise<{ wallS: number; cpuS: number; rss: Record<string, number>; out: string }> {
+    await settle();
     const pids = { agent: this.stack.agent!.pid, server: this.stack.server!.pid };
     for (const p of Object.values(pids)) rssReset(p);
     const cpu0 = cpuOf(pids.agent) + cpuOf(pids.server);

@@ -2,7 +2,7 @@ import {
   VerifyError, forEachLimit, infoFileLoadOne, log, manifestLoad, walFileKind, walHeaderParse,
   walSegmentNext,
 } from '@openrds/common';
-import { COMPRESS_EXTENSION_RE, compressTypeOf } from '@openrds/common';
+import { COMPRESS_EXTENSION_RE, checksumTypeOf, compressTypeOf } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { archiveIdOf } from '../repo/repo';
 import { reposSelected } from '../repo/repo-set';
@@ -131,9 +131,9 @@ async function verifyRepo(ctx: CommandContext): Promise<CommandOutput> {
         if (f.size === 0) return;
         const key = repo.backupFileKey(stanza, f.reference ?? b.label, f.name, compressType);
         try {
-          const d = await contentDigest(ctx.repo.storage, key, compressType, keys);
+          const d = await contentDigest(ctx.repo.storage, key, compressType, keys, checksumTypeOf(f.sha256));
           entry.bytes += d.size;
-          if (d.sha256 !== f.sha256 || d.size !== f.size) throw new Error(`size ${d.size} sha256 ${d.sha256}, manifest says size ${f.size} sha256 ${f.sha256}`);
+          if (d.sha256 !== f.sha256 || d.size !== f.size) throw new Error(`size ${d.size} checksum ${d.sha256}, manifest says size ${f.size} checksum ${f.sha256}`);
         } catch (err) {
           if (entry.bad.length < LISTED_MAX) entry.bad.push(`${f.name}: ${(err as Error).message}`);
         }

@@ -1,15 +1,14 @@
 import type * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CHUNK_SIZE, ChecksumError, GrpcChunkLane, forEachLimit, OpenrdsError, ProtocolError, Sha256Filter, SizeFilter, cipherIsEncrypted, decryptBuffer, encryptBuffer,
+  CHUNK_SIZE, ChecksumError, GrpcChunkLane, forEachLimit, OpenrdsError, ProtocolError, ChecksumFilter, SizeFilter, checksumOf, cipherIsEncrypted, decryptBuffer, encryptBuffer,
   errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
 } from '@openrds/common';
 import type {
   AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
-  PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType,
+  PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType, ChecksumType,
 } from '@openrds/common';
 import type { ArchivePushRequest } from '../command/archive/archive-store';
 import { Repo } from '../repo/repo';
@@ -80,7 +79,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
             const key = transfer.keyFor(m.header.name);
             if (!key) throw new ProtocolError(`file '${m.header.name}' is not part of backup job '${m.header.jobId}'`);
             small ??= new SmallPuts(transfer.repo.storage);
-            current = incomingFile(m.header.name, key, transfer.repo, small, (r) => {
+            current = incomingFile(m.header.name, key, transfer.repo, small, transfer.checksumType, (r) => {
               files++;
               repoSize += r.repoSize;
               transfer.onStored(m.header!.name, r);
@@ -322,17 +321,17 @@ const SMALL_UPLOAD_MAX = 1024 * 1024;
 
 /**
  * One file of an upload on its way into the repo: its bytes are hashed and counted, checked
- * against the trailer's sha256 and size, and committed (complete or missing) by the storage. A
+ * against the trailer's checksum (of the job's type) and size, and committed (complete or missing) by the storage. A
  * small file is collected and stored whole; a large one streams into a storage write.
  */
-function incomingFile(name: string, key: string, repo: Repo, small: SmallPuts, onStored: (r: BackupFileStored) => void): IncomingFile {
+function incomingFile(name: string, key: string, repo: Repo, small: SmallPuts, checksumType: ChecksumType, onStored: (r: BackupFileStored) => void): IncomingFile {
   let buffered: Buffer[] | undefined = [];
   let bufferedBytes = 0;
-  let streaming: { input: PassThrough; stored: Promise<void>; sha: Sha256Filter; size: SizeFilter; trailer?: PutFileTrailer__Output } | undefined;
+  let streaming: { input: PassThrough; stored: Promise<void>; sha: ChecksumFilter; size: SizeFilter; trailer?: PutFileTrailer__Output } | undefined;
 
   const streamStart = (): NonNullable<typeof streaming> => {
     const st: NonNullable<typeof streaming> = {
-      input: new PassThrough({ highWaterMark: 1024 * 1024 }), sha: new Sha256Filter(), size: new SizeFilter(), stored: Promise.resolve(),
+      input: new PassThrough({ highWaterMark: 1024 * 1024 }), sha: new ChecksumFilter(checksumType), size: new SizeFilter(), stored: Promise.resolve(),
     };
     const check = new Transform({
       transform: (chunk: Buffer, _e, cb: TransformCallback) => cb(null, chunk),
@@ -370,7 +369,7 @@ function incomingFile(name: string, key: string, repo: Repo, small: SmallPuts, o
       if (buffered) {
         if (!t.missing) {
           const data = Buffer.concat(buffered);
-          const sha = createHash('sha256').update(data).digest('hex');
+          const sha = checksumOf(checksumType, data);
           const err = uploadCheck(name, t, sha, data.length);
           if (err) throw err;
           await small.add(key, data);
@@ -393,7 +392,7 @@ function incomingFile(name: string, key: string, repo: Repo, small: SmallPuts, o
 /** The bytes that arrived must be the ones the agent hashed and counted. */
 function uploadCheck(name: string, t: PutFileTrailer__Output, sha256: string, size: number): Error | undefined {
   if (t.repoSha256 === sha256 && t.repoSize === size) return undefined;
-  return new ChecksumError(`upload of '${name}' arrived with sha256 ${sha256} size ${size}, but the agent sent sha256 ${t.repoSha256} size ${t.repoSize}`);
+  return new ChecksumError(`upload of '${name}' arrived with checksum ${sha256} size ${size}, but the agent sent checksum ${t.repoSha256} size ${t.repoSize}`);
 }
 
 /** Largest WAL file held in memory to store it in several repositories (1 GiB segments are the PostgreSQL maximum). */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AccessDeniedError } from '@openrds/common';
+import type { ChecksumType } from '@openrds/common';
 import type { Repo } from '../repo/repo';
 
 /** A file of a backup job that the agent may upload, and what to do once it is stored. */
@@ -11,6 +12,8 @@ export interface BackupTransfer {
   /** Repo key for a PGDATA-relative name, or undefined when the name is not part of the job. */
   keyFor(name: string): string | undefined;
   onStored(name: string, result: BackupFileStored): void;
+  /** What the uploads are checked with: the checksum type of the job (the agent hashes the repo bytes with it too). */
+  checksumType: ChecksumType;
 }
 
 export interface BackupFileStored {

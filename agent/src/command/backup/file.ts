@@ -2,9 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHash } from 'node:crypto';
-import { Sha256Filter, SizeFilter, compressBuffer, compressOnPool, compressFilters, encryptBuffer, encryptFilters, pgControlReadBytes } from '@openrds/common';
-import type { CipherDataKey, CompressType, FilterPool } from '@openrds/common';
+import { ChecksumFilter, SizeFilter, checksumOf, compressBuffer, compressOnPool, compressFilters, encryptBuffer, encryptFilters, pgControlReadBytes } from '@openrds/common';
+import type { ChecksumType, CipherDataKey, CompressType, FilterPool } from '@openrds/common';
 
 export interface BackupFileOptions {
   pgPath: string;
@@ -13,10 +12,12 @@ export interface BackupFileOptions {
   compressType: CompressType;
   compressLevel: number;
   signal?: AbortSignal;
-  /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
+  /** Worker threads for zstd and the checksums (the main thread does them otherwise). */
   pool?: FilterPool;
   /** Encrypted repository: the backup's data key (the file is encrypted after compression). */
   cipher?: CipherDataKey;
+  /** Checksums of the content and of the repo bytes (sha256 when not said). */
+  checksumType?: ChecksumType;
 }
 
 export interface BackupFileResult {
@@ -34,8 +35,9 @@ export interface BackupFileResult {
 export async function backupFile(sink: () => Writable, opts: BackupFileOptions): Promise<BackupFileResult> {
   // zstd (and plain hashing) on a worker that reads the file itself: only the repo bytes cross
   // to this thread. gz runs in zlib (libuv's threads), lz4 here; pg_control needs its torn-read retry.
+  const type = opts.checksumType ?? 'sha256';
   if (opts.pool && compressOnPool(opts.compressType) && opts.name !== 'global/pg_control') {
-    const reader = await opts.pool.readFile(path.join(opts.pgPath, opts.name), opts.size, opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+    const reader = await opts.pool.readFile(path.join(opts.pgPath, opts.name), opts.size, opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel, type);
     if (!reader) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
     if (!opts.cipher) {
       await pipeline([reader, sink()], opts.signal ? { signal: opts.signal } : {});
@@ -43,7 +45,7 @@ export async function backupFile(sink: () => Writable, opts: BackupFileOptions):
       return { missing: false, size: r.inSize, sha256: r.inSha256, repoSize: r.outSize, repoSha256: r.outSha256 };
     }
     // Encrypted: AES-GCM (fast, native) here after the worker's zstd, then the repo hash.
-    const repoSha = new Sha256Filter(), repoSize = new SizeFilter();
+    const repoSha = new ChecksumFilter(type), repoSize = new SizeFilter();
     await pipeline([reader, ...encryptFilters(opts.cipher).map((f) => f.stream), repoSha.stream, repoSize.stream, sink()],
       opts.signal ? { signal: opts.signal } : {});
     const r = reader.result();
@@ -51,7 +53,7 @@ export async function backupFile(sink: () => Writable, opts: BackupFileOptions):
   }
   const source = await backupFileOpen(opts);
   if (!source) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
-  const sha = new Sha256Filter(), size = new SizeFilter(), repoSha = new Sha256Filter(), repoSize = new SizeFilter();
+  const sha = new ChecksumFilter(type), size = new SizeFilter(), repoSha = new ChecksumFilter(type), repoSize = new SizeFilter();
   await pipeline([source, sha.stream, size.stream,
     ...[...compressFilters(opts.compressType, opts.compressLevel), ...encryptFilters(opts.cipher)].map((f) => f.stream),
     repoSha.stream, repoSize.stream, sink()], opts.signal ? { signal: opts.signal } : {});
@@ -91,12 +93,12 @@ export async function backupFilesSmall(files: { name: string; size: number }[], 
     return Promise.all(files.map((f) => backupFileSmall({ ...opts, name: f.name, size: f.size })));
   }
   const got = await pool.readSmall(files.map((f) => ({ path: path.join(opts.pgPath, f.name), size: f.size })),
-    opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel);
+    opts.compressType === 'zst' ? 'compress' : 'hash', opts.compressLevel, opts.checksumType);
   return got.map((r) => {
     if (r.missing) return { missing: true, size: 0, sha256: '', repoSize: 0, repoSha256: '' };
     if (!opts.cipher) return { missing: false, size: r.size, sha256: r.sha256, repoSize: r.repoSize, repoSha256: r.repoSha256, repoData: r.repoData };
     const repoData = encryptBuffer(opts.cipher, r.repoData);
-    return { missing: false, size: r.size, sha256: r.sha256, repoSize: repoData.length, repoSha256: createHash('sha256').update(repoData).digest('hex'), repoData };
+    return { missing: false, size: r.size, sha256: r.sha256, repoSize: repoData.length, repoSha256: checksumOf(opts.checksumType ?? 'sha256', repoData), repoData };
   });
 }
 
@@ -131,7 +133,8 @@ export async function backupFileSmall(opts: BackupFileOptions): Promise<BackupFi
   }
   const compressed = compressBuffer(opts.compressType, data, opts.compressLevel);
   const repoData = opts.cipher ? encryptBuffer(opts.cipher, compressed) : compressed;
-  const sha256 = createHash('sha256').update(data).digest('hex');
-  const repoSha256 = repoData === data ? sha256 : createHash('sha256').update(repoData).digest('hex');
+  const type = opts.checksumType ?? 'sha256';
+  const sha256 = checksumOf(type, data);
+  const repoSha256 = repoData === data ? sha256 : checksumOf(type, repoData);
   return { missing: false, size: data.length, sha256, repoSize: repoData.length, repoSha256, repoData };
 }

@@ -1,21 +1,21 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHash } from 'node:crypto';
 import type { CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
 import {
-  ChecksumError, FileWriteError, OpenrdsError, SHA256_EMPTY, Sha256Filter, SizeFilter, ZstdDataError, compressOnPool, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
+  ChecksumError, ChecksumFilter, FileWriteError, OpenrdsError, SizeFilter, checksumIsEmpty, checksumOf, checksumTypeOf, ZstdDataError, compressOnPool, decompressBuffer, decompressFilters, decryptBuffer, decryptFilters, isDecodeError,
 } from '@openrds/common';
 
 export interface RestoreFileOptions {
   destination: string;         // absolute path
   size: number;
+  /** The manifest's checksum of the content (its type says how to hash: see ChecksumType). */
   sha256: string;
   mtime: number;               // unix seconds
   mode: number;
   compressType: CompressType;
   signal?: AbortSignal;
-  /** Worker threads for zstd and sha256 (the main thread does them otherwise). */
+  /** Worker threads for zstd and the checksums (the main thread does them otherwise). */
   pool?: FilterPool;
   /** Encrypted repository: the keys of the job (the repo bytes are decrypted before decompression). */
   keys?: CipherKeyLookup;
@@ -23,7 +23,7 @@ export interface RestoreFileOptions {
 
 
 /**
- * Writes one file of a backup from its repo bytes: decompresses, checks size and sha256 against
+ * Writes one file of a backup from its repo bytes: decompresses, checks size and checksum against
  * the manifest, fsyncs (a pooled write: in the background, see FilterPool.syncAll), and sets mode
  * and mtime. A mismatch fails the restore naming the file,
  * since a corrupt repo file must never become a silently corrupt cluster.
@@ -38,12 +38,13 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
         // A worker decompresses, hashes and writes the file, sets its mode and times, and fsyncs it
         // in the background (the caller waits with pool.syncAll()): only repo bytes cross to it.
         pooled = true;
-        const writer = await opts.pool.writeFile(opts.destination, opts.mode, opts.compressType === 'zst' ? 'decompress' : 'hash', opts.mtime);
+        const writer = await opts.pool.writeFile(opts.destination, opts.mode, opts.compressType === 'zst' ? 'decompress' : 'hash', opts.mtime,
+          checksumTypeOf(opts.sha256));
         await pipeline([source(), ...decryptFilters(opts.keys, `repo data of '${opts.destination}'`).map((f) => f.stream), writer],
           opts.signal ? { signal: opts.signal } : {});
         got = { size: writer.result().outSize, sha256: writer.result().outSha256 };
       } else {
-        const sha = new Sha256Filter(), size = new SizeFilter();
+        const sha = new ChecksumFilter(checksumTypeOf(opts.sha256)), size = new SizeFilter();
         // The write stream owns the descriptor and fsyncs it before closing (flush).
         await pipeline([source(),
           ...[...decryptFilters(opts.keys, `repo data of '${opts.destination}'`), ...decompressFilters(opts.compressType)].map((f) => f.stream), sha.stream, size.stream,
@@ -59,11 +60,11 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     }
     if (got.size !== opts.size || got.sha256 !== opts.sha256) {
       throw new ChecksumError(
-        `restored file '${opts.destination}' has size ${got.size} sha256 ${got.sha256}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+        `restored file '${opts.destination}' has size ${got.size} checksum ${got.sha256}, but the backup manifest says size ${opts.size} checksum ${opts.sha256}`,
         { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
     }
   } else {
-    if (opts.sha256 && opts.sha256 !== SHA256_EMPTY) {
+    if (!checksumIsEmpty(opts.sha256)) {
       throw new ChecksumError(`manifest lists '${opts.destination}' with size 0 but a non-empty checksum`);
     }
     const fh = await fs.promises.open(opts.destination, 'w', opts.mode);
@@ -88,7 +89,7 @@ export async function restoreFileSmall(repoData: Buffer, opts: RestoreFileOption
     if (!(err instanceof ZstdDataError)) throw err;
     throw corrupt(opts, err.message);
   }
-  await restoreSmallWrite(data, createHash('sha256').update(data).digest('hex'), opts);
+  await restoreSmallWrite(data, checksumOf(checksumTypeOf(opts.sha256), data), opts);
 }
 
 /**
@@ -117,7 +118,7 @@ export async function restoreFilesSmall(files: { repoData: Buffer; opts: Restore
 
 function checksumMismatch(opts: RestoreFileOptions, size: number, sha256: string): ChecksumError {
   return new ChecksumError(
-    `restored file '${opts.destination}' has size ${size} sha256 ${sha256}, but the backup manifest says size ${opts.size} sha256 ${opts.sha256}`,
+    `restored file '${opts.destination}' has size ${size} checksum ${sha256}, but the backup manifest says size ${opts.size} checksum ${opts.sha256}`,
     { hint: 'the repo copy of this file is corrupt: restore from another backup set (--set) and run verify' });
 }
 

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  AssertError, OptionInvalidError, SHA256_EMPTY, Sha256Filter, SizeFilter, backupLabelNext, compressFilters, encryptFilters,
+  AssertError, OptionInvalidError, ChecksumFilter, SizeFilter, backupLabelNext, checksumEmpty, checksumTypeOf, checksumTypeParse, compressFilters, encryptFilters,
   lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
-import type { CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
+import type { ChecksumType, CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
 import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitch, archiveWait } from '../archive/archive-wait';
@@ -53,6 +53,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
   const compressType = config.str('compress-type') as CompressType;
   const compressLevel = config.int('compress-level');
   const processMax = config.int('process-max');
+  const checksumType = checksumTypeParse(config.str('checksum-type'));
   const sql = pgSql(control.pgVersion);
   const archiveId = archiveIdOf(archiveInfo.db);
 
@@ -146,11 +147,19 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       for (const [name, f] of plan.reference) referenced.set(name, f);
       toCopy = plan.copy;
       if (plan.checksum.length > 0) {
+        // Each file is hashed with the type of the checksum it is compared with (a prior may hold both).
         const sums = new Map<string, string>();
-        await agent.job(stanza, { checksumFiles: { files: plan.checksum.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })) } }, {
-          onEvent: (ev) => { if (ev.fileDone && !ev.fileDone.missing) sums.set(ev.fileDone.name, ev.fileDone.sha256); },
-          signal: ctx.signal,
-        });
+        const byType = new Map<ChecksumType, ManifestFile[]>();
+        for (const f of plan.checksum) {
+          const t = checksumTypeOf(manifestFileFind(prior, f.name)!.sha256);
+          byType.set(t, [...(byType.get(t) ?? []), f]);
+        }
+        for (const [t, list] of byType) {
+          await agent.job(stanza, { checksumFiles: { checksumType: t, files: list.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })) } }, {
+            onEvent: (ev) => { if (ev.fileDone && !ev.fileDone.missing) sums.set(ev.fileDone.name, ev.fileDone.sha256); },
+            signal: ctx.signal,
+          });
+        }
         for (const f of plan.checksum) {
           const p = manifestFileFind(prior, f.name)!;
           if (sums.get(pgName(f.name)) === p.sha256) referenced.set(f.name, { ...p, reference: p.reference ?? prior.backup.label });
@@ -180,7 +189,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
     // Empty files are recorded, not stored: restore creates them empty, and WAL replay brings
     // whatever was written to them after the listing (as for every file of an online backup).
-    for (const f of toCopy.filter((x) => x.size === 0)) stored.set(pgName(f.name), { missing: false, size: 0, sha256: SHA256_EMPTY, repoSize: 0, repoSha256: '' });
+    for (const f of toCopy.filter((x) => x.size === 0)) stored.set(pgName(f.name), { missing: false, size: 0, sha256: checksumEmpty(checksumType), repoSize: 0, repoSha256: '' });
     toCopy = toCopy.filter((f) => f.size > 0);
 
     // Copy: largest files first so that the tail of the backup stays short.
@@ -200,7 +209,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     for (const files of batches) {
       const names = new Set(files.map((f) => pgName(f.name)));
       await ctx.transfers.withJob({
-        kind: 'backup', stanza, repo,
+        kind: 'backup', stanza, repo, checksumType,
         keyFor: (name) => (names.has(name) ? repo.backupFileKey(stanza, label, manifestName(name), compressType) : undefined),
         onStored: (name, result) => {
           stored.set(name, result);
@@ -209,7 +218,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         },
       }, (jobId) => agent.job(stanza, {
         backupFiles: {
-          label, compressType, compressLevel, pageSize: control.pageSize, processMax, ...(cipherKey ? { cipher: cipherKey } : {}),
+          label, compressType, compressLevel, pageSize: control.pageSize, processMax, checksumType, ...(cipherKey ? { cipher: cipherKey } : {}),
           files: files.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })),
         },
       }, { signal: copySignal, jobId })).catch((err: unknown) => { throw checkFailed.signal.aborted ? checkFailed.signal.reason : err; });
@@ -228,8 +237,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     // backup_label and tablespace_map from the stop call are files of the backup.
     const extra: ManifestFile[] = [];
     const stopSeconds = Math.floor(timestampStop / 1000);
-    extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel, cipherKey));
-    if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel, cipherKey));
+    extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel, cipherKey, checksumType));
+    if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel, cipherKey, checksumType));
 
     const files: ManifestFile[] = [];
     for (const f of content.files) {
@@ -271,7 +280,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         controlVersion: control.controlVersion, walSegmentSize: control.walSegmentSize, pageSize: control.pageSize,
         checksumVersion: control.checksumVersion,
       },
-      options: { compressType, compressLevel, processMax, checksumPage: false },
+      options: { compressType, compressLevel, processMax, checksumPage: false, checksumType },
       databases,
       targets: content.targets, paths: content.paths, links: content.links, files,
     };
@@ -324,9 +333,9 @@ async function clockNextSecond(ctx: CommandContext, agent: AgentConnection, stan
 
 /** Stores a small text file (backup_label, tablespace_map) as a file of the backup. */
 async function textFileStore(ctx: CommandContext, stanza: string, label: string, name: string, text: string, mtime: number,
-  compressType: CompressType, compressLevel: number, cipherKey: CipherDataKey | undefined): Promise<ManifestFile> {
+  compressType: CompressType, compressLevel: number, cipherKey: CipherDataKey | undefined, checksumType: ChecksumType): Promise<ManifestFile> {
   const data = Buffer.from(text, 'utf8');
-  const sha = new Sha256Filter(), size = new SizeFilter(), repoSize = new SizeFilter();
+  const sha = new ChecksumFilter(checksumType), size = new SizeFilter(), repoSize = new SizeFilter();
   await pipeline([Readable.from([data]), sha.stream, size.stream, ...[...compressFilters(compressType, compressLevel), ...encryptFilters(cipherKey)].map((f) => f.stream),
     repoSize.stream, ctx.repo.storage.newWrite(ctx.repo.backupFileKey(stanza, label, name, compressType))]);
   return { name, size: size.result(), sha256: sha.result(), repoSize: repoSize.result(), mtime, mode: 0o600 };

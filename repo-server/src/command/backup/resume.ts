@@ -1,4 +1,4 @@
-import { BACKUP_LABEL_RE, COMPRESS_TYPES, FormatError, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
+import { BACKUP_LABEL_RE, COMPRESS_TYPES, FormatError, checksumTypeOf, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { contentDigest } from '../../repo/digest';
 import type { BackupInfo, Repo } from '../../repo/repo';
@@ -123,8 +123,8 @@ export async function resumeCheck(repo: Repo, stanza: string, partial: BackupPar
   await forEachLimit(candidates, concurrency, async ({ key, file }) => {
     let reason: string | undefined;
     try {
-      const d = await contentDigest(repo.storage, key, partial.compressType, keys);
-      if (d.size !== file.size || d.sha256 !== file.sha256) reason = `repo content (size ${d.size}, sha256 ${d.sha256}) is not what was stored (size ${file.size}, sha256 ${file.sha256})`;
+      const d = await contentDigest(repo.storage, key, partial.compressType, keys, checksumTypeOf(file.sha256));
+      if (d.size !== file.size || d.sha256 !== file.sha256) reason = `repo content (size ${d.size}, checksum ${d.sha256}) is not what was stored (size ${file.size}, checksum ${file.sha256})`;
     } catch (err) {
       reason = `unreadable: ${(err as Error).message}`;
     }
