@@ -152,7 +152,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         const byType = new Map<ChecksumType, ManifestFile[]>();
         for (const f of plan.checksum) {
           const t = checksumTypeOf(manifestFileFind(prior, f.name)!.sha256);
-          byType.set(t, [...(byType.get(t) ?? []), f]);
+          const list = byType.get(t);
+          if (list) list.push(f); else byType.set(t, [f]);
         }
         for (const [t, list] of byType) {
           await agent.job(stanza, { checksumFiles: { checksumType: t, files: list.map((f) => ({ name: pgName(f.name), size: f.size, checksumPage: false })) } }, {
