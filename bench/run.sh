@@ -7,7 +7,8 @@
 #   BENCH_SCALE=50 BENCH_RUNS=2 bash bench/run.sh
 #
 # Knobs: BENCH_SCALE, BENCH_SMALL_TABLES, BENCH_RUNS, BENCH_LEVELS (1,3), BENCH_PROCESS_MAX (1,2),
-# BENCH_DATASETS (pgbench,small), BENCH_OUT.
+# BENCH_DATASETS (pgbench,small), BENCH_OUT, BENCH_MERGE (an earlier bench/results/*.json whose other
+# datasets the BENCHMARKS.md summary keeps, e.g. when only the small-files dataset is rerun).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/setup.sh"

@@ -16,3 +16,4 @@ export * from './async/limit';
 export * from './rpc/windows';
 export * from './rpc/tls';
 export * from './rpc/ssh-tunnel';
+export * from './process/memory';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Config, FilterPool, OptionInvalidError, log, pgControlRead } from '@openrds/common';
+import { Config, FilterPool, MemoryGovernor, OptionInvalidError, log, pgControlRead } from '@openrds/common';
 import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archivePushFile } from '../command/archive/push';
@@ -49,6 +49,7 @@ export async function agentServe(config: Config): Promise<void> {
   // File and WAL work (read, hash, zstd, write) runs on worker threads, one per core at most,
   // shared by jobs (each bounded by its process-max) and WAL pushes.
   const pool = new FilterPool();
+  new MemoryGovernor().start();
   const ctx: JobContext = { config, stanza, pgPath, pgVersion: control.pgVersion, client, pool, ...(asRoot ? { restoreOwner: { uid: owner, gid: ownerStat.gid } } : {}) };
   const session = new AgentSession(ctx, agentHelloNew({
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,

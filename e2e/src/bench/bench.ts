@@ -256,7 +256,7 @@ function summary(samples: Sample[], meta: Record<string, unknown>, resultFile: s
   const lines = [`## Engine: backup and restore against pgBackRest (\`bash bench/run.sh\`)`, '',
     `Run of ${String(meta.date)}: pgbench scale ${String(meta.scale)} (${String(meta.pgbenchSourceMB ?? '–')} MB) and ${String(meta.smallTables)} small tables `
     + `(${String(meta.smallSourceMB ?? '–')} MB), ${String(meta.runs)} runs each, ${String(meta.cpus)} cores, ${String(meta.pgbackrest)}, openrds at ${String(meta.commit)}. `
-    + `Full results: \`bench/results/${resultFile}\`.`, '',
+    + `Full results: \`bench/results/${resultFile}\`. ${String(meta.mergedNote ?? '')}`.trimEnd(), '',
     'Median wall time of openrds / pgBackRest in the same run (< 1: openrds is faster):', '',
     `| dataset | zst level | process-max | ${ops.join(' | ')} |`, `|---|---|---|${ops.map(() => '---').join('|')}|`];
   const datasets = [...new Set(samples.map((s) => s.dataset))];
@@ -345,7 +345,18 @@ function writeResults(all: Sample[], meta: Record<string, unknown>, stamp: strin
   const md = report(all, meta);
   fs.writeFileSync(path.join(OUT, `${stamp}.md`), md);
   console.log(md);
-  const text = summary(all, meta, `${stamp}.md`);
+  // BENCH_MERGE=<an earlier results .json>: the summary also shows that run's other datasets (a
+  // rerun of one dataset keeps the other's figures, each dataset's ratios from one run).
+  const merge = process.env.BENCH_MERGE;
+  let forSummary = all, summaryMeta = meta;
+  if (merge) {
+    const earlier = JSON.parse(fs.readFileSync(merge, 'utf8')) as { meta: Record<string, unknown>; samples: Sample[] };
+    const kept = earlier.samples.filter((x) => !DATASETS.includes(x.dataset));
+    forSummary = [...kept, ...all];
+    summaryMeta = { ...earlier.meta, ...meta, ...Object.fromEntries([...new Set(kept.map((x) => x.dataset))].map((d) => [`${d}SourceMB`, earlier.meta[`${d}SourceMB`]])),
+      mergedNote: `The ${[...new Set(kept.map((x) => x.dataset))].join(', ')} figures are from \`bench/results/${path.basename(merge, '.json')}.md\` (openrds at ${String(earlier.meta.commit)}, ${String(earlier.meta.runs)} runs), the rest from this run. ` };
+  }
+  const text = summary(forSummary, summaryMeta, `${stamp}.md`);
   console.log(text);
   // BENCHMARKS.md keeps the latest run written to the repository's results directory.
   if (OUT === OUT_DEFAULT) benchmarksSectionWrite('engine', text);

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   Config, ConfigError, GRPC_SERVER_OPTIONS, grpcAddress, grpcServerSessionWindow, grpcServerStreamWindow, log, protoLoad,
   tlsFileRead, tlsKeyFileRead,
+  MemoryGovernor,
 } from '@openrds/common';
 import { repoSetOpen } from '../repo/repo-set';
 import { CrlWatch } from './crl';
@@ -50,11 +51,13 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
     server.bindAsync(grpcAddress(host, port), tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
   grpcServerSessionWindow(server);
+  const memory = new MemoryGovernor().start();
   log.info(`repo-server listening on ${grpcAddress(host, bound)}${tls ? ' (mutual TLS)' : ' (plain, loopback only)'}, ${repos.map(({ repo }) =>
     `repo${repo.key} ${config.str(`repo${repo.key}-type`)} '${config.str(`repo${repo.key}-path`)}'${repo.cipher.enabled ? ' (aes-256-gcm)' : ''}`).join(', ')}`);
   return {
     server, port: bound, agents,
     stop: () => new Promise<void>((resolve) => {
+      memory.stop();
       server.tryShutdown(() => resolve());
       setTimeout(() => { server.forceShutdown(); resolve(); }, 5000).unref();
     }),
