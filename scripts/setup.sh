@@ -12,7 +12,7 @@ say() { echo "setup: $*"; }
 
 # Debian packages. On bookworm postgresql-15 contains contrib (it provides postgresql-contrib-15).
 NEED=()
-for pkg in postgresql-15 postgresql-client-15 zstd lz4 iproute2 procps util-linux python3 make g++ openssl; do
+for pkg in postgresql-15 postgresql-client-15 zstd lz4 iproute2 procps util-linux python3 make g++ openssl libjemalloc2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || NEED+=("$pkg")
 done
 if [ ${#NEED[@]} -gt 0 ]; then

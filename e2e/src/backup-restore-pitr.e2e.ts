@@ -1,6 +1,8 @@
 // The user story of the quickstart on PostgreSQL 15 with data checksums: stanza-create, check,
 // a full backup, more writes, and restores to a point in time (a time between two transactions,
 // a named restore point), each started and checked by reading sentinel rows and a full dump.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { PgCluster } from './harness/cluster';
 import { Stack } from './stack';
 
@@ -32,6 +34,14 @@ describe('PostgreSQL 15: full backup and point-in-time restore', () => {
     await cluster.waitPromoted();
     return cluster;
   }
+
+  it('runs the installed daemons with jemalloc where the machine has it (two glibc arenas otherwise)', () => {
+    const haveJemalloc = execFileSync('sh', ['-c', 'ldconfig -p | grep -c "libjemalloc\\.so\\.2 " || true'], { encoding: 'utf8' }).trim() !== '0';
+    for (const pid of [stack.agent!.pid, stack.server!.pid]) {
+      expect(fs.readFileSync(`/proc/${pid}/maps`, 'utf8').includes('libjemalloc.so.2')).toBe(haveJemalloc);
+      expect(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
+    }
+  });
 
   it('creates the stanza and passes check (a forced WAL switch reaches the archive)', async () => {
     expect(await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`])).toContain(`stanza '${stack.stanza}' created`);
