@@ -48,7 +48,7 @@ fi
 fingerprint() {
   {
     echo "node $NODE $("$NODE" --version) jemalloc ${JEMALLOC:-none}"
-    sha256sum "$ROOT/deploy/install.sh"
+    sha256sum deploy/install.sh
     find package.json package-lock.json node_modules/.package-lock.json common/package.json agent/package.json \
       repo-server/package.json common/dist agent/dist repo-server/dist proto node_modules/zstd-napi/build/Release \
       -type f ! -name '*.tsbuildinfo' ! -name '*.test.*' -print0 2>/dev/null | sort -z | xargs -0 sha256sum
