@@ -11,13 +11,16 @@ import { log } from '../log';
  * 62,000 files, a live heap of ~55 MB sat in a 145 MB heap plus 60 MB of dead buffers, and peak
  * RSS went past 350 MB. When the process is over `softRssBytes` and its heap plus buffers grew by
  * `growthBytes` since the last collection, a full collection runs (at most every `intervalMs`);
- * measured there: peak RSS 280–300 MB instead of 330–370 MB, at no CPU cost above the noise. A
+ * measured there: repo-server peak RSS 262–309 MB instead of 328–368 MB, CPU within the noise. A
  * process under the soft limit (a daemon between jobs, a backup of big files streaming through
  * a few chunks) is never touched.
  */
 export class MemoryGovernor {
   private timer: NodeJS.Timeout | undefined;
   private lastSize = 0;
+  private readonly softRssBytes: number;
+  private readonly growthBytes: number;
+  private readonly measure: () => { rss: number; size: number };
   /** Collections run so far (for tests and the daemon's status). */
   collections = 0;
 
@@ -25,7 +28,11 @@ export class MemoryGovernor {
     softRssBytes?: number; growthBytes?: number; intervalMs?: number;
     /** For tests: the figures and the collector. */
     measure?: () => { rss: number; size: number }; collect?: () => void;
-  } = {}) {}
+  } = {}) {
+    this.softRssBytes = opts.softRssBytes ?? 224 * 1024 * 1024;
+    this.growthBytes = opts.growthBytes ?? 32 * 1024 * 1024;
+    this.measure = opts.measure ?? measure;
+  }
 
   start(): this {
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs ?? 1000);
@@ -39,8 +46,8 @@ export class MemoryGovernor {
 
   /** One check; true when it collected. */
   tick(): boolean {
-    const { rss, size } = (this.opts.measure ?? measure)();
-    if (rss < (this.opts.softRssBytes ?? 224 * 1024 * 1024) || size - this.lastSize < (this.opts.growthBytes ?? 32 * 1024 * 1024)) {
+    const { rss, size } = this.measure();
+    if (rss < this.softRssBytes || size - this.lastSize < this.growthBytes) {
       // Shrinking (V8 collected by itself) lowers the mark, so growth counts from there.
       if (size < this.lastSize) this.lastSize = size;
       return false;
@@ -49,7 +56,7 @@ export class MemoryGovernor {
     if (!collect) return false;
     collect();
     this.collections++;
-    this.lastSize = (this.opts.measure ?? measure)().size;
+    this.lastSize = this.measure().size;
     return true;
   }
 }

@@ -352,9 +352,10 @@ function writeResults(all: Sample[], meta: Record<string, unknown>, stamp: strin
   if (merge) {
     const earlier = JSON.parse(fs.readFileSync(merge, 'utf8')) as { meta: Record<string, unknown>; samples: Sample[] };
     const kept = earlier.samples.filter((x) => !DATASETS.includes(x.dataset));
+    const keptDatasets = [...new Set(kept.map((x) => x.dataset))];
     forSummary = [...kept, ...all];
-    summaryMeta = { ...earlier.meta, ...meta, ...Object.fromEntries([...new Set(kept.map((x) => x.dataset))].map((d) => [`${d}SourceMB`, earlier.meta[`${d}SourceMB`]])),
-      mergedNote: `The ${[...new Set(kept.map((x) => x.dataset))].join(', ')} figures are from \`bench/results/${path.basename(merge, '.json')}.md\` (openrds at ${String(earlier.meta.commit)}, ${String(earlier.meta.runs)} runs), the rest from this run. ` };
+    summaryMeta = { ...earlier.meta, ...meta, ...Object.fromEntries(keptDatasets.map((d) => [`${d}SourceMB`, earlier.meta[`${d}SourceMB`]])),
+      mergedNote: `The ${keptDatasets.join(', ')} figures are from \`bench/results/${path.basename(merge, '.json')}.md\` (openrds at ${String(earlier.meta.commit)}, ${String(earlier.meta.runs)} runs), the rest from this run. ` };
   }
   const text = summary(forSummary, summaryMeta, `${stamp}.md`);
   console.log(text);
