@@ -64,6 +64,8 @@ export class StopError extends OpenrdsError { static override readonly code = 62
 export class VerifyError extends OpenrdsError { static override readonly code = 106; }
 /** Authentication of encrypted data failed, a key is missing or wrong, or a passphrase does not open the key file. */
 export class CryptoError extends OpenrdsError { static override readonly code = 107; }
+/** An ArchivePush names a staged part (archive-push-stream) the repo-server does not hold (restarted, expired): the agent pushes the whole file. */
+export class ArchiveStageMissingError extends OpenrdsError { static override readonly code = 108; }
 export class InternalError extends OpenrdsError { static override readonly code = 122; }
 
 /** Every error class, by name: used to rebuild an error received over the wire. */
@@ -75,7 +77,7 @@ export const errorClasses: ReadonlyMap<string, typeof OpenrdsError> = new Map(
     PathNotEmptyError, StanzaMissingError, StanzaExistsError, BackupSetInvalidError, ArchiveMismatchError,
     ArchiveDuplicateError, ArchiveTimeoutError, AgentUnavailableError,
     RepoUnavailableError, ProtocolError, LockAcquireError, AccessDeniedError, CommandInvalidError,
-    RestoreTargetError, StopError, VerifyError, CryptoError, InternalError,
+    RestoreTargetError, StopError, VerifyError, CryptoError, ArchiveStageMissingError, InternalError,
   ].map((c) => [c.name, c]),
 );
 

@@ -1,6 +1,7 @@
 // Asynchronous archiving: the agent daemon pushes ready WAL ahead of PostgreSQL and acknowledges
 // it in the spool; archive_command finds the acknowledgement with a shell test, without Node.
 // Nothing is lost while the repo-server is down: failures are recorded and retried.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from './harness/cluster';
@@ -14,7 +15,7 @@ describe('asynchronous archive-push', () => {
   let spool: string;
 
   beforeAll(async () => {
-    stack = await Stack.create({ version: 15, stanza: 'asy', globalOptions: { 'archive-async': 'y', 'process-max': '2' } });
+    stack = await Stack.create({ version: 15, stanza: 'asy', globalOptions: { 'archive-async': 'y', 'archive-push-stream': 'y', 'process-max': '2' } });
     const pg = osUser('postgres');
     spool = path.join(stack.dir, 'run', 'spool');
     fs.mkdirSync(spool, { mode: 0o700 });
@@ -65,6 +66,43 @@ describe('asynchronous archive-push', () => {
     // Acknowledgements PostgreSQL has used are cleaned up.
     await new Promise((r) => setTimeout(r, 1500));
     expect(fs.readdirSync(path.join(spool, 'archive', stack.stanza, 'out')).filter((n) => n.endsWith('.ok'))).toEqual([]);
+  });
+
+  it('streams segments ahead while PostgreSQL writes them (archive-push-stream): each archived segment is the one in pg_wal', async () => {
+    // A steady load that fills segments over a few seconds each, so finished pages go ahead.
+    const logFrom = stack.agent!.logText().length;
+    await stack.cluster.query('CHECKPOINT');
+    await stack.cluster.pgbench(['-n', '-c', '2', '-T', '12']);
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    await drained();
+    const staged = stack.agent!.logText().slice(logFrom).split('\n').filter((l) => l.includes('bytes staged ahead'));
+    expect(staged.length).toBeGreaterThanOrEqual(1);
+    // The stored name carries the sha256 of what the repo-server checked; the segments of the load
+    // are still in pg_wal (no checkpoint recycled them): the same bytes, staged or not.
+    const names = staged.map((l) => /archive-push '([0-9A-F]{24})'/.exec(l)![1]!);
+    const archived = new Map<string, string>();
+    const walRoot = path.join(stack.dir, 'repo', 'archive', stack.stanza);
+    for (const id of fs.readdirSync(walRoot).filter((n) => /^\d+-\d+$/.test(n))) {
+      for (const d of fs.readdirSync(path.join(walRoot, id)).filter((n) => /^[0-9A-F]{16}$/.test(n))) {
+        for (const f of fs.readdirSync(path.join(walRoot, id, d))) {
+          const m = /^([0-9A-F]{24})-([0-9a-f]{64})\.zst$/.exec(f);
+          if (m) archived.set(m[1]!, m[2]!);
+        }
+        // Nothing staged is left behind as a temp file.
+        expect(fs.readdirSync(path.join(walRoot, id, d)).filter((f) => f.includes('.tmp.'))).toEqual([]);
+      }
+    }
+    let compared = 0;
+    for (const name of names) {
+      const file = path.join(stack.cluster.dataDir, 'pg_wal', name);
+      if (!fs.existsSync(file)) continue;
+      expect(archived.get(name)).toBe(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
+      compared++;
+    }
+    expect(compared).toBeGreaterThanOrEqual(1);
+    const archive = await verifyArchive();
+    expect(archive.bad).toEqual([]);
+    expect(archive.gaps).toEqual([]);
   });
 
   it('records failures while the repo-server is down, PostgreSQL keeps its WAL, and nothing is lost after', async () => {

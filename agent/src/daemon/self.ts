@@ -17,14 +17,14 @@ export function agentCommandLine(config: Config): string {
 }
 
 /** Polls of the async archive_command for the daemon's acknowledgement, and the time between them. */
-const ARCHIVE_WAIT_POLLS = 100;
-const ARCHIVE_WAIT_POLL_S = '0.02';
+const ARCHIVE_WAIT_POLLS = 400;
+const ARCHIVE_WAIT_POLL_S = '0.005';
 
 /**
  * The archive_command that pushes WAL through this agent. With archive-async=y the daemon pushes
  * each `.ready` file as soon as PostgreSQL marks it, and writes `<file>.ok` in the spool once the
  * repo-server has it durably: while the daemon says it is alive (`daemon.alive`), the shell waits
- * for that (every 20 ms, for 2 s at most) and starts Node only when it must (no acknowledgement
+ * for that (every 5 ms, for 2 s at most) and starts Node only when it must (no acknowledgement
  * yet, or the daemon recorded an error for the file, which Node then reports so that PostgreSQL
  * retries). Node's start-up (~100 ms) is then never on the path of a segment the daemon handles.
  */

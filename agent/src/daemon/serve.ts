@@ -4,13 +4,14 @@ import * as path from 'node:path';
 import { Config, FilterPool, MemoryGovernor, OptionInvalidError, log, pgControlRead } from '@openrds/common';
 import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
-import { archivePushFile } from '../command/archive/push';
+import { archiveKeyGet, archivePushFile } from '../command/archive/push';
 import { repoClientNew } from '../repo-client';
 import { AsyncGetter } from './async-get';
 import { AsyncPusher, queueFullDrop } from './async-push';
 import { localServerStart } from './local-server';
 import type { JobContext } from './jobs';
 import { AgentSession, agentHelloNew } from './session';
+import { WalStreamer } from './wal-stream';
 
 function ownerName(uid: number): string {
   const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(uid));
@@ -55,10 +56,19 @@ export async function agentServe(config: Config): Promise<void> {
     agentId, hostname: os.hostname(), stanza, pgPath, control: pgControlToInfo(control), osUser: os.userInfo().username,
   }));
   const timeoutMs = config.num('archive-timeout') * 1000;
-  const pushFile = (walPath: string) => archivePushFile(client, {
-    stanza, walPath, compressType: config.str('compress-type') as CompressType,
-    compressLevel: config.int('compress-level'), agentId, timeoutMs, pool,
+  const compressType = config.str('compress-type') as CompressType;
+  const streamer = config.bool('archive-async') && config.bool('archive-push-stream') && compressType === 'zst'
+    ? new WalStreamer({
+      client, pool, pgPath, stanza, agentId, walSegmentSize: control.walSegmentSize, pageSize: control.walPageSize,
+      compressLevel: config.int('compress-level'), timeoutMs,
+      plain: async () => (await archiveKeyGet(client, stanza, timeoutMs)) === undefined,
+    })
+    : undefined;
+  const pushOne = (walPath: string) => archivePushFile(client, {
+    stanza, walPath, compressType, compressLevel: config.int('compress-level'), agentId, timeoutMs, pool,
+    ...(streamer ? { staged: () => streamer.take(path.basename(walPath)) } : {}),
   });
+  const pushFile = (walPath: string) => (streamer ? streamer.hold(() => pushOne(walPath)) : pushOne(walPath));
   const queueLimit = {
     pgPath, walSegmentSize: control.walSegmentSize,
     ...(config.strOpt('archive-push-queue-max') ? { queueMax: config.int('archive-push-queue-max') } : {}),
@@ -103,12 +113,14 @@ export async function agentServe(config: Config): Promise<void> {
     return {};
   });
   await pusher?.start();
+  streamer?.start();
   if (pusher) session.heartbeatStatus = () => ({ archiveSpool: pusher.status });
   getter?.start();
   log.info(`agent for stanza '${stanza}' (PostgreSQL ${control.pgVersion}, system-id ${control.systemId}, '${pgPath}') started`);
   const shutdown = (sig: string): void => {
     log.info(`${sig} received: agent stopping`);
     pusher?.stop();
+    streamer?.stop();
     getter?.stop();
     session.stop();
     local.close();

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { AssertError, ConfigError, FileMissingError, FileReadError, FileWriteError } from '../error';
 import type { FilterPool, PoolPutFile } from '../io/filter-pool';
-import type { Storage, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
+import type { Storage, StorageAppendable, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
 /** Name suffix of a write in progress: `<key>.tmp.<8 hex>`. Such files are not part of the repository. */
 export const STORAGE_TEMP_RE = /\.tmp\.[0-9a-f]{8}$/;
@@ -367,6 +367,25 @@ export class PosixStorage implements Storage {
     return { commit: () => this.move(tmpKey, key), abort: () => this.remove(tmpKey) };
   }
 
+  async appendable(near: string): Promise<StorageAppendable> {
+    const file = this.pathOf(near);
+    if (file === this.base) throw new AssertError('storage key for a write must not be empty');
+    const tmp = tempName(file);
+    let fh: fs.promises.FileHandle;
+    try {
+      try {
+        fh = await fs.promises.open(tmp, 'wx', this.modes.file);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw err;
+        await pathCreate(path.dirname(tmp), this.modes.path);
+        fh = await fs.promises.open(tmp, 'wx', this.modes.file);
+      }
+    } catch (err) {
+      throw new FileWriteError(`unable to open '${near}' for write: ${messageOf(err)}`, { cause: err });
+    }
+    return new PosixAppendable(this, fh, path.posix.join(path.posix.dirname(near), path.basename(tmp)), tmp);
+  }
+
   async getMany(keys: string[], opts: { pool: FilterPool; maxSize: number }): Promise<(Buffer | undefined)[]> {
     let got: (Buffer | 'large' | 'missing')[];
     try {
@@ -431,4 +450,66 @@ function infoOf(st: fs.Stats): Omit<StorageInfo, 'name'> {
     size: st.isFile() ? st.size : 0,
     mtime: Math.floor(st.mtimeMs / 1000),
   };
+}
+
+/** Storage.appendable of the posix driver: a temp file written at explicit offsets. */
+class PosixAppendable implements StorageAppendable {
+  size = 0;
+  private closed = false;
+  /** The background fdatasync under way (appends do not wait for it; commit does), and whether another is due after it. */
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private syncError: unknown;
+
+  constructor(private readonly storage: PosixStorage, private readonly fh: fs.promises.FileHandle, private readonly tmpKey: string, private readonly tmp: string) {}
+
+  async append(data: Buffer, sync: boolean): Promise<void> {
+    try {
+      for (let done = 0; done < data.length;) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.size + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw new FileWriteError(`unable to write '${this.tmpKey}': ${messageOf(err)}`, { hint: 'check free space and permissions of the repository', cause: err });
+    }
+    this.size += data.length;
+    if (sync) this.syncStart();
+  }
+
+  /** Starts an fdatasync in the background (one at a time: a request while one runs makes one more after it). */
+  private syncStart(): void {
+    if (this.syncing) { this.syncAgain = true; return; }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        try { await this.fh.datasync(); } catch (err) { this.syncError ??= err; }
+      } while (this.syncAgain && !this.closed);
+      this.syncing = undefined;
+    })();
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.syncing;
+    if (size > this.size) throw new AssertError(`cannot extend '${this.tmpKey}' from ${this.size} to ${size} bytes by truncating`);
+    await this.fh.truncate(size);
+    this.size = size;
+  }
+
+  async commit(key: string): Promise<void> {
+    try {
+      await this.syncing;
+      if (this.syncError !== undefined) throw this.syncError;
+      await this.fh.sync();
+    } catch (err) {
+      throw new FileWriteError(`unable to sync '${this.tmpKey}': ${messageOf(err)}`, { cause: err });
+    }
+    this.closed = true;
+    await this.fh.close();
+    await this.storage.move(this.tmpKey, key);
+  }
+
+  async abort(): Promise<void> {
+    if (!this.closed) { this.closed = true; await this.syncing; await this.fh.close().catch(() => undefined); }
+    await fs.promises.rm(this.tmp, { force: true });
+  }
 }

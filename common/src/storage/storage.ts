@@ -80,6 +80,12 @@ export interface Storage {
    */
   putStaged?(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }>;
   /**
+   * A file built up in parts before it has a key (optional: posix has it), under a temp name in
+   * the directory of `near`: parts are appended and made durable as they come, the file can be
+   * cut back to an earlier length, and commit() gives it its key durably (abort() removes it).
+   */
+  appendable?(near: string): Promise<StorageAppendable>;
+  /**
    * get() of several small files at once where the driver can do better (posix: on a worker of
    * `pool`): each file's bytes, or undefined when it is over `maxSize` (to be read with newRead).
    * FileMissingError names the first that does not exist.
@@ -95,4 +101,17 @@ export interface Storage {
    * durable when they complete (object stores) do not have it.
    */
   pathSync?(path: string): Promise<void>;
+}
+
+/** See Storage.appendable. */
+export interface StorageAppendable {
+  /** Bytes in the file now. */
+  readonly size: number;
+  /** Appends; `sync` starts an fdatasync in the background (commit waits for it), so that little is left to flush at commit. */
+  append(data: Buffer, sync: boolean): Promise<void>;
+  /** Cuts the file back to `size` bytes. */
+  truncate(size: number): Promise<void>;
+  /** fsync, then the file takes the name `key` (replacing nothing: callers pick unused keys) and its directory is fsynced. */
+  commit(key: string): Promise<void>;
+  abort(): Promise<void>;
 }

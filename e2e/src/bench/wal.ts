@@ -11,16 +11,34 @@ import { benchmarksSectionWrite, targetLine } from './summary';
 
 const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
 const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
+/**
+ * BENCH_WAL_LOAD: `init` (default) is a bulk load, `pgbench -i`, that keeps both cores busy;
+ * `tpcb` is a steady OLTP load on the tables made before the base backup: `pgbench -T` with
+ * BENCH_WAL_CLIENTS clients (4) for BENCH_WAL_SECONDS (40), at BENCH_WAL_RATE transactions/s (unlimited).
+ */
+const LOAD = process.env.BENCH_WAL_LOAD ?? 'init';
+const tpcbArgs = (): string[] => ['-n', '-c', process.env.BENCH_WAL_CLIENTS ?? '4', '-j', '2', '-T', process.env.BENCH_WAL_SECONDS ?? '40',
+  ...(process.env.BENCH_WAL_RATE ? ['-R', process.env.BENCH_WAL_RATE] : [])];
+const loadText = (): string => (LOAD === 'tpcb' ? `\`pgbench ${tpcbArgs().join(' ')}\` on scale ${SCALE}` : `\`pgbench -i -s ${SCALE}\``);
 const pg = osUser('postgres');
 
 interface Result {
   mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number; backlog: number; backlogSegPerS: number; backlogP50Ms: number;
   /** Replay of all that WAL from the archive by a restored copy: seconds from start to promotion. */
   replaySegments: number; replayS: number;
+  /** openrds: segments whose push sent only the part after what the daemon had staged ahead (archive-push-stream). */
+  stagedPushes?: number;
 }
 
+/** BENCH_WAL_MODES: a comma list of the modes to run (all by default; BENCHMARKS.md is written only when all ran). */
+const MODES = (['openrds-sync', 'openrds-async', 'pgbackrest-async'] as const)
+  .filter((m) => !process.env.BENCH_WAL_MODES || process.env.BENCH_WAL_MODES.split(',').includes(m));
+
 async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'): Promise<Result> {
-  const stack = await Stack.create({ version: 15, stanza: 'walb', globalOptions: { 'process-max': String(PROCESS_MAX), ...(mode === 'openrds-async' ? { 'archive-async': 'y' } : {}) } });
+  const stack = await Stack.create({ version: 15, stanza: 'walb', globalOptions: { 'process-max': String(PROCESS_MAX), ...(mode === 'openrds-async' ? { 'archive-async': 'y' } : {}),
+    // BENCH_WAL_STREAM=y: async with pre-streaming (archive-push-stream, off by default), to compare.
+    ...(process.env.BENCH_WAL_STREAM ? { 'archive-push-stream': process.env.BENCH_WAL_STREAM } : {}),
+    ...(process.env.BENCH_WAL_LOG ? { 'log-level-console': process.env.BENCH_WAL_LOG } : {}) } });
   try {
     const scratch = path.join(stack.dir, 'run', 'bench');
     fs.mkdirSync(scratch, { recursive: true });
@@ -57,6 +75,7 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     const timedCmd = `s=$(date +%s%N); ${cmd}; rc=$?; echo $(( $(date +%s%N) - s )) >> ${lat}; exit $rc`;
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
     await stack.cluster.query('SELECT pg_reload_conf()');
+    if (LOAD === 'tpcb') await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
     await stack.cluster.query('SELECT pg_switch_wal()');
     const readyDir = path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status');
     const ready = (): number => fs.readdirSync(readyDir).filter((n) => n.endsWith('.ready')).length;
@@ -68,7 +87,7 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     fs.rmSync(lat, { force: true });
     const lsn0 = (await stack.cluster.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
     const t0 = Date.now();
-    await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
+    await stack.cluster.pgbench(LOAD === 'tpcb' ? tpcbArgs() : ['-i', '-s', String(SCALE), '-q']);
     await stack.cluster.query('SELECT pg_switch_wal()');
     const loadS = (Date.now() - t0) / 1000;
     while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
@@ -112,9 +131,16 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     } finally {
       await copy.destroy();
     }
+    // The logs outlive the stack, to look into a run.
+    for (const f of ['agent.log', 'repo-server.log']) {
+      if (fs.existsSync(path.join(stack.dir, f))) fs.copyFileSync(path.join(stack.dir, f), `/tmp/openrds-wal-bench-${mode}-${f}`);
+    }
+    const agentLog = fs.existsSync(path.join(stack.dir, 'agent.log')) ? fs.readFileSync(path.join(stack.dir, 'agent.log'), 'utf8') : '';
+    const stagedPushes = agentLog.split('\n').filter((l) => l.includes('bytes staged ahead')).length;
     return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
       p50Ms: Number((ns[Math.floor(ns.length / 2)]! / 1e6).toFixed(1)), p99Ms: Number((ns[Math.floor(ns.length * 0.99)]! / 1e6).toFixed(1)),
-      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: Number((backlogNs[Math.floor(backlogNs.length / 2)]! / 1e6).toFixed(1)) };
+      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: Number((backlogNs[Math.floor(backlogNs.length / 2)]! / 1e6).toFixed(1)),
+      ...(mode === 'pgbackrest-async' ? {} : { stagedPushes }) };
   } finally {
     await stack.destroy();
   }
@@ -122,19 +148,20 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
 
 async function main(): Promise<void> {
   const results: Result[] = [];
-  for (const mode of ['openrds-sync', 'openrds-async', 'pgbackrest-async'] as const) {
+  for (const mode of MODES) {
     const r = await run(mode);
     console.log(JSON.stringify(r));
     results.push(r);
   }
-  console.log(`\npgbench -i -s ${SCALE}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
+  console.log(`\n${loadText()}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
   console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   const rows = results.map((r) => `| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.backlogP50Ms} | ${r.replaySegments} | ${r.replayS} |`);
   for (const row of rows) console.log(row);
+  if (MODES.length < 3) return;
   const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
   const text = [`## WAL archiving against pgBackRest (\`bash bench/wal.sh\`)`, '',
-    `Run of ${new Date().toISOString()}: \`pgbench -i -s ${SCALE}\` as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
+    `Run of ${new Date().toISOString()}: ${loadText()} as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
     + 'made with archiving paused; then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
     '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|', ...rows, '',

@@ -192,6 +192,16 @@ export class CipherMetaStorage implements Storage {
     };
   }
 
+  /** Data files only (metadata is sealed on put): the driver's appendable files. */
+  get appendable(): Storage['appendable'] {
+    const inner = this.inner;
+    if (!inner.appendable) return undefined;
+    return (near) => {
+      if (metaStanzaOf(near) !== undefined && this.cipher.enabled) throw new Error(`appendable near metadata '${near}' in an encrypted repository`);
+      return inner.appendable!(near);
+    };
+  }
+
   /** Data files only (metadata is opened by get): the driver's getMany. */
   get getMany(): Storage['getMany'] {
     const inner = this.inner;

@@ -7,10 +7,11 @@ import {
   errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
 } from '@openrds/common';
 import type {
-  AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
+  AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, ArchiveStageRequest__Output, ArchiveStageResult, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
   PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType, ChecksumType,
 } from '@openrds/common';
 import type { ArchivePushRequest } from '../command/archive/archive-store';
+import { stageRefused } from '../command/archive/archive-stage';
 import { Repo } from '../repo/repo';
 import type { RepoHandle } from '../repo/repo-set';
 import { AgentConnection, AgentRegistry } from './agent-registry';
@@ -207,8 +208,9 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const started = Date.now();
         const req = {
           stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
-          compressType: header.compressType as CompressType,
+          compressType: header.compressType as CompressType, staged: header.staged, agentId: header.agentId,
         };
+        if (req.staged && repos.length !== 1) throw stageRefused('the repo-server stores WAL in several repositories');
         const result = await archivePushAll(repos, req, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
         log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}' (${Date.now() - started} ms from its header)`);
         return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
@@ -228,6 +230,20 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         if (sealing) await sealing.repo.archiveInfoLoad(call.request.stanza);
         const key = sealing ? await sealing.repo.cipher.archiveKey(call.request.stanza) : undefined;
         return key ?? { id: '', key: Buffer.alloc(0) };
+      })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
+    },
+
+    ArchiveStage(call: grpc.ServerUnaryCall<ArchiveStageRequest__Output, ArchiveStageResult>, callback: grpc.sendUnaryData<ArchiveStageResult>) {
+      void (async () => {
+        const r = call.request;
+        auth.stanzaCheck(call, 'ArchiveStage', r.stanza);
+        deps.stopCheck(r.stanza);
+        // Several repositories take each WAL file whole (re-sealed per repository): nothing is staged.
+        if (repos.length !== 1) throw stageRefused('the repo-server stores WAL in several repositories');
+        const { repo, archive } = repos[0]!;
+        const staged = await archive.stage(() => repo.archiveInfoLoad(r.stanza),
+          { stanza: r.stanza, walName: r.walName, agentId: r.agentId, offset: r.offset, size: r.size, data: r.data });
+        return { staged };
       })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
     },
 

@@ -2,10 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  CHUNK_SIZE, FileMissingError, FormatError, compressFilters, encryptBuffer, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
-  log, sha256File, walFileKind,
+  ArchiveStageMissingError, CHUNK_SIZE, FileMissingError, FormatError, compressFilters, encryptBuffer, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
+  log, sha256File, walFileKind, zstdCompressBuffer,
 } from '@openrds/common';
 import { Readable, Writable } from 'node:stream';
+import type { StagedPrefix } from '../../daemon/wal-stream';
 import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
 
 /** How long the archive key of a stanza is reused before it is asked again (a key rotate takes effect within it). */
@@ -29,6 +30,9 @@ export async function archiveKeyGet(client: AgentGatewayClient, stanza: string, 
   return key;
 }
 
+/** A staged push compresses a rest up to this size on the main thread (a few ms), a longer one on the pool. */
+const TAIL_HERE_MAX = 1024 * 1024;
+
 export interface ArchivePushOptions {
   stanza: string;
   walPath: string;             // absolute path of the file PostgreSQL asks to archive
@@ -38,6 +42,8 @@ export interface ArchivePushOptions {
   timeoutMs: number;
   /** Worker threads for sha256 and zstd (the daemon has them; a short-lived command does not). */
   pool?: FilterPool;
+  /** The daemon's staged start of the segment (archive-push-stream), if any: only the rest is sent. */
+  staged?: () => Promise<StagedPrefix | undefined>;
 }
 
 /**
@@ -49,6 +55,17 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   const walName = path.basename(opts.walPath);
   if (!walFileKind(walName)) {
     throw new FormatError(`'${walName}' is not a WAL file name`, { hint: 'archive-push expects %p of archive_command' });
+  }
+  if (opts.staged && opts.pool && opts.compressType === 'zst' && walFileKind(walName) === 'segment') {
+    const prefix = await opts.staged();
+    if (prefix) {
+      const r = await archivePushStaged(client, opts, opts.pool, walName, prefix).catch((err: unknown) => {
+        if (!(err instanceof ArchiveStageMissingError)) throw err;
+        log.detail(`archive-push '${walName}': ${err.message}: pushed whole`);
+        return undefined;
+      });
+      if (r) return r;
+    }
   }
   const t0 = Date.now();
   let digest: { sha256: string; size: number };
@@ -71,22 +88,11 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   }
   const t1 = Date.now();
   const cipher = await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); });
-  const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
-    (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
-  await grpcWrite(call, {
-    header: {
-      stanza: opts.stanza, walName, size: digest.size, sha256: digest.sha256,
-      compressType: opts.compressType, agentId: opts.agentId,
-    },
-  });
-  try {
-    const sink = grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } }));
+  let t2 = 0;
+  const result = await archivePushSend(client, opts, { walName, size: digest.size, sha256: digest.sha256, staged: 0 }, async (sink) => {
     if (whole) {
       // Encrypted repository: sealed here, so only ciphertext leaves the database host.
-      const bytes = cipher ? encryptBuffer(cipher, whole) : whole;
-      const chunks: Buffer[] = [];
-      for (let o = 0; o < bytes.length; o += CHUNK_SIZE) chunks.push(bytes.subarray(o, o + CHUNK_SIZE));
-      await pipeline(Readable.from(chunks), sink);
+      await pipeline(Readable.from(chunksOf(cipher ? encryptBuffer(cipher, whole) : whole)), sink);
     } else {
       const filters = [
         ...(opts.pool && opts.compressType === 'zst'
@@ -96,15 +102,64 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
       ];
       await pipeline([fs.createReadStream(opts.walPath), ...filters, sink]);
     }
+    t2 = Date.now();
+  });
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
+  return result;
+}
+
+function chunksOf(bytes: Buffer): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let o = 0; o < bytes.length; o += CHUNK_SIZE) chunks.push(bytes.subarray(o, o + CHUNK_SIZE));
+  return chunks;
+}
+
+/** One ArchivePush call: the header, then what `body` writes to the chunk sink; resolves with the repo-server's answer. */
+async function archivePushSend(client: AgentGatewayClient, opts: ArchivePushOptions,
+  file: { walName: string; size: number; sha256: string; staged: number }, body: (sink: Writable) => Promise<void>): Promise<ArchivePushResult__Output> {
+  const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
+    (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
+  await grpcWrite(call, {
+    header: {
+      stanza: opts.stanza, walName: file.walName, size: file.size, sha256: file.sha256,
+      compressType: opts.compressType, agentId: opts.agentId, staged: file.staged,
+    },
+  });
+  try {
+    await body(grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } })));
     call.end();
   } catch (err) {
     // When the repo-server refused the file, its reason is the error to report.
     call.cancel();
     throw failure() ?? err;
   }
-  const t2 = Date.now();
-  const result = await response;
-  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
+  return response;
+}
+
+/**
+ * The push of a segment whose start the repo-server holds staged: the finished file is read and
+ * its start compared with the staged bytes (undefined when they differ or the file is gone: the
+ * caller pushes it whole); the rest is compressed and sent with the sha256 of the whole file.
+ */
+async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOptions, pool: FilterPool, walName: string,
+  prefix: StagedPrefix): Promise<ArchivePushResult__Output | undefined> {
+  const t0 = Date.now();
+  // Staged parts are not sealed: a repository that became encrypted takes the file whole.
+  if (await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); })) return undefined;
+  let file: Buffer;
+  try { file = await fs.promises.readFile(opts.walPath); } catch { return undefined; }
+  if (file.length < prefix.size || !file.subarray(0, prefix.size).equals(prefix.bytes)) {
+    log.detail(`archive-push '${walName}': the file differs from its staged start: pushed whole`);
+    return undefined;
+  }
+  const tail = file.subarray(prefix.size);
+  const sha256 = prefix.hash.update(tail).digest('hex');
+  // A short tail is compressed here: a worker may still be busy with a part the daemon staged.
+  const out = tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
+  const t1 = Date.now();
+  const result = await archivePushSend(client, opts, { walName, size: file.length, sha256, staged: prefix.size },
+    (sink) => pipeline(Readable.from(chunksOf(out)), sink));
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${tail.length} sent now (read+compare+compress ${t1 - t0} ms)`);
   return result;
 }
 

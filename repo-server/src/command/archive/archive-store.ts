@@ -3,10 +3,11 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
-  COMPRESS_EXTENSION_RE, FilterPool, ZstdDataError, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
+  COMPRESS_EXTENSION_RE, FilterPool, ZstdDataError, zstdDecompressBuffer, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
 } from '@openrds/common';
 import type { CompressType, IoFilter } from '@openrds/common';
 import { VerifyTap } from '../../server/verify-tap';
+import { STAGE_PART_MAX, StageTable, stageMissing, stageRefused } from './archive-stage';
 import { Repo, archiveIdOf, type ArchiveInfo } from '../../repo/repo';
 
 /** Keeps the first `size` bytes that pass through (the WAL long page header). */
@@ -38,7 +39,12 @@ export interface ArchivePushRequest {
   size: number;
   sha256: string;
   compressType: CompressType;
+  /** Uncompressed bytes at the start taken from the agent's staged parts (archive-push-stream). */
+  staged?: number;
+  agentId?: string;
 }
+
+export interface ArchiveStageRequest { stanza: string; walName: string; agentId: string; offset: number; size: number; data: Buffer }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 /** WAL files up to this size are checked whole (a segment is 16 MiB by default). */
@@ -67,8 +73,50 @@ const WAL_HEADER_READ = 64;
  */
 export class ArchiveStore {
   private readonly mutex = new KeyedMutex();
+  private readonly stages = new StageTable();
 
   constructor(private readonly repo: Repo) {}
+
+  /**
+   * Stages one finished part of a segment PostgreSQL is still writing (see archive-stage.ts).
+   * Offset 0 starts the segment over; any other offset must be where a staged part ends (a part
+   * sent again replaces what followed it). Returns the uncompressed bytes staged now.
+   */
+  async stage(infoLoad: () => Promise<ArchiveInfo>, req: ArchiveStageRequest): Promise<number> {
+    if (walFileKind(req.walName) !== 'segment') throw new FormatError(`'${req.walName}' is not a WAL segment name`);
+    if (this.repo.cipher.enabled) throw stageRefused('the repository is encrypted (WAL is sealed whole on the database host)');
+    if (!Number.isSafeInteger(req.offset) || req.offset < 0 || !Number.isSafeInteger(req.size) || req.size <= 0 || req.size > STAGE_PART_MAX || req.offset + req.size > WHOLE_MAX) {
+      throw new FormatError(`invalid staged part of WAL file '${req.walName}' (offset ${req.offset}, size ${req.size})`);
+    }
+    const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
+    return this.mutex.run(`stage:${id}`, async () => {
+      // archive.info is read when a segment starts (its header is checked then); the push checks the archive id again.
+      const info = req.offset === 0 ? await infoLoad() : undefined;
+      let st = this.stages.get(id);
+      if (info) {
+        const archiveId = archiveIdOf(info.db);
+        st = await this.stages.create(id, archiveId, async () => this.repo.storage.appendable?.(`${this.repo.walDir(req.stanza, archiveId, req.walName)}/${req.walName}`));
+      }
+      if (!st) throw stageMissing(req.walName, `nothing is staged before offset ${req.offset}`);
+      if (req.offset > st.raw || st.hashAt(req.offset) === undefined) throw stageMissing(req.walName, `offset ${req.offset} is not where a staged part ends`);
+      try {
+        await st.cut(req.offset);
+        const raw = await st.add(req.data, req.size, WAL_HEADER_READ);
+        if (info) {
+          const header = walHeaderParse(raw);
+          if (header.systemId !== info.db.systemId || header.pgVersion !== info.db.pgVersion) {
+            throw new ArchiveMismatchError(
+              `WAL file '${req.walName}' is from PostgreSQL ${header.pgVersion} with system-id ${header.systemId}, but stanza '${req.stanza}' is PostgreSQL ${info.db.pgVersion} with system-id ${info.db.systemId}`,
+              { hint: 'is archive_command pointing at the correct stanza? nothing was stored' });
+          }
+        }
+      } catch (err) {
+        await this.stages.drop(id);
+        throw err;
+      }
+      return st.raw;
+    });
+  }
 
   /** Repo key of a pushed WAL file. History files keep their name; others carry their sha256. */
   keyOf(stanza: string, archiveId: string, walName: string, sha256: string, compressType: CompressType): string {
@@ -108,6 +156,7 @@ export class ArchiveStore {
           ? await this.historySha(req.stanza, existing[0]!.key, existing[0]!.compressType) === req.sha256
           : existing.some((e) => e.sha256 === req.sha256);
         if (same) {
+          await this.stageDrop(req);
           // Read the rest of the upload so that the agent's stream ends cleanly before the answer.
           await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
           const warning = `WAL file '${req.walName}' already exists in the archive with the same checksum\nHINT: this is valid in some recovery scenarios but may also indicate a problem.`;
@@ -132,6 +181,9 @@ export class ArchiveStore {
           }
         }
       };
+      if (req.staged) return this.pushStaged(info, req, source, key, check);
+      // Pushed whole: a stage of it the agent gave up on is dropped.
+      await this.stageDrop(req);
       // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
       const keys = await this.repo.cipher.lookup(req.stanza);
       if (req.compressType === 'zst' && req.size <= WHOLE_MAX) {
@@ -175,6 +227,57 @@ export class ArchiveStore {
         throw err;
       }
       return { duplicate: false, warning: '', key };
+    });
+  }
+
+  private async stageDrop(req: ArchivePushRequest): Promise<void> {
+    if (this.stages.size === 0 || req.agentId === undefined) return;
+    const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
+    await this.mutex.run(`stage:${id}`, () => this.stages.drop(id));
+  }
+
+  /**
+   * The push of a segment whose first `req.staged` bytes were staged: the rest arrives (zstd
+   * frames), continues the staged hash, and the whole is checked before it takes its name.
+   */
+  private async pushStaged(info: ArchiveInfo, req: ArchivePushRequest, source: Readable, key: string,
+    check: (got: { sha256: string; size: number; head: Buffer }) => void): Promise<{ duplicate: boolean; warning: string; key: string }> {
+    const staged = req.staged!;
+    const id = StageTable.idOf(req.stanza, req.walName, req.agentId ?? '');
+    return this.mutex.run(`stage:${id}`, async () => {
+      const st = this.stages.take(id);
+      if (!st) throw stageMissing(req.walName, 'nothing is staged for it');
+      try {
+        if (req.compressType !== 'zst') throw new FormatError(`a staged WAL file must be pushed with zst, not ${req.compressType}`);
+        if (st.archiveId !== archiveIdOf(info.db)) throw stageMissing(req.walName, 'the stanza was upgraded');
+        const hash = st.hashAt(staged);
+        if (!hash || staged > req.size) throw stageMissing(req.walName, `${staged} bytes are not a staged prefix (${st.raw} staged)`);
+        await st.cut(staged);
+        const rest = req.size - staged;
+        const tail = await readAll(source, rest + Math.ceil(rest / 16) + 1024 * 1024, req.walName);
+        let raw: Buffer = Buffer.alloc(0);
+        if (rest > 0 || tail.length > 0) {
+          try {
+            raw = zstdDecompressBuffer(tail, rest);
+          } catch (err) {
+            if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
+            throw err;
+          }
+        }
+        hash.update(raw);
+        const head = st.head.length >= WAL_HEADER_READ ? st.head : Buffer.concat([st.head, raw]).subarray(0, WAL_HEADER_READ);
+        check({ sha256: hash.digest('hex'), size: staged + raw.length, head });
+        if (st.file) {
+          await st.file.append(tail, false);
+          await st.file.commit(key);
+        } else {
+          await this.repo.storage.put(key, Buffer.concat([...st.parts, tail]));
+        }
+        return { duplicate: false, warning: '', key };
+      } catch (err) {
+        await st.abort();
+        throw err;
+      }
     });
   }
 

@@ -1,0 +1,120 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { ArchiveMismatchError, ArchiveStageMissingError, ChecksumError, PosixStorage, zstdCompressBuffer, zstdDecompressBuffer } from '@openrds/common';
+import { Repo } from '../../repo/repo';
+import type { ArchiveInfo } from '../../repo/repo';
+import { ArchiveStore } from './archive-store';
+
+const SEG = 16 * 1024 * 1024;
+const WAL = '000000010000000000000003';
+const db = { id: 1, systemId: '7301234567890123456', pgVersion: 15, catalogVersion: 202209061, controlVersion: 1300 };
+const info: ArchiveInfo = { version: 1, db, history: [db] };
+
+/** A PostgreSQL 15 segment: a long page header (magic, system id, sizes) and compressible bytes after it. */
+function segment(systemId = db.systemId): Buffer {
+  const buf = Buffer.alloc(SEG);
+  for (let o = 64; o < SEG; o += 4096) crypto.randomBytes(512).copy(buf, o);
+  buf.writeUInt16LE(0xd110, 0);
+  buf.writeUInt16LE(0x0002, 2);
+  buf.writeUInt32LE(1, 4);
+  buf.writeBigUInt64LE(3n * BigInt(SEG), 8);
+  buf.writeBigUInt64LE(BigInt(systemId), 24);
+  buf.writeUInt32LE(SEG, 32);
+  buf.writeUInt32LE(8192, 36);
+  return buf;
+}
+
+const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', () => {
+  let dir: string;
+  let repo: Repo;
+  let store: ArchiveStore;
+  const walDir = (): string => path.join(dir, 'archive', 'main', '15-1', WAL.slice(0, 16));
+  const stage = (seg: Buffer, offset: number, size: number, agentId = 'a1', data = zstdCompressBuffer(seg.subarray(offset, offset + size), 1)) =>
+    store.stage(async () => info, { stanza: 'main', walName: WAL, agentId, offset, size, data });
+  const pushRest = (seg: Buffer, staged: number, sha256 = sha(seg), agentId = 'a1') =>
+    store.push(info, { stanza: 'main', walName: WAL, size: seg.length, sha256, compressType: 'zst', staged, agentId },
+      Readable.from([zstdCompressBuffer(seg.subarray(staged), 1)]));
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openrds-stage-'));
+    repo = new Repo(new PosixStorage({ path: dir }));
+    store = new ArchiveStore(repo);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('stores the staged parts and the rest as the segment, and shows nothing before the push', async () => {
+    const seg = segment();
+    expect(await stage(seg, 0, 1 << 20)).toBe(1 << 20);
+    expect(await stage(seg, 1 << 20, 3 << 20)).toBe(4 << 20);
+    // Staged bytes are a temp file only: the archive does not know the segment yet.
+    expect(await store.find('main', '15-1', WAL)).toEqual([]);
+    expect(fs.readdirSync(walDir()).every((n) => n.includes('.tmp.'))).toBe(true);
+    const r = await pushRest(seg, 4 << 20);
+    expect(r.duplicate).toBe(false);
+    expect(r.key).toBe(`archive/main/15-1/${WAL.slice(0, 16)}/${WAL}-${sha(seg)}.zst`);
+    // The stored file is zstd frames that decompress to the segment; no temp file is left.
+    expect(sha(zstdDecompressBuffer(fs.readFileSync(path.join(dir, r.key)), SEG))).toBe(sha(seg));
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+  });
+
+  it('replaces what followed a part that is sent again, and the push may name an earlier staged end', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    await stage(seg, 1 << 20, 1 << 20);
+    await stage(seg, 2 << 20, 1 << 20);
+    // The agent sends the second part again: the third is gone.
+    expect(await stage(seg, 1 << 20, 2 << 20)).toBe(3 << 20);
+    // The push names only the first part (what the agent knew when it took the stage).
+    const r = await pushRest(seg, 1 << 20);
+    expect(sha(zstdDecompressBuffer(fs.readFileSync(path.join(dir, r.key)), SEG))).toBe(sha(seg));
+  });
+
+  it('refuses parts and pushes that do not continue a stage', async () => {
+    const seg = segment();
+    await expect(stage(seg, 1 << 20, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    await stage(seg, 0, 1 << 20);
+    await expect(stage(seg, 5000, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    // Another agent has no stage of this segment, and a push cannot name more than is staged.
+    await expect(pushRest(seg, 1 << 20, sha(seg), 'a2')).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    expect(await store.find('main', '15-1', WAL)).toEqual([]);
+    await stage(seg, 0, 1 << 20);
+    await expect(pushRest(seg, 2 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    // That push dropped the stage: the agent pushes the segment whole.
+    await expect(pushRest(seg, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    expect(await store.find('main', '15-1', WAL)).toEqual([]);
+  });
+
+  it('stores nothing when the whole does not match its sha256, and leaves no temp file', async () => {
+    const seg = segment();
+    await stage(seg, 0, 2 << 20);
+    await expect(pushRest(seg, 2 << 20, sha(Buffer.from('other')))).rejects.toThrow(/checksum|sha256/i);
+    expect(await store.find('main', '15-1', WAL)).toEqual([]);
+    expect(fs.readdirSync(walDir())).toEqual([]);
+  });
+
+  it('refuses a damaged part, and a segment of another cluster at its first part', async () => {
+    const seg = segment();
+    const packed = zstdCompressBuffer(seg.subarray(0, 1 << 20), 1);
+    const damaged = packed.subarray(0, packed.length - 100);
+    await expect(stage(seg, 0, 1 << 20, 'a1', damaged)).rejects.toBeInstanceOf(ChecksumError);
+    const other = segment('7309999999999999999');
+    await expect(stage(other, 0, 1 << 20)).rejects.toBeInstanceOf(ArchiveMismatchError);
+    expect(fs.readdirSync(walDir())).toEqual([]);
+  });
+
+  it('pushed whole after staging: the stage is dropped and the segment stored once', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    const r = await store.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg, 1)]));
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+    // The push of the rest that comes late is a duplicate of the stored segment.
+    expect((await pushRest(seg, 1 << 20)).duplicate).toBe(true);
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+  });
+});

@@ -1,0 +1,133 @@
+import * as crypto from 'node:crypto';
+import { ArchiveStageMissingError, AssertError, ChecksumError, FormatError, ZstdDataError, zstdDecompressBuffer } from '@openrds/common';
+import type { StorageAppendable } from '@openrds/common';
+
+/**
+ * The staged parts of WAL segments that PostgreSQL is still writing (archive-push-stream): an
+ * agent sends each finished part of the segment ahead, as one zstd frame; the repo-server checks
+ * it (it must decompress to the size the agent said), hashes it into the segment's running
+ * sha256 and appends it to a temp file (fdatasynced), so that the ArchivePush of the segment
+ * carries only the part after the staged bytes and costs a small write and fsync. Nothing staged
+ * is visible in the archive: the push checks the whole segment's size and sha256 (the staged
+ * hash state continued over the rest) before the file takes its name.
+ */
+
+/** Uncompressed bytes of one staged part at most. */
+export const STAGE_PART_MAX = 4 * 1024 * 1024;
+/** Segments staged at once (one per agent and stanza normally); the least recently used goes first. */
+const STAGES_MAX = 32;
+/** A stage not added to for this long is dropped (its agent went away). */
+const STAGE_IDLE_MS = 10 * 60_000;
+
+/** The state after the first `raw` uncompressed bytes: where they end in the file and their running sha256. */
+interface Mark { raw: number; packed: number; hash: crypto.Hash }
+
+export class Stage {
+  /** marks[0] is the empty start; the last is the end of what is staged. */
+  private readonly marks: Mark[] = [{ raw: 0, packed: 0, hash: crypto.createHash('sha256') }];
+  /** The first uncompressed bytes (the WAL long page header), for the push's header check. */
+  head = Buffer.alloc(0);
+  /** Drivers without appendable files (object stores): the parts in memory, stored with one put. */
+  readonly parts: Buffer[] = [];
+  usedAt = Date.now();
+
+  constructor(readonly id: string, readonly archiveId: string, readonly file: StorageAppendable | undefined) {}
+
+  get raw(): number { return this.marks[this.marks.length - 1]!.raw; }
+  get packed(): number { return this.marks[this.marks.length - 1]!.packed; }
+
+  /** The running hash after `raw` bytes (a copy: the stage keeps its own), or undefined when no part ends there. */
+  hashAt(raw: number): crypto.Hash | undefined {
+    return this.marks.find((m) => m.raw === raw)?.hash.copy();
+  }
+
+  /** Appends one part (its zstd frame `packed` holding `size` bytes) at the staged end. */
+  async add(packed: Buffer, size: number, headSize: number): Promise<Buffer> {
+    let raw: Buffer;
+    try {
+      raw = zstdDecompressBuffer(packed, size);
+    } catch (err) {
+      if (err instanceof ZstdDataError) throw new ChecksumError(`staged part of WAL file arrived damaged: ${err.message}`, { hint: 'the agent sends it again' });
+      throw err;
+    }
+    if (raw.length !== size) throw new ChecksumError(`staged part holds ${raw.length} bytes, the agent said ${size}`);
+    const last = this.marks[this.marks.length - 1]!;
+    const hash = last.hash.copy().update(raw);
+    if (this.file) await this.file.append(packed, true);
+    else this.parts.push(packed);
+    if (this.head.length < headSize) this.head = Buffer.concat([this.head, raw.subarray(0, headSize - this.head.length)]);
+    this.marks.push({ raw: last.raw + size, packed: last.packed + packed.length, hash });
+    this.usedAt = Date.now();
+    return raw;
+  }
+
+  /** Cuts the stage back to its first `raw` bytes (a part the agent sends again, or the staged prefix a push uses). */
+  async cut(raw: number): Promise<void> {
+    const at = this.marks.findIndex((m) => m.raw === raw);
+    if (at < 0) throw new AssertError(`no staged part ends at ${raw}`);
+    if (at === this.marks.length - 1) return;
+    this.marks.length = at + 1;
+    const packed = this.packed;
+    if (this.file) await this.file.truncate(packed);
+    else {
+      let keep = 0, total = 0;
+      while (keep < this.parts.length && total + this.parts[keep]!.length <= packed) total += this.parts[keep++]!.length;
+      this.parts.length = keep;
+    }
+    if (this.head.length > raw) this.head = this.head.subarray(0, raw);
+  }
+
+  async abort(): Promise<void> {
+    this.parts.length = 0;
+    await this.file?.abort().catch(() => undefined);
+  }
+}
+
+/** The stages of one repository, by agent, stanza and segment. */
+export class StageTable {
+  private readonly stages = new Map<string, Stage>();
+
+  static idOf(stanza: string, walName: string, agentId: string): string {
+    return `${stanza}\u0000${walName}\u0000${agentId}`;
+  }
+
+  get(id: string): Stage | undefined { return this.stages.get(id); }
+
+  /** A new stage for `id` (an older one of the same id is dropped), making room within STAGES_MAX. */
+  async create(id: string, archiveId: string, open: () => Promise<StorageAppendable | undefined>): Promise<Stage> {
+    await this.drop(id);
+    const now = Date.now();
+    for (const [other, st] of this.stages) {
+      if (now - st.usedAt > STAGE_IDLE_MS) await this.drop(other);
+    }
+    while (this.stages.size >= STAGES_MAX) {
+      const oldest = [...this.stages.values()].sort((a, b) => a.usedAt - b.usedAt)[0]!;
+      await this.drop(oldest.id);
+    }
+    const st = new Stage(id, archiveId, await open());
+    this.stages.set(id, st);
+    return st;
+  }
+
+  /** Removes the stage from the table (the caller now owns it). */
+  take(id: string): Stage | undefined {
+    const st = this.stages.get(id);
+    this.stages.delete(id);
+    return st;
+  }
+
+  async drop(id: string): Promise<void> {
+    await this.take(id)?.abort();
+  }
+
+  get size(): number { return this.stages.size; }
+}
+
+export function stageMissing(walName: string, why: string): ArchiveStageMissingError {
+  return new ArchiveStageMissingError(`no staged part of WAL file '${walName}' to continue: ${why}`,
+    { hint: 'the agent pushes the whole file (a restarted repo-server holds no staged parts)' });
+}
+
+export function stageRefused(why: string): FormatError {
+  return new FormatError(`WAL staging (archive-push-stream) is not available: ${why}`, { hint: 'WAL files are pushed whole' });
+}
