@@ -111,12 +111,14 @@ mkdir -p "$STAGE/bin"
 # worker threads: the repo-server went from 310 to 500 MB over a benchmark). jemalloc (Debian's
 # libjemalloc2, installed by scripts/setup.sh) gives it back: the programs run with it when it is
 # installed (OPENRDS_JEMALLOC=0 turns that off), else with two glibc arenas instead of one per thread.
+# jemalloc keeps freed pages for 10 s by default; 1 s (and no lazy "muzzy" stage) took 20-40 MB off
+# the agent's peak RSS in a backup and restore of 62,000 small files, for the same CPU (3 runs each).
 wrapper() {
   {
     echo '#!/bin/sh'
     if [ -n "$JEMALLOC" ]; then
       echo "if [ \"\${OPENRDS_JEMALLOC:-1}\" != 0 ] && [ -r $JEMALLOC ]; then"
-      echo "  export LD_PRELOAD=\"$JEMALLOC\${LD_PRELOAD:+ \$LD_PRELOAD}\" MALLOC_CONF=\"\${MALLOC_CONF:-background_thread:true}\""
+      echo "  export LD_PRELOAD=\"$JEMALLOC\${LD_PRELOAD:+ \$LD_PRELOAD}\" MALLOC_CONF=\"\${MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0}\""
       echo 'fi'
     fi
     echo 'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"'
