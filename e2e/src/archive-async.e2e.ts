@@ -46,6 +46,30 @@ describe('asynchronous archive-push', () => {
   }
   const verifyArchive = async () => JSON.parse((await stack.admin(['verify', `--stanza=${stack.stanza}`, '--output=json'])).stdout).archive[0];
 
+  /** Of the segments named, those still in pg_wal: each archived under its own sha256 (and no temp file left). Their count. */
+  function archivedSameAsPgWal(names: string[]): number {
+    const archived = new Map<string, string>();
+    const walRoot = path.join(stack.dir, 'repo', 'archive', stack.stanza);
+    for (const id of fs.readdirSync(walRoot).filter((n) => /^\d+-\d+$/.test(n))) {
+      for (const d of fs.readdirSync(path.join(walRoot, id)).filter((n) => /^[0-9A-F]{16}$/.test(n))) {
+        for (const f of fs.readdirSync(path.join(walRoot, id, d))) {
+          const m = /^([0-9A-F]{24})-([0-9a-f]{64})\.zst$/.exec(f);
+          if (m) archived.set(m[1]!, m[2]!);
+        }
+        // Nothing staged is left behind as a temp file.
+        expect(fs.readdirSync(path.join(walRoot, id, d)).filter((f) => f.includes('.tmp.'))).toEqual([]);
+      }
+    }
+    let compared = 0;
+    for (const name of names) {
+      const file = path.join(stack.cluster.dataDir, 'pg_wal', name);
+      if (!fs.existsSync(file)) continue;
+      expect(archived.get(name)).toBe(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
+      compared++;
+    }
+    return compared;
+  }
+
   it('pushes ahead of PostgreSQL and archive_command only finds the acknowledgement', async () => {
     await stack.cluster.pgbench(['-i', '-s', '8', '-q']);
     for (let i = 0; i < 4; i++) {
@@ -79,27 +103,28 @@ describe('asynchronous archive-push', () => {
     expect(staged.length).toBeGreaterThanOrEqual(1);
     // The stored name carries the sha256 of what the repo-server checked; the segments of the load
     // are still in pg_wal (no checkpoint recycled them): the same bytes, staged or not.
-    const names = staged.map((l) => /archive-push '([0-9A-F]{24})'/.exec(l)![1]!);
-    const archived = new Map<string, string>();
-    const walRoot = path.join(stack.dir, 'repo', 'archive', stack.stanza);
-    for (const id of fs.readdirSync(walRoot).filter((n) => /^\d+-\d+$/.test(n))) {
-      for (const d of fs.readdirSync(path.join(walRoot, id)).filter((n) => /^[0-9A-F]{16}$/.test(n))) {
-        for (const f of fs.readdirSync(path.join(walRoot, id, d))) {
-          const m = /^([0-9A-F]{24})-([0-9a-f]{64})\.zst$/.exec(f);
-          if (m) archived.set(m[1]!, m[2]!);
-        }
-        // Nothing staged is left behind as a temp file.
-        expect(fs.readdirSync(path.join(walRoot, id, d)).filter((f) => f.includes('.tmp.'))).toEqual([]);
-      }
-    }
-    let compared = 0;
-    for (const name of names) {
-      const file = path.join(stack.cluster.dataDir, 'pg_wal', name);
-      if (!fs.existsSync(file)) continue;
-      expect(archived.get(name)).toBe(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
-      compared++;
-    }
+    const compared = archivedSameAsPgWal(staged.map((l) => /archive-push '([0-9A-F]{24})'/.exec(l)![1]!));
     expect(compared).toBeGreaterThanOrEqual(1);
+    const archive = await verifyArchive();
+    expect(archive.bad).toEqual([]);
+    expect(archive.gaps).toEqual([]);
+  });
+
+  it('a repo-server restart while a segment is staged: it is staged again or pushed whole, and stored as PostgreSQL wrote it', async () => {
+    const logFrom = stack.agent!.logText().length;
+    await stack.cluster.query('CHECKPOINT');
+    const load = stack.cluster.pgbench(['-n', '-c', '2', '-T', '10']);
+    // Mid-load: the stage of the segment being written is lost with the repo-server.
+    await new Promise((r) => setTimeout(r, 4000));
+    await stack.server!.stop('SIGTERM');
+    await stack.startServer();
+    await load;
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    await drained();
+    const pushed = stack.agent!.logText().slice(logFrom).split('\n')
+      .map((l) => /pushed WAL file '([0-9A-F]{24})' ahead/.exec(l)?.[1]).filter((n): n is string => !!n);
+    expect(pushed.length).toBeGreaterThanOrEqual(2);
+    expect(archivedSameAsPgWal(pushed)).toBeGreaterThanOrEqual(2);
     const archive = await verifyArchive();
     expect(archive.bad).toEqual([]);
     expect(archive.gaps).toEqual([]);

@@ -56,11 +56,15 @@ export async function repoServerStart(config: Config): Promise<RepoServer> {
     `repo${repo.key} ${config.str(`repo${repo.key}-type`)} '${config.str(`repo${repo.key}-path`)}'${repo.cipher.enabled ? ' (aes-256-gcm)' : ''}`).join(', ')}`);
   return {
     server, port: bound, agents,
-    stop: () => new Promise<void>((resolve) => {
+    stop: async () => {
       memory.stop();
-      server.tryShutdown(() => resolve());
-      setTimeout(() => { server.forceShutdown(); resolve(); }, 5000).unref();
-    }),
+      await new Promise<void>((resolve) => {
+        server.tryShutdown(() => resolve());
+        setTimeout(() => { server.forceShutdown(); resolve(); }, 5000).unref();
+      });
+      // Staged WAL parts do not outlive the process (their agents push whole or stage again).
+      await Promise.all(repos.map(({ archive }) => archive.stagesDrop().catch(() => undefined)));
+    },
   };
 }
 

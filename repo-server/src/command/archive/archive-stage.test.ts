@@ -107,6 +107,16 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     expect(fs.readdirSync(walDir())).toEqual([]);
   });
 
+  it('drops every stage and its temp file when the repo-server stops', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    await stage(seg, 0, 1 << 20, 'a2');
+    expect(fs.readdirSync(walDir())).toHaveLength(2);
+    await store.stagesDrop();
+    expect(fs.readdirSync(walDir())).toEqual([]);
+    await expect(pushRest(seg, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+  });
+
   it('pushed whole after staging: the stage is dropped and the segment stored once', async () => {
     const seg = segment();
     await stage(seg, 0, 1 << 20);

@@ -93,6 +93,8 @@ export class StageTable {
 
   get(id: string): Stage | undefined { return this.stages.get(id); }
 
+  ids(): string[] { return [...this.stages.keys()]; }
+
   /** A new stage for `id` (an older one of the same id is dropped), making room within STAGES_MAX. */
   async create(id: string, archiveId: string, open: () => Promise<StorageAppendable | undefined>): Promise<Stage> {
     await this.drop(id);

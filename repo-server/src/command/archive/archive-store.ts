@@ -230,6 +230,11 @@ export class ArchiveStore {
     });
   }
 
+  /** Drops every stage and its temp file (the repo-server stops). */
+  async stagesDrop(): Promise<void> {
+    for (const id of this.stages.ids()) await this.mutex.run(`stage:${id}`, () => this.stages.drop(id));
+  }
+
   private async stageDrop(req: ArchivePushRequest): Promise<void> {
     if (this.stages.size === 0 || req.agentId === undefined) return;
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
