@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { ArchiveMismatchError, ArchiveStageMissingError, ChecksumError, PosixStorage, zstdCompressBuffer, zstdDecompressBuffer } from '@openrds/common';
+import { ArchiveDuplicateError, ArchiveMismatchError, ArchiveStageMissingError, ChecksumError, PosixStorage, zstdCompressBuffer, zstdDecompressBuffer } from '@openrds/common';
 import { Repo } from '../../repo/repo';
 import type { ArchiveInfo } from '../../repo/repo';
 import { ArchiveStore } from './archive-store';
@@ -125,6 +125,11 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
     // The push of the rest that comes late is a duplicate of the stored segment.
     expect((await pushRest(seg, 1 << 20)).duplicate).toBe(true);
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+    // Other bytes under the same name are refused, and their stage goes with the refusal.
+    const other = segment();
+    await stage(other, 0, 1 << 20);
+    await expect(pushRest(other, 1 << 20)).rejects.toBeInstanceOf(ArchiveDuplicateError);
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
   });
 });

@@ -163,6 +163,7 @@ export class ArchiveStore {
           log.warn(warning);
           return { duplicate: true, warning, key: existing[0]!.key };
         }
+        await this.stageDrop(req);
         throw new ArchiveDuplicateError(`WAL file '${req.walName}' already exists in the archive of stanza '${req.stanza}' with a different checksum`,
           { hint: 'this is a serious problem: is another cluster archiving to this stanza? nothing was overwritten' });
       }
