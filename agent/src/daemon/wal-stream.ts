@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArchiveStageMissingError, WAL_SEGMENT_RE, errorFromGrpc, grpcDeadline, log, walSegmentNext, walSegmentStartLsn } from '@openrds/common';
+import { ArchiveStageMissingError, errorFromGrpc, grpcDeadline, log, walSegmentNext, walSegmentStartLsn } from '@openrds/common';
 import type { AgentGatewayClient, ArchiveStageResult__Output, FilterPool } from '@openrds/common';
 
 /**
@@ -26,6 +26,10 @@ const READ_MAX = 4 * PART;
 const PART_MIN = 64 * 1024;
 /** After a refusal other than a lost stage (an encrypted or multi-repo server, an older server): this long without streaming. */
 const PAUSE_MS = 60_000;
+/** How often the segment PostgreSQL writes is looked at (at once again after a full read: the stream is behind). */
+const TICK_MS = 20;
+/** A finished segment's status file: the segment PostgreSQL writes is the one after the newest. */
+const STATUS_RE = /^([0-9A-F]{24})\.(?:ready|done)$/;
 
 /** The staged start of a segment, as the push needs it. */
 export interface StagedPrefix {
@@ -55,15 +59,12 @@ export class WalStreamer {
   private pausedUntil = 0;
   /** Pushes under way: the stream waits for them, so that their compression does not queue behind its parts on the pool. */
   private holds = 0;
-  /** Parts staged and segments that ended staged, for the log and tests. */
-  readonly counts = { parts: 0, bytes: 0, restarts: 0 };
 
   constructor(private readonly opts: {
     client: AgentGatewayClient; pool: FilterPool; pgPath: string; stanza: string; agentId: string;
     walSegmentSize: number; pageSize: number; compressLevel: number; timeoutMs: number;
     /** Whether the repository takes WAL unencrypted (staged parts are not sealed). */
     plain: () => Promise<boolean>;
-    intervalMs?: number;
   }) {}
 
   start(): void {
@@ -76,8 +77,8 @@ export class WalStreamer {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Ticks every intervalMs, and at once again while a tick found a full part (the stream is behind). */
-  private schedule(ms = this.opts.intervalMs ?? 20): void {
+  /** Ticks every TICK_MS, and at once again while a tick found a full part (the stream is behind). */
+  private schedule(ms = TICK_MS): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let more = false;
@@ -88,15 +89,11 @@ export class WalStreamer {
   }
 
   private pause(err: unknown): void {
-    const e = errorFromGrpc(err);
-    if (e instanceof ArchiveStageMissingError) {
-      // The repo-server restarted or dropped the stage: the segment starts over.
-      this.counts.restarts++;
-      this.cur = undefined;
-      return;
-    }
-    log.info(`WAL pre-streaming paused for ${PAUSE_MS / 1000} s (segments are pushed whole meanwhile): ${e.message}`);
     this.cur = undefined;
+    const e = errorFromGrpc(err);
+    // The repo-server restarted or dropped the stage: the segment starts over at the next tick.
+    if (e instanceof ArchiveStageMissingError) return;
+    log.info(`WAL pre-streaming paused for ${PAUSE_MS / 1000} s (segments are pushed whole meanwhile): ${e.message}`);
     this.pausedUntil = Date.now() + PAUSE_MS;
   }
 
@@ -130,9 +127,8 @@ export class WalStreamer {
     try { names = await fs.promises.readdir(path.join(this.opts.pgPath, 'pg_wal', 'archive_status')); } catch { return undefined; }
     let newest: string | undefined;
     for (const n of names) {
-      const seg = n.slice(0, 24);
-      if (!WAL_SEGMENT_RE.test(seg) || (n.length !== 30 && n.length !== 29) || !(n.endsWith('.ready') || n.endsWith('.done'))) continue;
-      if (!newest || seg > newest) newest = seg;
+      const seg = STATUS_RE.exec(n)?.[1];
+      if (seg && (!newest || seg > newest)) newest = seg;
     }
     return newest ? walSegmentNext(newest, this.opts.walSegmentSize) : undefined;
   }
@@ -193,8 +189,6 @@ export class WalStreamer {
       if (reply.staged !== cur.staged) {
         throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${cur.staged}`);
       }
-      this.counts.parts++;
-      this.counts.bytes += slice.length;
       log.debug(`staged ${slice.length} bytes of '${name}' at ${cur.staged - slice.length} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
     }
     return part.length >= READ_MAX;

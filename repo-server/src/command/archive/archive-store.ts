@@ -66,6 +66,16 @@ async function readAll(source: Readable, max: number, what: string): Promise<Buf
 }
 const WAL_HEADER_READ = 64;
 
+/** The most compressed bytes a WAL file of `size` bytes may arrive as (zstd's worst case, with room). */
+function packedMax(size: number): number {
+  return size + Math.ceil(size / 16) + 1024 * 1024;
+}
+
+/** A zstd error of an arriving WAL file as the checksum failure it is (PostgreSQL retries); other errors as they are. */
+function arrivedDamaged(err: unknown, walName: string): unknown {
+  return err instanceof ZstdDataError ? new ChecksumError(`WAL file '${walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' }) : err;
+}
+
 /**
  * The WAL archive of a repository: stores pushed files complete-or-missing after checking them
  * (the WAL header against the stanza, the checksum of the bytes received), refuses to overwrite a
@@ -190,7 +200,7 @@ export class ArchiveStore {
       if (req.compressType === 'zst' && req.size <= WHOLE_MAX) {
         // A WAL segment is taken whole: decrypted here, decompressed and hashed on a worker (its
         // content is not kept), and stored with one put, complete or missing.
-        const bytes = await readAll(source, req.size + Math.ceil(req.size / 16) + 1024 * 1024, req.walName);
+        const bytes = await readAll(source, packedMax(req.size), req.walName);
         const packed = keys ? decryptBuffer(keys, bytes, `WAL file '${req.walName}'`) : bytes;
         // Where the storage can (posix), the file is written and fsynced under a temp name while
         // it is checked, and takes its name only once the check passed.
@@ -198,12 +208,7 @@ export class ArchiveStore {
         staged?.catch(() => undefined);
         let digest: Awaited<ReturnType<FilterPool['zstdDigestWhole']>>;
         try {
-          try {
-            digest = await archivePool().zstdDigestWhole(packed, WAL_HEADER_READ);
-          } catch (err) {
-            if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
-            throw err;
-          }
+          digest = await archivePool().zstdDigestWhole(packed, WAL_HEADER_READ).catch((err: unknown) => { throw arrivedDamaged(err, req.walName); });
           check({ sha256: digest.result.outSha256, size: digest.result.outSize, head: digest.head });
         } catch (err) {
           await staged?.then((s) => s.abort(), () => undefined).catch(() => undefined);
@@ -260,14 +265,13 @@ export class ArchiveStore {
         if (!hash || staged > req.size) throw stageMissing(req.walName, `${staged} bytes are not a staged prefix (${st.raw} staged)`);
         await st.cut(staged);
         const rest = req.size - staged;
-        const tail = await readAll(source, rest + Math.ceil(rest / 16) + 1024 * 1024, req.walName);
+        const tail = await readAll(source, packedMax(rest), req.walName);
         let raw: Buffer = Buffer.alloc(0);
         if (rest > 0 || tail.length > 0) {
           try {
             raw = zstdDecompressBuffer(tail, rest);
           } catch (err) {
-            if (err instanceof ZstdDataError) throw new ChecksumError(`WAL file '${req.walName}' arrived damaged: ${err.message}`, { hint: 'PostgreSQL will retry' });
-            throw err;
+            throw arrivedDamaged(err, req.walName);
           }
         }
         hash.update(raw);
