@@ -13,6 +13,8 @@ jest.setTimeout(600_000);
 describe('asynchronous archive-push', () => {
   let stack: Stack;
   let spool: string;
+  /** The archive_command the agent printed (quoted for ALTER SYSTEM). */
+  let archiveCommand: string;
 
   beforeAll(async () => {
     stack = await Stack.create({ version: 15, stanza: 'asy', globalOptions: { 'archive-async': 'y', 'archive-push-stream': 'y', 'process-max': '2' } });
@@ -30,7 +32,8 @@ describe('asynchronous archive-push', () => {
     expect(line).toMatch(new RegExp(`^'\\[ -f ${path.join(spool, 'archive', stack.stanza, 'out')}/%f\\.ok \\] \\|\\| \\{`));
     expect(line).toContain('daemon.alive');
     expect(printed.stdout).toMatch(/^restore_command = '.*archive-get %f "%p"/m);
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${line!}`);
+    archiveCommand = line!;
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${archiveCommand}`);
     await stack.cluster.query('SELECT pg_reload_conf()');
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
   });
@@ -155,16 +158,24 @@ describe('asynchronous archive-push', () => {
     const out = path.join(spool, 'archive', stack.stanza, 'out');
     const archived = (): Set<string> => new Set((fs.readdirSync(path.join(stack.dir, 'repo', 'archive', stack.stanza, '15-1'), { recursive: true }) as string[])
       .map((n) => path.basename(n).slice(0, 24)));
-    // Several segments at once, and the daemon killed while it pushes them.
-    await stack.cluster.query('CREATE TABLE k AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g');
+    // Several segments at once, and the daemon killed while it pushes them. PostgreSQL's own
+    // archive_command fails meanwhile, so the acknowledgements stay (it would otherwise consume
+    // each one within milliseconds, and the daemon clean it up, before the test could see it).
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await stack.cluster.query('CREATE TABLE k AS SELECT g, md5(g::text) AS h FROM generate_series(1, 800000) g');
     await stack.cluster.query('SELECT pg_switch_wal()');
-    const until = Date.now() + 10_000;
-    while (!fs.readdirSync(out).some((n) => n.endsWith('.ok')) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const until = Date.now() + 30_000;
+    while (!fs.readdirSync(out).some((n) => /^[0-9A-F]{24}\.ok$/.test(n)) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     await stack.agent!.stop('SIGKILL');
     const acked = fs.readdirSync(out).filter((n) => n.endsWith('.ok')).map((n) => n.slice(0, -'.ok'.length)).filter((n) => /^[0-9A-F]{24}$/.test(n));
     expect(acked.length).toBeGreaterThanOrEqual(1);
+    // Killed mid-way: some segments were still waiting (or being pushed).
+    expect(readyCount()).toBeGreaterThan(acked.length);
     const have = archived();
     for (const name of acked) expect({ name, archived: have.has(name) }).toEqual({ name, archived: true });
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${archiveCommand}`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
     await stack.startAgent();
     await drained();
     const archive = await verifyArchive();

@@ -7,8 +7,8 @@ import type { ArchivePushResult__Output } from '@openrds/common';
  * Asynchronous archiving (`archive-async=y`): the daemon watches `pg_wal/archive_status` and
  * pushes every `.ready` WAL file ahead of PostgreSQL, `process-max` at a time. Each durable
  * acknowledgement from the repo-server becomes `<spool-path>/archive/<stanza>/out/<name>.ok`
- * (written and fsynced only after the push returned, so an `.ok` never exists for WAL the
- * repo-server does not have); a failure becomes `<name>.error` and is retried. The
+ * (written only after the push returned, so an `.ok` never exists for WAL the repo-server
+ * does not have; see spoolWrite); a failure becomes `<name>.error` and is retried. The
  * archive_command then only has to find the `.ok`: `test -f <spool>/%f.ok || openrds-agent
  * archive-push %p ...` does it without starting Node at all.
  */
@@ -135,7 +135,7 @@ export class AsyncPusher {
   private async dropWhenQueueFull(name: string, err: Error): Promise<ArchivePushResult__Output | undefined> {
     const warning = await queueFullDrop({ pgPath: this.opts.pgPath, queueMax: this.opts.queueMax, walSegmentSize: this.opts.walSegmentSize }, name, err.message);
     if (!warning) return undefined;
-    await writeDurable(path.join(this.spoolDir, `${name}.ok`), warning);
+    await spoolWrite(path.join(this.spoolDir, `${name}.ok`), warning);
     await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
     this.retryAt.delete(name);
     return { duplicate: false, warning, repoKey: '' };
@@ -150,7 +150,7 @@ export class AsyncPusher {
     const p = (async () => {
       try {
         const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
-        await writeDurable(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
+        await spoolWrite(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
         await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
         this.retryAt.delete(name);
         log.detail(`pushed WAL file '${name}' ahead of PostgreSQL`);
@@ -161,7 +161,7 @@ export class AsyncPusher {
         if (dropped) return dropped;
         log.warn(`asynchronous push of '${name}' failed (retried): ${e.message}`);
         this.retryAt.set(name, Date.now() + (this.opts.retryMs ?? 2000));
-        await writeDurable(path.join(this.spoolDir, `${name}.error`),
+        await spoolWrite(path.join(this.spoolDir, `${name}.error`),
           JSON.stringify({ name: e.name, code: e.code ?? 1, message: e.message, ...(e.hint ? { hint: e.hint } : {}) })).catch(() => undefined);
         throw err;
       } finally {
@@ -194,17 +194,15 @@ export async function queueFullDrop(limit: QueueLimit, name: string, reason: str
   return warning;
 }
 
-/** Writes a small file durably: temp, fsync, rename, fsync of the directory. */
-async function writeDurable(file: string, text: string): Promise<void> {
+/**
+ * Writes a spool file whole (temp, rename), without fsync. An acknowledgement is a hint for the
+ * archive_command, not the proof: it is written only after the repo-server has the file durably,
+ * so after a crash it is either there (true) or lost, and then PostgreSQL asks again and the push
+ * finds the identical file in the archive. Two fsyncs per segment on the archive_command's path
+ * (journal commits, behind PostgreSQL's own WAL flushes) would buy nothing.
+ */
+async function spoolWrite(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp`;
-  const fh = await fs.promises.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await fs.promises.writeFile(tmp, text, { mode: 0o600 });
   await fs.promises.rename(tmp, file);
-  const dir = await fs.promises.open(path.dirname(file), 'r');
-  try { await dir.sync(); } finally { await dir.close(); }
 }

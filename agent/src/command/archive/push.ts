@@ -146,21 +146,62 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
   const t0 = Date.now();
   // Staged parts are not sealed: a repository that became encrypted takes the file whole.
   if (await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); })) return undefined;
-  let file: Buffer;
-  try { file = await fs.promises.readFile(opts.walPath); } catch { return undefined; }
-  if (file.length < prefix.size || !file.subarray(0, prefix.size).equals(prefix.bytes)) {
-    log.detail(`archive-push '${walName}': the file differs from its staged start: pushed whole`);
-    return undefined;
+  const file = await segmentRead(opts.walPath);
+  if (!file) return undefined;
+  let sha256: string, out: Buffer, size: number;
+  try {
+    const bytes = file.bytes;
+    if (bytes.length < prefix.size || !bytes.subarray(0, prefix.size).equals(prefix.bytes)) {
+      log.detail(`archive-push '${walName}': the file differs from its staged start: pushed whole`);
+      return undefined;
+    }
+    const tail = bytes.subarray(prefix.size);
+    size = bytes.length;
+    sha256 = prefix.hash.update(tail).digest('hex');
+    // A short tail is compressed here: a worker may still be busy with a part the daemon staged.
+    out = tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
+  } finally {
+    file.release();
   }
-  const tail = file.subarray(prefix.size);
-  const sha256 = prefix.hash.update(tail).digest('hex');
-  // A short tail is compressed here: a worker may still be busy with a part the daemon staged.
-  const out = tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
   const t1 = Date.now();
-  const result = await archivePushSend(client, opts, { walName, size: file.length, sha256, staged: prefix.size },
+  const result = await archivePushSend(client, opts, { walName, size, sha256, staged: prefix.size },
     (sink) => pipeline(Readable.from(chunksOf(out)), sink));
-  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${tail.length} sent now (read+compare+compress ${t1 - t0} ms)`);
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${size - prefix.size} sent now (read+compare+compress ${t1 - t0} ms)`);
   return result;
+}
+
+/**
+ * Buffers a staged push reads its segment into, kept for the next push: a fresh 16 MiB buffer
+ * costs thousands of page faults (as long as the read itself), and a read into a buffer
+ * of the file's size is one system call (readFile takes 512 KiB per trip through libuv).
+ */
+const segmentBuffers: Buffer[] = [];
+const SEGMENT_BUFFERS_KEPT = 2;
+
+/** The whole file in a reused buffer (release() gives it back), or undefined when it cannot be read. */
+async function segmentRead(file: string): Promise<{ bytes: Buffer; release: () => void } | undefined> {
+  let fh: fs.promises.FileHandle;
+  try { fh = await fs.promises.open(file, 'r'); } catch { return undefined; }
+  try {
+    const { size } = await fh.stat();
+    let buf = segmentBuffers.pop();
+    if (!buf || buf.length < size) buf = Buffer.allocUnsafeSlow(size);
+    const kept = buf;
+    let done = 0;
+    while (done < size) {
+      const { bytesRead } = await fh.read(kept, done, size - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return {
+      bytes: kept.subarray(0, done),
+      release: () => { if (segmentBuffers.length < SEGMENT_BUFFERS_KEPT) segmentBuffers.push(kept); },
+    };
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 async function poolDigest(pool: FilterPool, file: string): Promise<{ sha256: string; size: number }> {
