@@ -56,6 +56,27 @@ describe('FilterPool (worker threads)', () => {
     expect((await pool.zstdDigestWhole(out, 64)).result.outSize).toBe(data.length);
   });
 
+  it('reads and compresses a file whole on a worker, as compressWhole does its bytes; a gone file is undefined, a larger one refused', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openrds-pool-file-'));
+    try {
+      // 6 MiB and a bit: the last frame is short; an empty file is one empty frame.
+      const content = Buffer.concat([data, Buffer.from('tail')]);
+      fs.writeFileSync(path.join(dir, 'seg'), content);
+      fs.writeFileSync(path.join(dir, 'empty'), '');
+      const r = await pool.compressFile(path.join(dir, 'seg'), 3, 64 * 1024 * 1024);
+      expect(r!.result).toEqual({ inSha256: sha(content), inSize: content.length, outSha256: sha(r!.out), outSize: r!.out.length });
+      expect(zstdDecompressBuffer(r!.out, content.length).equals(content)).toBe(true);
+      expect(r!.out.equals((await pool.compressWhole(Buffer.from(content), 3)).out)).toBe(true);
+      const empty = await pool.compressFile(path.join(dir, 'empty'), 3, 1024);
+      expect(empty!.result.inSize).toBe(0);
+      expect(zstdDecompressBuffer(empty!.out, 0).length).toBe(0);
+      expect(await pool.compressFile(path.join(dir, 'gone'), 3, 1024)).toBeUndefined();
+      await expect(pool.compressFile(path.join(dir, 'seg'), 3, 1024 * 1024)).rejects.toThrow(/unable to read '.*seg': the file is larger than 1048576 bytes/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('compresses into a frame the main-thread decompressor reads, hashing both sides', async () => {
     const { out, result } = await run(pool, 'compress', chunks);
     expect(zstdDecompressBuffer(out, data.length).equals(data)).toBe(true);

@@ -73,6 +73,8 @@ function cctxRelease(level, ctx, kind = 'stream') {
  */
 const FRAME = 1024 * 1024;
 const FRAME_OUT = Buffer.allocUnsafeSlow(z.compressBound(FRAME));
+/** What wholeFile reads into, a frame at a time. */
+const WHOLE_READ = Buffer.allocUnsafeSlow(FRAME);
 /** Compresses a block (at most FRAME bytes) into one frame: a copy of its own goes to parts. */
 function frameEmit(s, block, parts) {
   const n = s.ctx.compress2(FRAME_OUT, block);
@@ -320,6 +322,27 @@ function handle(m) {
       s.inHash.update(input); s.inSize = input.length;
       let off = 0;
       do { frameEmit(s, input.subarray(off, off + FRAME), parts); off += FRAME; } while (off < input.length);
+      sessionDone(s);
+      reply(m, { result: result(s) }, join(parts));
+      return;
+    }
+    if (m.op === 'wholeFile') {
+      // A WAL file read here a MiB at a time, each MiB hashed and compressed while it is in cache:
+      // the main thread neither reads it nor holds it, and no buffer of the file's size is made.
+      const fd = openRead(m.path);
+      if (fd === undefined) { reply(m, { missing: true }); return; }
+      s = sessionOpen('compress', m.level, true);
+      const parts = [];
+      try {
+        for (;;) {
+          const n = readFull(fd, WHOLE_READ, FRAME, s.inSize);
+          if (s.inSize + n > m.max) throw Object.assign(new Error('the file is larger than ' + m.max + ' bytes'), { code: 'EFBIG' });
+          const block = WHOLE_READ.subarray(0, n);
+          s.inHash.update(block); s.inSize += n;
+          frameEmit(s, block, parts);
+          if (n < FRAME) break;
+        }
+      } finally { fs.closeSync(fd); }
       sessionDone(s);
       reply(m, { result: result(s) }, join(parts));
       return;
@@ -629,6 +652,8 @@ interface WorkerReply {
 interface WorkerMessage {
   op: string; id: number; seq?: number; data?: Buffer; mode?: PoolMode; level?: number; head?: number;
   path?: string; size?: number; bytes?: number; fileMode?: number; mtime?: number; files?: unknown[];
+  /** The most bytes a file read whole may have. */
+  max?: number;
   /** The checksum type of what the worker hashes (default sha256; per file where a file says its own). */
   checksum?: ChecksumType;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
@@ -927,6 +952,24 @@ export class FilterPool {
     try {
       const m = await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level }, own ? [data.buffer as ArrayBuffer] : undefined)!;
       if (m.error !== undefined) throw new InternalError(m.error);
+      return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
+    } finally {
+      w.sessions--;
+    }
+  }
+
+  /**
+   * Reads a file on a worker and compresses it whole (zstd frames of a MiB, as compressWhole):
+   * its sha256 and size, and the compressed bytes. Undefined when the file is gone; an error
+   * when it is larger than `max`.
+   */
+  async compressFile(file: string, level: number, max: number): Promise<{ result: PoolResult; out: Buffer } | undefined> {
+    const w = this.idleWorker();
+    w.sessions++;
+    try {
+      const m = await w.post({ op: 'wholeFile', id: nextSessionId++, seq: 0, path: file, level, max })!;
+      if (m.error !== undefined) throw replyError(m, `'${file}'`, false);
+      if (m.missing) return undefined;
       return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
     } finally {
       w.sessions--;
