@@ -1,4 +1,4 @@
-import { AccessDeniedError, OPENRDS_VERSION, errorFromGrpc, grpcWrite, log, sleep, tlsClientCertProblem } from '@openrds/common';
+import { AccessDeniedError, OPENRDS_VERSION, errorFromGrpc, grpcWrite, log, memorySettle, sleep, tlsClientCertProblem } from '@openrds/common';
 import type { AgentHello, AgentMessage, Heartbeat, PgControlInfo, ServerMessage__Output } from '@openrds/common';
 import { JobRunner, type JobContext } from './jobs';
 
@@ -68,7 +68,10 @@ export class AgentSession {
           log.debug(`job ${job.kind} '${job.jobId}' started`);
           // A job id can come back (the jobs of one restore share the id that authorizes its files).
           void runner.run(job, (event) => send({ event: { jobId: job.jobId, ...event } }), controller.signal)
-            .finally(() => { if (jobs.get(job.jobId) === controller) jobs.delete(job.jobId); });
+            .finally(() => {
+              if (jobs.get(job.jobId) === controller) jobs.delete(job.jobId);
+              memorySettle();
+            });
         } else if (msg.cancel) {
           jobs.get(msg.cancel.jobId)?.abort(new Error(`cancelled by the repo-server: ${msg.cancel.reason}`));
         } else if (msg.heartbeat) {

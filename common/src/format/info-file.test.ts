@@ -22,6 +22,26 @@ describe('canonicalJson and infoChecksum', () => {
     expect(() => canonicalJson({ n: 1n })).toThrow(FormatError);
   });
 
+  it('sort the keys of every object shape, however many shapes alternate and in whatever order keys were made', () => {
+    // Reference: a plain recursive serializer that sorts each object's keys (integer-like keys too, as strings).
+    const sortedRef = (v: unknown): string => (Array.isArray(v) ? `[${v.map(sortedRef).join(',')}]`
+      : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${sortedRef((v as Record<string, unknown>)[k])}`).join(',')}}`
+        : JSON.stringify(v));
+    const names = ['name', 'size', 'sha256', 'mtime', 'mode', 'reference', 'user', 'group', 'repoSize', 'b', 'a', '10', '2'];
+    const list: Record<string, unknown>[] = [];
+    for (let i = 0; i < 500; i++) {
+      // Up to 13 keys, in a rotating order and subset: many more shapes than are kept.
+      const o: Record<string, unknown> = {};
+      for (let j = 0; j < 1 + (i % names.length); j++) o[names[(i + j * 7) % names.length]!] = j % 3 === 0 ? { y: i, x: [j] } : `${i}-${j}`;
+      list.push(o);
+    }
+    expect(canonicalJson(list)).toBe(sortedRef(list));
+    // Inherited enumerable keys are not serialized (as JSON.stringify), and do not confuse the shapes.
+    const proto = { inherited: 1 };
+    const child = Object.assign(Object.create(proto) as Record<string, unknown>, { b: 1, a: 2 });
+    expect(canonicalJson([{ b: 1, a: 2 }, child, { b: 1, a: 2 }, child])).toBe('[{"a":2,"b":1},{"a":2,"b":1},{"a":2,"b":1},{"a":2,"b":1}]');
+  });
+
   it('hash the canonical JSON without the checksum field, whatever the key order', () => {
     const content = { version: 1, db: { id: 1, systemId: '7300' }, list: [{ b: 2, a: 1 }] };
     expect(infoChecksum(content)).toBe(sha256(canonicalJson(content)));

@@ -1,7 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createInterface } from 'node:readline';
 import { CryptoError, FileMissingError, FileReadError, FormatError } from '../error';
 import { log } from '../log';
 import type { Storage } from '../storage/storage';
@@ -30,6 +29,16 @@ import type { Storage } from '../storage/storage';
  * when it fits in a string.
  */
 
+/**
+ * A value whose canonical JSON is known already, serialized as that text: a record written many
+ * times (the files of a backup's resumable record, saved again as the backup goes) is serialized
+ * once, not at every save.
+ */
+export class CanonicalJson {
+  readonly text: string;
+  constructor(value: unknown) { this.text = canonicalJson(value); }
+}
+
 /** JSON with object keys sorted at every level and no white space: the same content always hashes the same. */
 export function canonicalJson(value: unknown): string {
   const text = canonicalValue(value, false);
@@ -51,20 +60,52 @@ function isOmitted(value: unknown): boolean {
   return v === undefined || typeof v === 'function' || typeof v === 'symbol';
 }
 
+/** Keys of one object shape: their order as created, and sorted with their JSON text. */
+interface Shape { keys: string[]; sorted: { key: string; text: string }[] }
+/** The last few object shapes seen: the records of a manifest share a handful, so keys are sorted once per shape, not per record. */
+const shapes: Shape[] = [];
+const SHAPES_KEPT = 8;
+
+/** True when the object's own enumerable keys are `keys`, in that order (`for...in` walks them without making an array). */
+function shapeIs(obj: object, keys: string[]): boolean {
+  let i = 0;
+  for (const k in obj) {
+    if (keys[i] !== k) return false;
+    i++;
+  }
+  return i === keys.length;
+}
+
+/** The object's keys sorted, with their JSON text (`"key":`). */
+function sortedKeysOf(obj: Record<string, unknown>): { key: string; text: string }[] {
+  for (const shape of shapes) if (shapeIs(obj, shape.keys)) return shape.sorted;
+  const keys = Object.keys(obj);
+  const shape = { keys, sorted: [...keys].sort().map((key) => ({ key, text: `${JSON.stringify(key)}:` })) };
+  // An object with inherited enumerable keys never matches its shape: it is sorted each time (correct, only slower).
+  shapes.unshift(shape);
+  if (shapes.length > SHAPES_KEPT) shapes.pop();
+  return shape.sorted;
+}
+
 /** Canonical text of a value, or undefined where JSON.stringify would omit it (undefined, functions, symbols). */
 function canonicalValue(input: unknown, inArray: boolean): string | undefined {
+  if (input instanceof CanonicalJson) return input.text;
   const value = jsonValueOf(input);
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') return inArray ? 'null' : undefined;
   if (typeof value === 'bigint') throw new FormatError('unable to serialize a bigint as JSON');
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalValue(v, true)).join(',')}]`;
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let i = 0; i < value.length; i++) text += i > 0 ? `,${canonicalValue(value[i], true)!}` : canonicalValue(value[i], true)!;
+    return `${text}]`;
+  }
   if (value !== null && typeof value === 'object') {
     const obj = value as Record<string, unknown>;
-    const parts: string[] = [];
-    for (const k of Object.keys(obj).sort()) {
-      const v = canonicalValue(obj[k], false);
-      if (v !== undefined) parts.push(`${JSON.stringify(k)}:${v}`);
+    let text = '{';
+    for (const { key, text: keyText } of sortedKeysOf(obj)) {
+      const v = canonicalValue(obj[key], false);
+      if (v !== undefined) text += text.length > 1 ? `,${keyText}${v}` : `${keyText}${v}`;
     }
-    return `{${parts.join(',')}}`;
+    return `${text}}`;
   }
   return JSON.stringify(value);
 }
@@ -90,16 +131,18 @@ function* documentPieces(entries: [string, unknown][], hash: Hash): Generator<st
   for (let i = 0; i < entries.length; i++) {
     const [k, v] = entries[i]!;
     const keyText = `${JSON.stringify(k)}:`;
-    hash.update(i > 0 ? `,${keyText}` : keyText);
+    if (i > 0) hash.update(',');
+    hash.update(keyText);
     const value = jsonValueOf(v);
     if (Array.isArray(value) && value.length > 0) {
       hash.update('[');
       piece += `${keyText}[\n`;
       for (let j = 0; j < value.length; j++) {
         const text = canonicalValue(value[j], true)!;
-        hash.update(j > 0 ? `,${text}` : text);
+        if (j > 0) hash.update(',');
+        hash.update(text);
         piece += j < value.length - 1 ? `${text},\n` : `${text}\n`;
-        if (piece.length >= 64 * 1024) { yield piece; piece = ''; }
+        if (piece.length >= PIECE) { yield piece; piece = ''; }
       }
       hash.update(']');
       piece += '],\n';
@@ -108,18 +151,22 @@ function* documentPieces(entries: [string, unknown][], hash: Hash): Generator<st
       hash.update(text);
       piece += `${keyText}${text},\n`;
     }
-    if (piece.length >= 64 * 1024) { yield piece; piece = ''; }
+    if (piece.length >= PIECE) { yield piece; piece = ''; }
   }
   hash.update('}');
   yield piece;
 }
+const PIECE = 64 * 1024;
 
 /** The whole text of an info file: the checksum line comes last, once the hash has seen everything. */
-function* infoFileText(entries: [string, unknown][]): Generator<string> {
+function* infoFileText(entries: [string, unknown][]): Generator<Buffer> {
   const hash = createHash('sha256');
-  yield* documentPieces(entries, hash);
-  yield `"checksum":${JSON.stringify(hash.digest('hex'))}\n}\n`;
+  for (const piece of documentPieces(entries, hash)) yield Buffer.from(piece, 'utf8');
+  yield Buffer.from(`"checksum":${JSON.stringify(hash.digest('hex'))}\n}\n`, 'utf8');
 }
+
+/** Up to this many bytes of text are kept from writing the file to writing its .copy; a larger document is serialized again. */
+const COPY_KEPT_MAX = 64 * 1024 * 1024;
 
 /** sha256 of the canonical JSON of the content without its checksum field. */
 export function infoChecksum(content: object): string {
@@ -132,10 +179,22 @@ export function infoChecksum(content: object): string {
 export async function infoFileSave(storage: Storage, key: string, content: object): Promise<void> {
   const entries = documentEntries(content);
   // Both from memory, so that damage to the main file's bytes cannot reach the copy. Main first:
-  // while the copy is being written, the main file already holds the new content.
-  for (const target of [key, `${key}.copy`]) {
-    await pipeline(Readable.from(infoFileText(entries), { objectMode: false }), storage.newWrite(target));
-  }
+  // while the copy is being written, the main file already holds the new content. The copy is
+  // written from the main file's text while that is small enough to keep (a manifest of a few
+  // hundred thousand files): serializing is most of the work.
+  let kept: Buffer[] | undefined = [];
+  let keptBytes = 0;
+  const main = function* (): Generator<Buffer> {
+    for (const piece of infoFileText(entries)) {
+      if (kept) {
+        keptBytes += piece.length;
+        if (keptBytes <= COPY_KEPT_MAX) kept.push(piece); else kept = undefined;
+      }
+      yield piece;
+    }
+  };
+  await pipeline(Readable.from(main(), { objectMode: false }), storage.newWrite(key));
+  await pipeline(Readable.from(kept ?? infoFileText(entries), { objectMode: false }), storage.newWrite(`${key}.copy`));
 }
 
 /** Thrown by the line reader when a file is not in the line layout: the whole-text parser gets a go. */
@@ -150,12 +209,32 @@ interface InfoFileParsed {
   linesChecksum?: string;
 }
 
+const NEWLINE = 0x0a, CR = 0x0d, COMMA = 0x2c;
+
+/**
+ * Calls `line` for each line of a stream (without its line break), as bytes: the hash takes
+ * them as they are, and only what is parsed becomes a string.
+ */
+async function linesEach(source: Readable, line: (bytes: Buffer) => void): Promise<void> {
+  let held: Buffer[] = [];
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
+      const part = chunk.subarray(start, nl);
+      if (held.length > 0) { held.push(part); line(Buffer.concat(held)); held = []; } else line(part);
+      start = nl + 1;
+    }
+    if (start < chunk.length) held.push(chunk.subarray(start));
+  }
+  if (held.length > 0) line(Buffer.concat(held));
+}
+
 /** Parses a file in the line layout, a line at a time. */
 async function infoFileParseLines(storage: Storage, key: string): Promise<InfoFileParsed> {
-  const lines = createInterface({ input: await storage.newRead(key), crlfDelay: Infinity });
   const doc: Record<string, unknown> = {};
   const hash = createHash('sha256');
-  let state: 'start' | 'top' | 'array' | 'end' = 'start';
+  // Set in the line callback: declared wide so that the check after it is not narrowed away.
+  let state = 'start' as 'start' | 'top' | 'array' | 'end';
   let array: unknown[] = [];
   let entriesHashed = 0;
   let lineNo = 0;
@@ -166,44 +245,52 @@ async function infoFileParseLines(storage: Storage, key: string): Promise<InfoFi
       throw new LayoutError(`line ${lineNo}: ${(err as Error).message}`);
     }
   };
-  for await (const raw of lines) {
+  const is = (b: Buffer, c: string): boolean => b.length === 1 && b[0] === c.charCodeAt(0);
+  await linesEach(await storage.newRead(key), (lineBytes) => {
     lineNo++;
-    const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
+    const raw = lineBytes.length > 0 && lineBytes[lineBytes.length - 1] === CR ? lineBytes.subarray(0, -1) : lineBytes;
+    const line = raw.length > 0 && raw[raw.length - 1] === COMMA ? raw.subarray(0, -1) : raw;
     if (state === 'start') {
-      if (raw !== '{') throw new LayoutError("line 1 is not '{'");
+      if (!is(raw, '{')) throw new LayoutError("line 1 is not '{'");
       hash.update('{');
       state = 'top';
     } else if (state === 'top') {
-      if (raw === '}') {
+      if (is(raw, '}')) {
         hash.update('}');
         state = 'end';
-        continue;
+        return;
       }
-      const arrayStart = /^("(?:[^"\\]|\\.)*"):\[$/.exec(line);
+      const text = line.toString('utf8');
+      const arrayStart = /^("(?:[^"\\]|\\.)*"):\[$/.exec(text);
       if (arrayStart) {
         array = [];
         doc[parse(arrayStart[1]!) as string] = array;
-        hash.update(entriesHashed++ > 0 ? `,${line}` : line);
+        if (entriesHashed++ > 0) hash.update(',');
+        hash.update(line);
         state = 'array';
       } else {
-        const entry = parse(`{${line}}`) as Record<string, unknown>;
+        const entry = parse(`{${text}}`) as Record<string, unknown>;
         const names = Object.keys(entry);
         if (names.length !== 1) throw new LayoutError(`line ${lineNo} is not one entry`);
         Object.assign(doc, entry);
-        if (names[0] !== 'checksum') hash.update(entriesHashed++ > 0 ? `,${line}` : line);
+        if (names[0] !== 'checksum') {
+          if (entriesHashed++ > 0) hash.update(',');
+          hash.update(line);
+        }
       }
     } else if (state === 'array') {
-      if (line === ']') {
+      if (is(line, ']')) {
         hash.update(']');
         state = 'top';
       } else {
-        hash.update(array.length > 0 ? `,${line}` : line);
-        array.push(parse(line));
+        if (array.length > 0) hash.update(',');
+        hash.update(line);
+        array.push(parse(line.toString('utf8')));
       }
-    } else if (raw.trim() !== '') {
+    } else if (raw.some((b) => b !== 0x20 && b !== 0x09)) {
       throw new LayoutError(`line ${lineNo} follows the closing '}'`);
     }
-  }
+  });
   if (state !== 'end') throw new LayoutError("the file ends before its closing '}'");
   return { doc, linesChecksum: hash.digest('hex') };
 }

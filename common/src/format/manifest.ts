@@ -85,20 +85,33 @@ function fieldBad(field: string, value: unknown): FormatError {
   return new FormatError(`invalid manifest: field '${field}' ${what}`);
 }
 
-function objectCheck(value: unknown, field: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fieldBad(field, value);
+function objectCheck(value: unknown, field: string | (() => string)): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fieldBad(typeof field === 'string' ? field : field(), value);
   return value as Record<string, unknown>;
 }
 
-/** Checks the fields of one object: required ones always, optional ones (name ending in '?') when present. */
-function fieldsCheck(value: unknown, field: string, spec: Record<string, FieldKind>): void {
-  const obj = objectCheck(value, field);
-  for (const [specName, kind] of Object.entries(spec)) {
-    const isOptional = specName.endsWith('?');
-    const name = isOptional ? specName.slice(0, -1) : specName;
+/** A field spec as a list, made once per spec: a manifest checks it for every one of its files. */
+const specLists = new WeakMap<Record<string, FieldKind>, { name: string; isOptional: boolean; kind: FieldKind }[]>();
+function specList(spec: Record<string, FieldKind>): { name: string; isOptional: boolean; kind: FieldKind }[] {
+  let list = specLists.get(spec);
+  if (!list) {
+    list = Object.entries(spec).map(([specName, kind]) => ({ name: specName.replace(/\?$/, ''), isOptional: specName.endsWith('?'), kind }));
+    specLists.set(spec, list);
+  }
+  return list;
+}
+
+/**
+ * Checks the fields of one object: required ones always, optional ones (name ending in '?') when
+ * present. An element of a list names itself only when it is bad (`field[index]`).
+ */
+function fieldsCheck(value: unknown, field: string, spec: Record<string, FieldKind>, index?: number): void {
+  const named = (): string => (index === undefined ? field : `${field}[${index}]`);
+  const obj = objectCheck(value, named);
+  for (const { name, isOptional, kind } of specList(spec)) {
     const v = obj[name];
     if (v === undefined && isOptional) continue;
-    if (!fieldIs(v, kind)) throw fieldBad(`${field}.${name}`, v);
+    if (!fieldIs(v, kind)) throw fieldBad(`${named()}.${name}`, v);
   }
 }
 
@@ -149,12 +162,12 @@ export function manifestValidate(m: unknown): Manifest {
   fieldsCheck(doc.backup, 'backup', BACKUP_FIELDS);
   fieldsCheck(doc.db, 'db', DB_FIELDS);
   fieldsCheck(doc.options, 'options', OPTIONS_FIELDS);
-  if (doc.databases !== undefined) arrayCheck(doc.databases, 'databases').forEach((d, i) => fieldsCheck(d, `databases[${i}]`, DATABASE_FIELDS));
-  arrayCheck(doc.targets, 'targets').forEach((t, i) => fieldsCheck(t, `targets[${i}]`, TARGET_FIELDS));
-  arrayCheck(doc.paths, 'paths').forEach((p, i) => fieldsCheck(p, `paths[${i}]`, PATH_FIELDS));
-  arrayCheck(doc.links, 'links').forEach((l, i) => fieldsCheck(l, `links[${i}]`, LINK_FIELDS));
+  if (doc.databases !== undefined) arrayCheck(doc.databases, 'databases').forEach((d, i) => fieldsCheck(d, 'databases', DATABASE_FIELDS, i));
+  arrayCheck(doc.targets, 'targets').forEach((t, i) => fieldsCheck(t, 'targets', TARGET_FIELDS, i));
+  arrayCheck(doc.paths, 'paths').forEach((p, i) => fieldsCheck(p, 'paths', PATH_FIELDS, i));
+  arrayCheck(doc.links, 'links').forEach((l, i) => fieldsCheck(l, 'links', LINK_FIELDS, i));
   arrayCheck(doc.files, 'files').forEach((f, i) => {
-    fieldsCheck(f, `files[${i}]`, FILE_FIELDS);
+    fieldsCheck(f, 'files', FILE_FIELDS, i);
     const pageError = (f as ManifestFile).pageChecksumError;
     if (pageError !== undefined) {
       const pages = objectCheck(pageError, `files[${i}].pageChecksumError`).pages;

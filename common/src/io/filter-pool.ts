@@ -241,11 +241,16 @@ function writeQueue(s, parts) {
  * it), so hundreds of MiB of them waited for a collection. A MiB each: fewer, larger writes.
  */
 const WRITE_OUT = 1024 * 1024;
+/**
+ * Buffers kept for reuse: two sessions' queues (WRITE_QUEUE_MAX each). More were kept once (32),
+ * and a worker then held 32 MiB of them after every restore, idle.
+ */
+const WRITE_BUFFERS_KEPT = 16;
 const writeBuffers = [];
 function writeBufferGet() { return writeBuffers.pop() || Buffer.allocUnsafeSlow(WRITE_OUT); }
 /** Takes back a buffer from writeBufferGet (any view of it); others are left to the GC. */
 function writeBufferPut(b) {
-  if (b.buffer.byteLength === WRITE_OUT && b.byteOffset === 0 && writeBuffers.length < 32) writeBuffers.push(Buffer.from(b.buffer, 0, WRITE_OUT));
+  if (b.buffer.byteLength === WRITE_OUT && b.byteOffset === 0 && writeBuffers.length < WRITE_BUFFERS_KEPT) writeBuffers.push(Buffer.from(b.buffer, 0, WRITE_OUT));
 }
 function writeAll(fd, b) {
   return new Promise((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { MemoryGovernor } from './memory';
+import { MemoryGovernor, memorySettle } from './memory';
 
 const MB = 1024 * 1024;
 
@@ -30,6 +30,33 @@ describe('MemoryGovernor', () => {
     expect(g.tick()).toBe(false); // mark 20
     size = 60 * MB;
     expect(g.tick()).toBe(true); // 40 MB over the lowered mark
+  });
+
+  it('collects once after work ends when the heap grew, whatever the RSS; not when it did not', async () => {
+    const rss = 10 * MB;
+    let size = 100 * MB, collected = 0;
+    const g = new MemoryGovernor({ softRssBytes: 200 * MB, settleBytes: 8 * MB, settleDelayMs: 10, intervalMs: 60_000,
+      measure: () => ({ rss, size }), collect: () => { collected++; size = 30 * MB; } }).start();
+    try {
+      // A burst of endings: one collection.
+      memorySettle();
+      expect(g.settleSoon()).toBe(false);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(collected).toBe(1);
+      // Grown by less than settleBytes since: none.
+      size = 35 * MB;
+      memorySettle();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(collected).toBe(1);
+      size = 40 * MB;
+      memorySettle();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(collected).toBe(2);
+    } finally {
+      g.stop();
+    }
+    // Stopped: no governor to tell.
+    expect(MemoryGovernor.active).toBeUndefined();
   });
 
   it('runs V8 collections for real', () => {

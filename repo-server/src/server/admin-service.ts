@@ -2,7 +2,7 @@ import { keyList, keyRotate } from '../command/key';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import {
-  CommandInvalidError, OPENRDS_VERSION, OptionInvalidError, optionEnvName, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe,
+  CommandInvalidError, OPENRDS_VERSION, OptionInvalidError, optionEnvName, StopError, configLoad, errorToGrpc, errorWrap, log, logSubscribe, memorySettle,
 } from '@openrds/common';
 import type { AdminHandlers, CommandEvent, CommandName, CommandRequest__Output } from '@openrds/common';
 import { backup } from '../command/backup/backup';
@@ -89,6 +89,7 @@ export function adminHandlers(deps: { repos: readonly RepoHandle[]; agents: Agen
           return out;
         } finally {
           done();
+          memorySettle();
         }
       }).then((out) => {
         unsubscribe();

@@ -289,6 +289,8 @@ class SmallPuts {
 
   add(key: string, data: Buffer): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      // A batch stays within SMALL_BATCH_BYTES (it then fits a worker's inbox, copied rather than allocated anew).
+      if (this.bytes + data.length > SMALL_BATCH_BYTES) this.flush();
       this.items.push({ key, data, resolve, reject });
       this.bytes += data.length;
       if (this.items.length >= SMALL_BATCH_FILES || this.bytes >= SMALL_BATCH_BYTES) this.flush();

@@ -10,12 +10,12 @@ import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitch, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
-import { backupPriorSelect, deltaReasons, incrementalPlan } from './incremental';
+import { backupPriorSelect, deltaReasons, incrementalPlan, priorCopyOf, type PriorCopy } from './incremental';
 import type { AgentConnection } from '../../server/agent-registry';
 import { expireRun } from '../expire';
 import { withStanzaLock } from '../stanza-lock';
 import { fileEntryToPgData, manifestContentBuild, manifestName, pgRelativeName as pgName } from './manifest-build';
-import { PartialSaver, resumeCheck, resumeFind, type BackupPartial } from './resume';
+import { PartialSaver, resumeCheck, resumeFind, type BackupPartial, type PartialFile } from './resume';
 import { AGENT_WAIT_MS } from '../../server/agent-registry';
 
 /**
@@ -136,7 +136,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     // safe to compare next time).
     const timestampCopyStart = await clockNextSecond(ctx, agent, stanza);
     const copyStart = Math.floor(timestampCopyStart / 1000);
-    const referenced = new Map<string, ManifestFile>();
+    const referenced = new Map<string, PriorCopy>();
     let toCopy = content.files;
     let deltaMode = false;
     if (prior) {
@@ -163,7 +163,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         }
         for (const f of plan.checksum) {
           const p = manifestFileFind(prior, f.name)!;
-          if (sums.get(pgName(f.name)) === p.sha256) referenced.set(f.name, { ...p, reference: p.reference ?? prior.backup.label });
+          if (sums.get(pgName(f.name)) === p.sha256) referenced.set(f.name, priorCopyOf(prior, p));
           else toCopy.push(f);
         }
       }
@@ -172,19 +172,20 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
     const stored = new Map<string, BackupFileStored>();
     if (type === 'full') {
-      const partial: BackupPartial = {
-        version: 1, label, type, systemId: control.systemId, pgVersion: control.pgVersion, compressType, compressLevel, timestampStart, files: [],
+      const partial: Omit<BackupPartial, 'files'> = {
+        version: 1, label, type, systemId: control.systemId, pgVersion: control.pgVersion, compressType, compressLevel, timestampStart,
       };
+      const keptFiles: PartialFile[] = [];
       if (resumed) {
         const kept = await resumeCheck(repo, stanza, resumed, content.files, Math.max(2, processMax));
         for (const f of kept.values()) {
           stored.set(pgName(f.name), { missing: false, size: f.size, sha256: f.sha256, repoSize: f.repoSize, repoSha256: '' });
-          partial.files.push(f);
+          keptFiles.push(f);
         }
         toCopy = toCopy.filter((f) => !kept.has(f.name));
       }
       const totalSize = content.files.reduce((n, f) => n + f.size, 0);
-      saver = new PartialSaver(repo, stanza, partial, Math.max(config.int('manifest-save-threshold'), Math.floor(totalSize / 100)), !!resumed);
+      saver = new PartialSaver(repo, stanza, partial, keptFiles, Math.max(config.int('manifest-save-threshold'), Math.floor(totalSize / 100)), !!resumed);
       if (resumed) await saver.save();
     }
 
@@ -241,17 +242,21 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     extra.push(await textFileStore(ctx, stanza, label, 'pg_data/backup_label', stop.label_file, stopSeconds, compressType, compressLevel, cipherKey, checksumType));
     if (stop.spcmap_file) extra.push(await textFileStore(ctx, stanza, label, 'pg_data/tablespace_map', stop.spcmap_file, stopSeconds, compressType, compressLevel, cipherKey, checksumType));
 
+    // The listing's records become the manifest's, completed in place (a copy of each would be
+    // tens of MB more for a cluster of many files, all alive at once).
     const files: ManifestFile[] = [];
     for (const f of content.files) {
       const ref = referenced.get(f.name);
       if (ref) {
-        files.push({ ...f, sha256: ref.sha256, repoSize: ref.repoSize, reference: ref.reference! });
+        f.sha256 = ref.sha256; f.repoSize = ref.repoSize; f.reference = ref.reference;
+        files.push(f);
         continue;
       }
       const r = stored.get(pgName(f.name));
       if (!r) throw new Error(`file '${f.name}' was not copied`);
       if (r.missing) { log.detail(`skip file removed by the database: '${f.name}'`); continue; }
-      files.push({ ...f, size: r.size, sha256: r.sha256, repoSize: r.repoSize });
+      f.size = r.size; f.sha256 = r.sha256; f.repoSize = r.repoSize;
+      files.push(f);
     }
     files.push(...extra);
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -309,7 +314,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     if (started) await db.query(sql.backupStop).catch(() => undefined);
     await saver?.settle();
     if (saver?.hasSaved) {
-      log.warn(`backup ${label} is kept to be resumed by the next full backup (${saver.partial.files.length} file(s) stored; --no-resume starts over)`);
+      log.warn(`backup ${label} is kept to be resumed by the next full backup (${saver.fileCount} file(s) stored; --no-resume starts over)`);
     } else {
       await repo.storage.pathRemove(setPath, { recurse: true }).catch((e: Error) => log.warn(`unable to remove failed backup '${setPath}': ${e.message}`));
     }

@@ -43,6 +43,14 @@ export function deltaReasons(prior: Manifest, files: ManifestFile[], opts: { cop
   return reasons;
 }
 
+/** Where a file referenced from a prior backup is stored: its checksum and repo size there, and the backup holding it. */
+export interface PriorCopy { sha256: string; repoSize: number; reference: string }
+
+/** The prior copy of a file of `prior` (the backup that stored it: `prior` itself, or the one `prior` references). */
+export function priorCopyOf(prior: Manifest, p: ManifestFile): PriorCopy {
+  return { sha256: p.sha256, repoSize: p.repoSize, reference: p.reference ?? prior.backup.label };
+}
+
 /** Files never taken from a prior backup: PostgreSQL rewrites them in place without reliable mtimes. */
 const ALWAYS_COPY = new Set(['pg_data/global/pg_control']);
 
@@ -51,16 +59,16 @@ const ALWAYS_COPY = new Set(['pg_data/global/pg_control']);
  * same checksum in delta mode), checksum it first (delta mode, same size), or copy it.
  */
 export function incrementalPlan(prior: Manifest, files: ManifestFile[], delta: boolean): {
-  reference: Map<string, ManifestFile>; checksum: ManifestFile[]; copy: ManifestFile[];
+  reference: Map<string, PriorCopy>; checksum: ManifestFile[]; copy: ManifestFile[];
 } {
-  const reference = new Map<string, ManifestFile>();
+  const reference = new Map<string, PriorCopy>();
   const checksum: ManifestFile[] = [];
   const copy: ManifestFile[] = [];
   for (const f of files) {
     const p = manifestFileFind(prior, f.name);
     if (!p || ALWAYS_COPY.has(f.name) || p.size !== f.size || f.size === 0) copy.push(f);
     else if (delta) checksum.push(f);
-    else if (p.mtime === f.mtime) reference.set(f.name, { ...p, reference: p.reference ?? prior.backup.label });
+    else if (p.mtime === f.mtime) reference.set(f.name, priorCopyOf(prior, p));
     else copy.push(f);
   }
   return { reference, checksum, copy };

@@ -53,7 +53,7 @@ describe('resume against a real posix repo', () => {
     const a = Buffer.from('a'.repeat(1000)), b = Buffer.from('b'.repeat(2000)), c = Buffer.from('c'.repeat(3000));
     await store(old, 'pg_data/x', a);
     await store(incr, 'pg_data/x', a);
-    const saver = new PartialSaver(repo, stanza, partialOf(label), 1, false);
+    const saver = new PartialSaver(repo, stanza, partialOf(label), [], 1, false);
     for (const [name, data] of [['pg_data/a', a], ['pg_data/b', b], ['pg_data/c', c]] as const) {
       await store(label, name, data);
       saver.add({ name, size: data.length, mtime: 100, sha256: sha256Hex(data), repoSize: 10 });
@@ -82,9 +82,22 @@ describe('resume against a real posix repo', () => {
     expect(fs.existsSync(path.join(dir, partialKey(repo, stanza, label)))).toBe(true);
   });
 
+  it('records the files a resumed backup kept, then the ones it adds, each saved as it was given', async () => {
+    const label = '20261124-120000F';
+    const kept = { name: 'pg_data/a', size: 1, mtime: 1, sha256: 'blake3:' + 'a'.repeat(64), repoSize: 9 };
+    const saver = new PartialSaver(repo, stanza, partialOf(label), [kept], 1, true);
+    expect(saver.fileCount).toBe(1);
+    saver.add({ name: 'pg_data/b', size: 2, mtime: 2, sha256: 'c'.repeat(64), repoSize: 10 });
+    saver.add({ name: 'pg_data/c', size: 3, mtime: 3, sha256: 'd'.repeat(64), repoSize: 11 });
+    await saver.settle();
+    const record = await infoFileLoad<BackupPartial>(repo.storage, partialKey(repo, stanza, label));
+    expect(record).toEqual({ ...partialOf(label), files: [kept, { name: 'pg_data/b', size: 2, mtime: 2, sha256: 'c'.repeat(64), repoSize: 10 },
+      { name: 'pg_data/c', size: 3, mtime: 3, sha256: 'd'.repeat(64), repoSize: 11 }] });
+  });
+
   it('removes everything with --no-resume, and a set without a record', async () => {
     await store('20261124-100000F', 'pg_data/a', Buffer.from('a'));
-    const saver = new PartialSaver(repo, stanza, partialOf('20261124-100000F'), 1, false);
+    const saver = new PartialSaver(repo, stanza, partialOf('20261124-100000F'), [], 1, false);
     saver.add({ name: 'pg_data/a', size: 1, mtime: 1, sha256: sha256Hex(Buffer.from('a')), repoSize: 1 });
     await saver.settle();
     await store('20261124-110000F', 'pg_data/a', Buffer.from('a'));

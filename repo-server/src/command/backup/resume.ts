@@ -1,4 +1,4 @@
-import { BACKUP_LABEL_RE, COMPRESS_TYPES, FormatError, checksumTypeOf, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
+import { BACKUP_LABEL_RE, COMPRESS_TYPES, CanonicalJson, FormatError, checksumTypeOf, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { contentDigest } from '../../repo/digest';
 import type { BackupInfo, Repo } from '../../repo/repo';
@@ -153,17 +153,24 @@ export class PartialSaver {
   private nextSaveAt = 0;
   private unsaved = 0;
 
-  /** `resumed`: the record is in the repo already (this backup resumes it). */
-  constructor(private readonly repo: Repo, private readonly stanza: string, readonly partial: BackupPartial, private readonly threshold: number,
-    resumed: boolean) {
+  /** The files recorded, each serialized once (a save writes them all again). */
+  private readonly files: CanonicalJson[];
+
+  /** `partial`: the record without its files so far, which are `files`; `resumed`: the record is in the repo already (this backup resumes it). */
+  constructor(private readonly repo: Repo, private readonly stanza: string, private readonly partial: Omit<BackupPartial, 'files'>,
+    files: PartialFile[], private readonly threshold: number, resumed: boolean) {
+    this.files = files.map((f) => new CanonicalJson(f));
     this.saved = resumed;
   }
 
   /** True once a record is in the repo: the backup set can then be resumed. */
   get hasSaved(): boolean { return this.saved; }
 
+  /** Files recorded so far. */
+  get fileCount(): number { return this.files.length; }
+
   add(file: PartialFile): void {
-    this.partial.files.push(file);
+    this.files.push(new CanonicalJson(file));
     this.unsaved++;
     this.sinceSave += file.size;
     // Each save writes the whole record: with many files, saves are spaced so that writing them
@@ -175,7 +182,7 @@ export class PartialSaver {
     this.sinceSave = 0;
     this.unsaved = 0;
     this.nextSaveAt = Number.POSITIVE_INFINITY;
-    const snapshot = { ...this.partial, files: [...this.partial.files] };
+    const snapshot = { ...this.partial, files: [...this.files] };
     this.saving = this.saving.then(async () => {
       const started = Date.now();
       try {
