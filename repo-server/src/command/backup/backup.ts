@@ -6,7 +6,6 @@ import {
 } from '@openrds/common';
 import type { ChecksumType, CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
-import type { BackupFileStored } from '../../server/transfers';
 import { archiveSwitch, archiveWait } from '../archive/archive-wait';
 import type { CommandContext, CommandOutput } from '../context';
 import { RemoteDb } from '../remote-db';
@@ -128,8 +127,10 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     const filtered = pgDataFilter(entries.map(fileEntryToPgData), { pgVersion: control.pgVersion, online: true, exclude: config.list('exclude') });
     for (const x of filtered.excluded) log.debug(`exclude '${x.name}': ${x.reason}`);
     const content = manifestContentBuild(registration.pgPath, rootMode, filtered.kept, tablespaces);
-    // The listing is not needed past here: 80,000 files of it are tens of MB of heap.
+    // The listing is not needed past here: 80,000 files of it are tens of MB of heap (this
+    // function's frame keeps its variables alive until the backup ends).
     entries.length = 0;
+    filtered.kept.length = 0;
 
     // Copy starts once the DB host's clock has passed the second of the listing: a file changed
     // after the listing then always has a later mtime than the one recorded (size + mtime are
@@ -170,7 +171,16 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       log.info(`${type} backup: ${referenced.size} file(s) unchanged since ${prior.backup.label}, ${toCopy.length} to copy`);
     }
 
-    const stored = new Map<string, BackupFileStored>();
+    // What is stored completes the listing's record of the file in place (size, checksum, repo
+    // size): the record is the manifest's; a file without a checksum was not stored.
+    const listed = new Map(content.files.map((f) => [f.name, f]));
+    const storedAs = (name: string, stored: { size: number; sha256: string; repoSize: number }): void => {
+      const f = listed.get(name);
+      if (!f) throw new AssertError(`file '${name}' was stored but not listed`);
+      f.size = stored.size; f.sha256 = stored.sha256; f.repoSize = stored.repoSize;
+    };
+    /** Files the database removed after the listing (the agent found them gone). */
+    const missing = new Set<string>();
     if (type === 'full') {
       const partial: Omit<BackupPartial, 'files'> = {
         version: 1, label, type, systemId: control.systemId, pgVersion: control.pgVersion, compressType, compressLevel, timestampStart,
@@ -179,7 +189,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       if (resumed) {
         const kept = await resumeCheck(repo, stanza, resumed, content.files, Math.max(2, processMax));
         for (const f of kept.values()) {
-          stored.set(pgName(f.name), { missing: false, size: f.size, sha256: f.sha256, repoSize: f.repoSize, repoSha256: '' });
+          storedAs(f.name, f);
           keptFiles.push(f);
         }
         toCopy = toCopy.filter((f) => !kept.has(f.name));
@@ -191,11 +201,10 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
 
     // Empty files are recorded, not stored: restore creates them empty, and WAL replay brings
     // whatever was written to them after the listing (as for every file of an online backup).
-    for (const f of toCopy.filter((x) => x.size === 0)) stored.set(pgName(f.name), { missing: false, size: 0, sha256: checksumEmpty(checksumType), repoSize: 0, repoSha256: '' });
+    for (const f of toCopy.filter((x) => x.size === 0)) storedAs(f.name, { size: 0, sha256: checksumEmpty(checksumType), repoSize: 0 });
     toCopy = toCopy.filter((f) => f.size > 0);
 
     // Copy: largest files first so that the tail of the backup stays short.
-    const listed = new Map(content.files.map((f) => [f.name, f]));
     const order = [...toCopy].sort((a, b) => b.size - a.size);
     const batches: ManifestFile[][] = [];
     let batch: ManifestFile[] = [], batchBytes = 0;
@@ -214,9 +223,11 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         kind: 'backup', stanza, repo, checksumType,
         keyFor: (name) => (names.has(name) ? repo.backupFileKey(stanza, label, manifestName(name), compressType) : undefined),
         onStored: (name, result) => {
-          stored.set(name, result);
           const f = listed.get(manifestName(name));
-          if (saver && f && !result.missing) saver.add({ name: f.name, size: result.size, mtime: f.mtime, sha256: result.sha256, repoSize: result.repoSize });
+          if (!f) return;
+          if (result.missing) { missing.add(f.name); return; }
+          storedAs(f.name, result);
+          saver?.add({ name: f.name, size: result.size, mtime: f.mtime, sha256: result.sha256, repoSize: result.repoSize });
         },
       }, (jobId) => agent.job(stanza, {
         backupFiles: {
@@ -252,10 +263,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
         files.push(f);
         continue;
       }
-      const r = stored.get(pgName(f.name));
-      if (!r) throw new Error(`file '${f.name}' was not copied`);
-      if (r.missing) { log.detail(`skip file removed by the database: '${f.name}'`); continue; }
-      f.size = r.size; f.sha256 = r.sha256; f.repoSize = r.repoSize;
+      if (missing.has(f.name)) { log.detail(`skip file removed by the database: '${f.name}'`); continue; }
+      if (!f.sha256) throw new AssertError(`file '${f.name}' was not copied`);
       files.push(f);
     }
     files.push(...extra);
