@@ -40,6 +40,8 @@ export class MemoryGovernor {
   }
 
   start(): this {
+    // Now, before worker threads exist: the flag that exposes gc also reaches their isolates.
+    if (!this.opts.collect) collector();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs ?? 1000);
     this.timer.unref();
     MemoryGovernor.active = this;
