@@ -111,11 +111,17 @@ function result(s) {
   return { inSha256, inSize: s.inSize, outSha256: s.outHash.digest(), outSize: s.outSize };
 }
 /** Runs input through the session's filter; output parts go to \`parts\` (hashed on the way). */
+/**
+ * One chunk of a session's input: hashed and (de)compressed. Output goes to \`parts\`, an array
+ * (each piece a buffer of its own) or a function that sees each piece while it is valid (a
+ * decompression whose output is only hashed reuses one buffer instead of a new one per piece).
+ */
 function step(s, input, end, parts) {
   s.inHash.update(input); s.inSize += input.length;
   if (s.mode === 'hash') { if (input.length) parts.push(input); return; }
   if (s.mode === 'digest') return;
-  const emit = (b) => { s.outHash.update(b); s.outSize += b.length; parts.push(b); };
+  const seeOnly = typeof parts === 'function';
+  const emit = (b) => { s.outHash.update(b); s.outSize += b.length; if (seeOnly) parts(b); else parts.push(b); };
   if (s.mode === 'compress') {
     let rest = input;
     for (;;) {
@@ -131,7 +137,7 @@ function step(s, input, end, parts) {
     // At the end there is no input: the state of the last chunk says whether a frame is open
     // (another call would report the header of a next frame as missing input).
     for (; input.length > 0;) {
-      const out = Buffer.allocUnsafe(OUT);
+      const out = seeOnly ? scratchOf('step', OUT) : Buffer.allocUnsafe(OUT);
       const [remaining, produced, consumed] = s.ctx.decompressStream(out, rest);
       rest = rest.subarray(consumed);
       if (consumed > 0 || produced > 0) s.inFrame = remaining !== 0;
@@ -288,7 +294,7 @@ function hashOf(p, type) {
  * file is garbage outside the worker's heap, which V8 collects only after tens of MiB of it (each
  * worker of a backup of 62,000 small files held up to ~60 MB of them).
  */
-const scratch = { read: Buffer.alloc(0), out: Buffer.alloc(0), whole: Buffer.alloc(0) };
+const scratch = { read: Buffer.alloc(0), out: Buffer.alloc(0), whole: Buffer.alloc(0), step: Buffer.alloc(0) };
 function scratchOf(name, size) {
   if (scratch[name].length < size) scratch[name] = Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
   return scratch[name];
@@ -375,13 +381,12 @@ function handle(m) {
       s = sessionOpen('decompress');
       const head = [];
       let headLength = 0;
+      const see = (part) => {
+        if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
+      };
       for (let off = 0; off < input.length || off === 0; off += 1024 * 1024) {
-        const parts = [];
         const last = off + 1024 * 1024 >= input.length;
-        step(s, input.subarray(off, off + 1024 * 1024), last, parts);
-        for (const part of parts) {
-          if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
-        }
+        step(s, input.subarray(off, off + 1024 * 1024), last, see);
         if (last) break;
       }
       sessionDone(s);
