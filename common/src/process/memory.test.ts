@@ -59,6 +59,17 @@ describe('MemoryGovernor', () => {
     expect(MemoryGovernor.active).toBeUndefined();
   });
 
+  it('collects at the end of a phase only when the heap grew since the last collection', () => {
+    let size = 100 * MB, collected = 0;
+    const g = new MemoryGovernor({ softRssBytes: 500 * MB, settleBytes: 8 * MB, measure: () => ({ rss: 10 * MB, size }), collect: () => { collected++; size = 50 * MB; } });
+    expect(g.collectIfGrown()).toBe(true);
+    size = 55 * MB;
+    expect(g.collectIfGrown()).toBe(false);
+    size = 60 * MB;
+    expect(g.collectIfGrown()).toBe(true);
+    expect(collected).toBe(2);
+  });
+
   it('runs V8 collections for real', () => {
     const g = new MemoryGovernor({ softRssBytes: 0, growthBytes: 0 });
     expect(g.tick()).toBe(true);

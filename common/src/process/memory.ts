@@ -74,6 +74,17 @@ export class MemoryGovernor {
     return true;
   }
 
+  /**
+   * A phase of a piece of work ended and a heavier one follows (a backup's copy is done; its
+   * manifest is built next): collect now when heap and buffers grew by `settleBytes`, so that
+   * the next phase's peak does not stack on this one's garbage. True when it collected.
+   */
+  collectIfGrown(): boolean {
+    const { size } = this.measure();
+    if (size - this.lastSize < (this.opts.settleBytes ?? 8 * 1024 * 1024)) return false;
+    return this.collectNow();
+  }
+
   private collectNow(): boolean {
     const collect = this.opts.collect ?? collector();
     if (!collect) return false;
@@ -98,6 +109,11 @@ export class MemoryGovernor {
 /** Tells the process's governor (if it runs one) that a piece of work ended: see MemoryGovernor.settleSoon. */
 export function memorySettle(): void {
   MemoryGovernor.active?.settleSoon();
+}
+
+/** Tells the process's governor (if it runs one) that a phase of a piece of work ended: see MemoryGovernor.collectIfGrown. */
+export function memoryPhaseEnd(): void {
+  MemoryGovernor.active?.collectIfGrown();
 }
 
 function measure(): { rss: number; size: number } {

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AssertError, OptionInvalidError, ChecksumFilter, SizeFilter, backupLabelNext, checksumEmpty, checksumTypeOf, checksumTypeParse, compressFilters, encryptFilters,
-  lsnParse, log, manifestFileFind, manifestLoad, manifestSave, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
+  lsnParse, log, manifestFileFind, manifestLoad, manifestSave, memoryPhaseEnd, pgDataFilter, pgSql, sleep, walSegmentName, walSegmentRange,
 } from '@openrds/common';
 import type { ChecksumType, CipherDataKey, CompressType, FileEntry__Output as FileEntry, Manifest, ManifestFile, PgControlInfo__Output } from '@openrds/common';
 import { archiveIdOf, stanzaDbCheck, type BackupInfoEntry } from '../../repo/repo';
@@ -131,6 +131,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     // function's frame keeps its variables alive until the backup ends).
     entries.length = 0;
     filtered.kept.length = 0;
+    memoryPhaseEnd();
 
     // Copy starts once the DB host's clock has passed the second of the listing: a file changed
     // after the listing then always has a later mtime than the one recorded (size + mtime are
@@ -240,6 +241,8 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
       log.detail(`backup copied ${copied}/${order.length} files`);
     }
 
+    // The copy's garbage goes before the manifest is built and saved (the backup's peak otherwise).
+    memoryPhaseEnd();
     await archiveChecked;
     const stop = await db.one<{ lsn: string; label_file: string; spcmap_file: string | null }>(sql.backupStop);
     started = false;
