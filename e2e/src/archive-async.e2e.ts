@@ -220,8 +220,11 @@ describe('asynchronous archive-push', () => {
     const dir = stack.restoreDir('async-get');
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
     // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
+    // While the daemon fetches the segment asked for (its `.fetching` marker), the shell waits for it.
+    const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
     expect(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))
-      .toContain(`restore_command = 'test -f ${inDir}/%f && mv ${inDir}/%f "%p" || { [ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
+      .toContain(`restore_command = '${take} || { i=0; while [ $i -lt 400 ] && [ -f ${inDir}/%f.fetching ] && [ ! -f ${inDir}/%f ]; do sleep 0.005; i=$((i+1)); done; ${take}; } `
+        + `|| { [ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
         + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
     const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
@@ -248,6 +251,23 @@ describe('asynchronous archive-push', () => {
     fs.writeFileSync(path.join(inDir, `${segment}.missing`), `${Math.floor(Date.now() / 1000) - 1}\n`);
     expect((await run()).code).toBe(0);
     expect(fs.statSync(dest).size).toBe(16 * 1024 * 1024);
+
+    // A segment being fetched: the shell waits for it and takes it, without starting Node (which
+    // would answer 1 here: the archive does not have this name).
+    const absent = 'FFFFFFFE0000000000000001';
+    const runFor = (name: string): Promise<{ code: number }> => runCommand('/bin/sh', ['-c', restoreCommand.replace(/%f/g, name).replace(/%p/g, dest)],
+      { uid: osUser('postgres').uid, gid: osUser('postgres').gid, cwd: '/tmp', timeoutMs: 60_000 });
+    fs.rmSync(dest);
+    fs.writeFileSync(path.join(inDir, `${absent}.fetching`), '');
+    const waiting = runFor(absent);
+    await new Promise((r) => setTimeout(r, 300));
+    fs.writeFileSync(path.join(inDir, `.${absent}.tmp`), 'fetched by the daemon');
+    fs.renameSync(path.join(inDir, `.${absent}.tmp`), path.join(inDir, absent));
+    fs.rmSync(path.join(inDir, `${absent}.fetching`));
+    expect((await waiting).code).toBe(0);
+    expect(fs.readFileSync(dest, 'utf8')).toBe('fetched by the daemon');
+    // Without the marker (and the file), the archive is asked: not there.
+    expect((await runFor(absent)).code).toBe(1);
   });
 
   it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {

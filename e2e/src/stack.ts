@@ -16,9 +16,12 @@ export function installedBin(name: 'openrds-agent' | 'openrds-admin' | 'openrds-
  */
 function withNodeFlags(name: 'openrds-agent' | 'openrds-repo-server', flags: string[], args: string[]): { cmd: string; args: string[] } {
   if (flags.length === 0) return { cmd: installedBin(name), args };
-  const script = /"([^"]+\.js)"/.exec(fs.readFileSync(installedBin(name), 'utf8'))?.[1];
+  const exec = /^exec .*$/m.exec(fs.readFileSync(installedBin(name), 'utf8'))?.[0] ?? '';
+  const script = /"([^"]+\.js)"/.exec(exec)?.[1];
   if (!script) throw new Error(`${installedBin(name)} does not name its script`);
-  return { cmd: process.execPath, args: [...flags, script, ...args] };
+  // The wrapper's own node flags (the agent's young generation) stay, before the extra ones.
+  const own = exec.slice(0, exec.indexOf(`"${script}"`)).split(/\s+/).filter((t) => t.startsWith('--'));
+  return { cmd: process.execPath, args: [...own, ...flags, script, ...args] };
 }
 
 export interface StackOptions {

@@ -66,4 +66,28 @@ describe('AsyncGetter', () => {
     expect(await getter.get('00000003.history', path.join(dir, 'x'))).toBe(false);
     expect(marker('00000003.history')).toBeGreaterThan(Date.now() / 1000);
   });
+
+  it('marks a segment while it is being fetched, until the file is in place, and drops stale marks at start', async () => {
+    fs.mkdirSync(inDir(), { recursive: true });
+    fs.writeFileSync(path.join(inDir(), `${seg(9)}.fetching`), '');
+    let release: () => void = () => {};
+    const seen: boolean[] = [];
+    getter = new AsyncGetter({
+      spoolPath: dir, stanza: 's', walSegmentSize: SEG, processMax: 1, queueMax: SEG,
+      get: async (name, destination) => {
+        if (name !== seg(5)) return false;
+        seen.push(fs.existsSync(path.join(inDir(), `${name}.fetching`)));
+        await new Promise<void>((r) => { release = r; });
+        fs.writeFileSync(destination, name);
+        return true;
+      },
+    });
+    getter.start();
+    expect(fs.existsSync(path.join(inDir(), `${seg(9)}.fetching`))).toBe(false);
+    await getter.prime(seg(5));
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([true]);
+    release();
+    await until(() => fs.existsSync(path.join(inDir(), seg(5))) && !fs.existsSync(path.join(inDir(), `${seg(5)}.fetching`)));
+  });
 });

@@ -37,6 +37,8 @@ export class AsyncGetter {
 
   /** Refills the queue as a shell restore_command (test -f ... && mv ...) consumes it. */
   start(): void {
+    // Nothing is being fetched yet: markers a previous daemon left behind go.
+    for (const n of fsNames(this.inDir)) if (n.endsWith(`.${FETCHING_SUFFIX}`)) fs.rmSync(path.join(this.inDir, n), { force: true });
     this.timer = setInterval(() => this.fill(), 200);
     this.timer.unref();
   }
@@ -118,7 +120,7 @@ export class AsyncGetter {
     const names = await fs.promises.readdir(this.inDir).catch(() => [] as string[]);
     for (const n of names) {
       // Queued files (and "missing" answers) before the request, or of another timeline, will not be asked for.
-      const seg = /^([0-9A-F]{24})(\.missing)?$/.exec(n)?.[1];
+      const seg = /^([0-9A-F]{24})(\.missing|\.fetching)?$/.exec(n)?.[1];
       if (seg && (seg < walName || seg.slice(0, 8) !== walName.slice(0, 8))) await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
     if (this.next === undefined || this.next.slice(0, 8) !== walName.slice(0, 8) || this.next <= walName
@@ -137,6 +139,9 @@ export class AsyncGetter {
       const name = this.next;
       this.next = walSegmentNext(name, this.opts.walSegmentSize);
       if (fs.existsSync(path.join(this.inDir, name))) continue;
+      // restore_command's shell front waits for a segment with this marker instead of starting Node.
+      const marker = path.join(this.inDir, `${name}.${FETCHING_SUFFIX}`);
+      try { fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
       const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
         if (!found) {
           // Not archived yet: ask again from this segment a little later; until then recovery
@@ -153,12 +158,21 @@ export class AsyncGetter {
         if (this.next === undefined || this.next > name) this.next = name;
         return false;
       }).finally(() => {
+        // After the file (or its "missing" answer) is in place.
+        fs.rmSync(marker, { force: true });
         this.fetching.delete(name);
         this.fill();
       });
       this.fetching.set(name, p);
     }
   }
+}
+
+/** `<segment>.fetching` in the queue: the daemon is fetching that segment. */
+export const FETCHING_SUFFIX = 'fetching';
+
+function fsNames(dir: string): string[] {
+  try { return fs.readdirSync(dir); } catch { return []; }
 }
 
 /** Seconds a "not in the archive" answer holds (renewed every ~2 s while the daemon runs). */

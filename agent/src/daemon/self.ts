@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '@openrds/common';
+import { FETCHING_SUFFIX } from './async-get';
 import { ALIVE_FILE } from './async-push';
 
 /**
@@ -49,12 +50,17 @@ function configArgOf(config: Config): string {
  * daemon prefetched into the spool is taken with a shell test and a rename, without starting
  * Node (the spool holds only complete, checked files: the daemon renames them in when durable),
  * and "not in the archive" is answered by the shell while the daemon's `<file>.missing` holds a
- * second still to come (see AsyncGetter).
+ * second still to come (see AsyncGetter). While the daemon is fetching the segment asked for
+ * (`<file>.fetching`), the shell waits for it (every 5 ms, 2 s at most) instead of starting Node.
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return get;
   const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
   const fresh = `[ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;
-  return `test -f ${inDir}/%f && mv ${inDir}/%f "%p" || { ${fresh} && exit 1; } || ${get}`;
+  const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
+  // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
+  // here rather than start Node to join that fetch.
+  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ] && [ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]; do sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
+  return `${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }

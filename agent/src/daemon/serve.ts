@@ -80,7 +80,7 @@ export async function agentServe(config: Config): Promise<void> {
     ? new AsyncGetter({
       spoolPath: config.str('spool-path'), stanza, walSegmentSize: control.walSegmentSize, processMax: config.int('process-max'),
       queueMax: config.int('archive-get-queue-max'),
-      get: (walName, destination) => archiveGetFile(client, { stanza, walName, destination, timeoutMs }),
+      get: (walName, destination) => archiveGetFile(client, { stanza, walName, destination, timeoutMs, pool, walSegmentSize: control.walSegmentSize }),
     })
     : undefined;
   // A restore this agent writes with restore_command pointing here starts the prefetch at once.
@@ -107,7 +107,7 @@ export async function agentServe(config: Config): Promise<void> {
     if (req.cmd === 'archive-get') {
       const found = getter
         ? await getter.get(req.walName, req.destination)
-        : await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs });
+        : await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs, pool, walSegmentSize: control.walSegmentSize });
       return { found };
     }
     return {};

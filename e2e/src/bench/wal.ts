@@ -126,9 +126,10 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     try {
       const t2 = Date.now();
       await copy.start();
-      await copy.waitPromoted(900_000);
+      await copy.waitPromoted(900_000, 20);
       replayS = (Date.now() - t2) / 1000;
     } finally {
+      if (fs.existsSync(copy.logFile)) fs.copyFileSync(copy.logFile, `/tmp/openrds-wal-bench-${mode}-replay-postgres.log`);
       await copy.destroy();
     }
     // The logs outlive the stack, to look into a run.

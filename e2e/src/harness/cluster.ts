@@ -97,11 +97,11 @@ export class PgCluster {
   }
 
   /** Waits until recovery has ended (a restored cluster promoted); fails with the log if it does not. */
-  async waitPromoted(timeoutMs = 60_000): Promise<void> {
+  async waitPromoted(timeoutMs = 60_000, pollMs = 250): Promise<void> {
     const until = Date.now() + timeoutMs;
     while ((await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r) {
       if (Date.now() > until) throw new Error(`cluster '${this.dataDir}' is still in recovery after ${timeoutMs} ms:\n${await this.logTail()}`);
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
   }
 
