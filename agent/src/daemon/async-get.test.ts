@@ -46,7 +46,7 @@ describe('AsyncGetter', () => {
   it('primed by a restore, fetches from the start segment and marks where the archive ends and the next timeline', async () => {
     for (const n of [5, 6, 7]) archive.add(seg(n));
     await getter.prime(seg(5));
-    await until(() => marker(seg(8)) !== undefined && marker('00000002.history') !== undefined);
+    await until(() => marker(seg(8)) !== undefined && marker('00000002.history') !== undefined && marker('00000001.history') !== undefined);
     expect(fs.readdirSync(inDir()).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort()).toEqual([seg(5), seg(6), seg(7)]);
     // The answer holds for a few seconds from now, no more.
     const now = Date.now() / 1000;

@@ -12,7 +12,8 @@ import { log, walFileKind, walSegmentNext } from '@openrds/common';
  * prefetch for a moment (a standby may be ahead of the archive) without failing anything.
  *
  * "Not in the archive" is answered without Node too: for the segment where the archive ends, and
- * for the history file of the next timeline (which recovery asks for at its start and its end),
+ * for the history files of the current timeline and the next (which recovery asks for at its
+ * start and its end),
  * the daemon keeps `<name>.missing` holding the second until which that answer holds (a few
  * seconds, renewed while the daemon runs and the file stays missing), and restore_command's shell
  * front exits 1 while it is fresh. A file that appears is found within those seconds.
@@ -100,18 +101,24 @@ export class AsyncGetter {
     await fs.promises.rename(tmp, marker);
   }
 
-  /** Keeps the answer for the next timeline's history file fresh (one archive lookup every few seconds). */
+  /**
+   * Keeps the answers for the history files of the timeline recovery is on and of the next one
+   * fresh (one archive lookup each every few seconds): recovery asks for the next one at its start
+   * and end, and for its own when it switches timeline at the end.
+   */
   private historyWatch(): void {
     if (this.timeline === undefined || this.historyCheck || Date.now() - this.historyCheckedAt < (MISSING_HOLD_S * 1000) / 2) return;
-    const next = (parseInt(this.timeline, 16) + 1).toString(16).toUpperCase().padStart(8, '0');
-    const name = `${next}.history`;
-    const tmp = path.join(this.inDir, `${name}.fetch`);
+    const tli = parseInt(this.timeline, 16);
+    const names = [tli, tli + 1].map((t) => `${t.toString(16).toUpperCase().padStart(8, '0')}.history`);
     this.historyCheckedAt = Date.now();
-    this.historyCheck = this.opts.get(name, tmp).then(async (found) => {
-      // A history file that exists is left to restore_command (it is small, and rare).
-      await fs.promises.rm(tmp, { force: true });
-      await this.missingMark(name, !found);
-    }, (err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); }).finally(() => { this.historyCheck = undefined; });
+    this.historyCheck = Promise.all(names.map((name) => {
+      const tmp = path.join(this.inDir, `${name}.fetch`);
+      return this.opts.get(name, tmp).then(async (found) => {
+        // A history file that exists is left to restore_command (it is small, and rare).
+        await fs.promises.rm(tmp, { force: true });
+        await this.missingMark(name, !found);
+      }, (err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); });
+    })).then(() => undefined).finally(() => { this.historyCheck = undefined; });
   }
 
   /** Recovery moved to `walName`: the prefetch goes on from the segment after it; older queued files go. */

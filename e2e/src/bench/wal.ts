@@ -121,6 +121,8 @@ async function run(mode: 'openrds-sync' | 'openrds-async' | 'pgbackrest-async'):
     }
     if (pgbr) await pgbr(['restore', `--pg1-path=${dir}`, '--archive-mode=off', '--type=default']);
     else await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
+    // BENCH_WAL_DEBUG=1: the replaying copy logs each restore_command at debug2 (kept in /tmp/openrds-wal-bench-<mode>-replay-postgres.log).
+    if (process.env.BENCH_WAL_DEBUG) fs.appendFileSync(path.join(dir, 'postgresql.auto.conf'), "log_min_messages = debug2\nlog_line_prefix = '%m [%p] '\n");
     const copy = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     let replayS: number;
     try {
