@@ -259,6 +259,11 @@ describe('FilterPool (worker threads)', () => {
       expect(await pool.writeSmall([{ ...spec('q1', 1, got[2]!.repoData), sha256: sha(Buffer.from('x')) }])).toEqual([{ size: 3000, sha256: sha(small[1]!) }]);
       expect(await pool.writeSmall([spec('no/such/dir', 1, got[2]!.repoData)])).toEqual([{ error: expect.stringContaining('ENOENT'), errno: 'ENOENT' }]);
       await pool.syncAll();
+      // syncNow (a fetched WAL segment): synced and closed before the reply, nothing left for syncAll.
+      expect(await pool.writeSmall([{ ...spec('w0', 1, got[2]!.repoData), syncNow: true }])).toEqual([{ ok: true }]);
+      expect(fs.readFileSync(out('w0')).equals(small[1]!)).toBe(true);
+      expect(fs.statSync(out('w0')).mode & 0o777).toBe(0o640);
+      await pool.syncAll();
     });
 
     it('checks the files of a delta restore in place: size and sha256 (size and mtime with force), fixing mode and mtime of the ones kept', async () => {

@@ -478,7 +478,17 @@ function handle(m) {
           items.push({ error: f.path + ': ' + String(err.message || err), errno: err.code });
           break;
         }
-        syncInBackground(fd, f.path);
+        if (f.syncNow) {
+          // Durable before the reply, and a failure is this file's (not a later syncAll's).
+          try { fs.fsyncSync(fd); } catch (err) {
+            fs.closeSync(fd);
+            items.push({ error: 'unable to fsync ' + f.path + ': ' + String(err.message || err), errno: err.code });
+            break;
+          }
+          fs.closeSync(fd);
+        } else {
+          syncInBackground(fd, f.path);
+        }
         items.push({ ok: true });
       }
       if (dctxs.length < 2) dctxs.push(ctx);
@@ -809,7 +819,11 @@ export interface PoolSmallRead { path: string; size: number }
 export interface PoolSmallReadResult { missing: boolean; size: number; sha256: string; repoSize: number; repoSha256: string; repoData: Buffer }
 
 /** A small file of a restore for `writeSmall`: its repo bytes (decrypted) and what the manifest says. */
-export interface PoolSmallWrite { path: string; data: Buffer; size: number; sha256: string; mode: number; mtime: number; compressed: boolean }
+export interface PoolSmallWrite {
+  path: string; data: Buffer; size: number; sha256: string; mode: number; mtime: number; compressed: boolean;
+  /** fsync before the reply (a fetched WAL segment) instead of in the background for `syncAll`. */
+  syncNow?: boolean;
+}
 /** What became of it: written, damaged repo bytes, content other than the manifest's, or a write error. */
 export type PoolSmallWriteResult = { ok: true } | { corrupt: string } | { size: number; sha256: string } | { error: string; errno?: string };
 
@@ -931,7 +945,7 @@ export class FilterPool {
   async writeSmall(files: PoolSmallWrite[]): Promise<PoolSmallWriteResult[]> {
     const m = await this.call({
       op: 'writeSmall',
-      files: files.map((f) => ({ path: f.path, repoSize: f.data.length, size: f.size, sha256: f.sha256, mode: f.mode, mtime: f.mtime, compressed: f.compressed })),
+      files: files.map((f) => ({ path: f.path, repoSize: f.data.length, size: f.size, sha256: f.sha256, mode: f.mode, mtime: f.mtime, compressed: f.compressed, syncNow: f.syncNow === true })),
     }, `${files.length} file(s)`, true, undefined, files.map((f) => f.data));
     return m.items as PoolSmallWriteResult[];
   }

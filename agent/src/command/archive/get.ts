@@ -52,10 +52,12 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
   const corrupt = (sha256: string, size: number, expectSize: number): ChecksumError => new ChecksumError(
     `WAL file '${opts.walName}' from the repo has checksum ${sha256} size ${size}, expected ${header.sha256} size ${expectSize}`,
     { hint: 'the archive copy is corrupt: run verify, and restore the file from another repo if there is one' });
+  let tReceived = 0;
   try {
     if (opts.pool && opts.walSegmentSize && header.compressType === 'zst' && header.sha256 && walFileKind(opts.walName) === 'segment') {
       const repoBytes = await receiveWhole(iter, () => call.cancel(), keys, opts.walName);
-      const [r] = await opts.pool.writeSmall([{ path: tmp, data: repoBytes, size: opts.walSegmentSize, sha256: header.sha256, mode: 0o600, mtime: Date.now() / 1000, compressed: true }]);
+      tReceived = Date.now();
+      const [r] = await opts.pool.writeSmall([{ path: tmp, data: repoBytes, size: opts.walSegmentSize, sha256: header.sha256, mode: 0o600, mtime: Date.now() / 1000, compressed: true, syncNow: true }]);
       if (!r || 'error' in r) throw new Error(r ? r.error : `no result for '${tmp}'`);
       if ('corrupt' in r) throw new ZstdDataError(`WAL file '${opts.walName}' from the repo: zstd data is damaged: ${r.corrupt}`);
       if ('sha256' in r) throw corrupt(r.sha256, r.size, opts.walSegmentSize);
@@ -73,10 +75,13 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
     throw err instanceof ChecksumError || err instanceof ZstdDataError ? err : errorFromGrpc(err as Error);
   }
   const t2 = Date.now();
-  const fh = await fs.promises.open(tmp, 'r+');
-  try { await fh.sync(); } finally { await fh.close(); }
+  if (tReceived === 0) {
+    const fh = await fs.promises.open(tmp, 'r+');
+    try { await fh.sync(); } finally { await fh.close(); }
+  }
   await fs.promises.rename(tmp, opts.destination);
-  log.detail(`archive-get '${opts.walName}': ${Date.now() - t0} ms (repo-server lookup ${t1 - t0} ms, receive+decompress+sha256+write ${t2 - t1} ms, fsync ${Date.now() - t2} ms)`);
+  log.detail(`archive-get '${opts.walName}': ${Date.now() - t0} ms (repo-server lookup ${t1 - t0} ms, `
+    + (tReceived ? `receive ${tReceived - t1} ms, decompress+sha256+write+fsync on a worker ${t2 - tReceived} ms)` : `receive+decompress+sha256+write ${t2 - t1} ms, fsync ${Date.now() - t2} ms)`));
   return true;
 }
 
