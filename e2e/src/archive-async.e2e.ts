@@ -268,6 +268,26 @@ describe('asynchronous archive-push', () => {
     expect(fs.readFileSync(dest, 'utf8')).toBe('fetched by the daemon');
     // Without the marker (and the file), the archive is asked: not there.
     expect((await runFor(absent)).code).toBe(1);
+
+    // A damaged archive copy, fetched through the daemon (a worker decompresses and checks it): the
+    // file is named, nothing lands at %p, and PostgreSQL hears 126 (an error), never "not found".
+    const walDir = path.join(stack.dir, 'repo', 'archive', stack.stanza, '15-1');
+    const storedPath = path.join(walDir, (fs.readdirSync(walDir, { recursive: true }) as string[]).find((n) => path.basename(n).startsWith(`${segment}-`))!);
+    const good = fs.readFileSync(storedPath);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0xff;
+    fs.writeFileSync(storedPath, bad);
+    try {
+      fs.rmSync(dest, { force: true });
+      const getOnly = restoreCommand.slice(restoreCommand.lastIndexOf('|| ') + 3);
+      const r = await runCommand('/bin/sh', ['-c', getOnly.replace(/%f/g, segment).replace(/%p/g, dest)],
+        { uid: osUser('postgres').uid, gid: osUser('postgres').gid, cwd: '/tmp', timeoutMs: 60_000 });
+      expect(r.code).toBe(126);
+      expect(r.stderr).toMatch(new RegExp(`WAL file '${segment}' from the repo (is damaged|has checksum)`));
+      expect(fs.existsSync(dest)).toBe(false);
+    } finally {
+      fs.writeFileSync(storedPath, good);
+    }
   });
 
   it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {

@@ -66,9 +66,7 @@ export class MemoryGovernor {
     if (this.settling) return false;
     this.settling = setTimeout(() => {
       this.settling = undefined;
-      const { size } = this.measure();
-      if (size - this.lastSize < (this.opts.settleBytes ?? 8 * 1024 * 1024)) return;
-      this.collectNow();
+      this.collectIfGrown();
     }, this.opts.settleDelayMs ?? 300);
     this.settling.unref();
     return true;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChecksumError, Sha256Filter, SizeFilter, cipherKeyLookup, decompressFilters, decryptBuffer, decryptFilters, grpcChunkReader, grpcDeadline, grpcMessages,
+  ChecksumError, FileWriteError, Sha256Filter, SizeFilter, cipherKeyLookup, decompressFilters, decryptBuffer, decryptFilters, grpcChunkReader, grpcDeadline, grpcMessages,
   ProtocolError, ZstdDataError, errorFromGrpc, log, walFileKind,
 } from '@openrds/common';
 import type { AgentGatewayClient, ArchiveGetMessage__Output, CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
@@ -49,18 +49,22 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
   const tmp = path.join(path.dirname(opts.destination), `.${path.basename(opts.destination)}.openrds.tmp`);
   // Encrypted repository: the repo-server sends the key of this one file with it.
   const keys = header.cipher?.id ? cipherKeyLookup([{ id: header.cipher.id, key: Buffer.from(header.cipher.key) }], `archive-get of '${opts.walName}'`) : undefined;
+  const hint = 'the archive copy is corrupt: run verify, and restore the file from another repo if there is one';
   const corrupt = (sha256: string, size: number, expectSize: number): ChecksumError => new ChecksumError(
-    `WAL file '${opts.walName}' from the repo has checksum ${sha256} size ${size}, expected ${header.sha256} size ${expectSize}`,
-    { hint: 'the archive copy is corrupt: run verify, and restore the file from another repo if there is one' });
-  let tReceived = 0;
+    `WAL file '${opts.walName}' from the repo has checksum ${sha256} size ${size}, expected ${header.sha256} size ${expectSize}`, { hint });
+  const damaged = (why: string): ChecksumError => new ChecksumError(`WAL file '${opts.walName}' from the repo is damaged: ${why}`, { hint });
+  // A zstd segment with the daemon's pool: decompressed, checked, written and fsynced by a worker.
+  const whole = !!opts.pool && !!opts.walSegmentSize && header.compressType === 'zst' && !!header.sha256 && walFileKind(opts.walName) === 'segment';
+  let tReceived = t1;
   try {
-    if (opts.pool && opts.walSegmentSize && header.compressType === 'zst' && header.sha256 && walFileKind(opts.walName) === 'segment') {
+    if (whole) {
       const repoBytes = await receiveWhole(iter, () => call.cancel(), keys, opts.walName);
       tReceived = Date.now();
-      const [r] = await opts.pool.writeSmall([{ path: tmp, data: repoBytes, size: opts.walSegmentSize, sha256: header.sha256, mode: 0o600, mtime: Date.now() / 1000, compressed: true, syncNow: true }]);
-      if (!r || 'error' in r) throw new Error(r ? r.error : `no result for '${tmp}'`);
-      if ('corrupt' in r) throw new ZstdDataError(`WAL file '${opts.walName}' from the repo: zstd data is damaged: ${r.corrupt}`);
-      if ('sha256' in r) throw corrupt(r.sha256, r.size, opts.walSegmentSize);
+      const [r] = await opts.pool!.writeSmall([{ path: tmp, data: repoBytes, size: opts.walSegmentSize!, sha256: header.sha256, mode: 0o600, mtime: Date.now() / 1000, compressed: true, syncNow: true }]);
+      if (!r) throw new FileWriteError(`no result for the write of '${tmp}'`);
+      if ('error' in r) throw new FileWriteError(`unable to write ${r.error}`, { hint: 'check free space and permissions of the spool path or pg_wal' });
+      if ('corrupt' in r) throw damaged(r.corrupt);
+      if ('sha256' in r) throw corrupt(r.sha256, r.size, opts.walSegmentSize!);
     } else {
       const sha = new Sha256Filter();
       const size = new SizeFilter();
@@ -72,16 +76,17 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
     }
   } catch (err) {
     await fs.promises.rm(tmp, { force: true });
-    throw err instanceof ChecksumError || err instanceof ZstdDataError ? err : errorFromGrpc(err as Error);
+    // Damaged zstd data is named here, where the file is known (ZstdDataError does not know it).
+    throw err instanceof ZstdDataError ? damaged(err.message) : errorFromGrpc(err as Error);
   }
   const t2 = Date.now();
-  if (tReceived === 0) {
+  if (!whole) {
     const fh = await fs.promises.open(tmp, 'r+');
     try { await fh.sync(); } finally { await fh.close(); }
   }
   await fs.promises.rename(tmp, opts.destination);
   log.detail(`archive-get '${opts.walName}': ${Date.now() - t0} ms (repo-server lookup ${t1 - t0} ms, `
-    + (tReceived ? `receive ${tReceived - t1} ms, decompress+sha256+write+fsync on a worker ${t2 - tReceived} ms)` : `receive+decompress+sha256+write ${t2 - t1} ms, fsync ${Date.now() - t2} ms)`));
+    + (whole ? `receive ${tReceived - t1} ms, decompress+sha256+write+fsync on a worker ${t2 - tReceived} ms)` : `receive+decompress+sha256+write ${t2 - t1} ms, fsync ${Date.now() - t2} ms)`));
   return true;
 }
 
