@@ -226,6 +226,39 @@ describe('FilterPool (worker threads)', () => {
       expect((await pool.hashFile(file))!.sha256).toBe(sha(data));
     });
 
+    it('writes with O_DIRECT when asked: whole aligned MiBs, the tail cut to size, the same bytes as buffered', async () => {
+      // Sizes around the alignment: a tail of 123 bytes, exact MiBs, one byte past them, a 4 KiB
+      // multiple that is not a MiB one, and less than one block.
+      const mixed = Buffer.concat([randomBytes(2 * 1024 * 1024), Buffer.alloc(3 * 1024 * 1024, 5), randomBytes(1024 * 1024)]);
+      for (const size of [5 * 1024 * 1024 + 123, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 40960, 100]) {
+        const want = mixed.subarray(0, size);
+        for (const mode of ['decompress', 'hash'] as const) {
+          const file = path.join(dir, `direct-${mode}-${size}`);
+          const w = await pool.writeFile(file, 0o600, mode, 1_700_000_000, 'sha256', true);
+          // ext4 (the test's temp directory) takes O_DIRECT; a file system that does not is written buffered.
+          if (fs.statfsSync && fs.statfsSync(dir).type === 0xef53) expect(w.direct).toBe(true);
+          const input = mode === 'decompress' ? zstdCompressBuffer(want, 1) : want;
+          await pipeline(Readable.from(Array.from({ length: Math.ceil(input.length / 300_000) }, (_, i) => input.subarray(i * 300_000, (i + 1) * 300_000))), w);
+          await pool.syncAll();
+          expect(fs.statSync(file).size).toBe(size);
+          expect(fs.readFileSync(file).equals(want)).toBe(true);
+          expect(w.result().outSha256).toBe(sha(want));
+          expect(w.result().outSize).toBe(size);
+        }
+      }
+      // Damaged data fails the same way as buffered, and the pool goes on.
+      const packed = zstdCompressBuffer(mixed, 1);
+      const damaged = Buffer.from(packed);
+      damaged[Math.floor(damaged.length / 2)]! ^= 0xff;
+      await expect(pipeline(Readable.from([damaged]), await pool.writeFile(path.join(dir, 'direct-bad'), 0o600, 'decompress', undefined, 'sha256', true)))
+        .rejects.toBeInstanceOf(ZstdDataError);
+      await expect(pipeline(Readable.from([packed.subarray(0, packed.length - 5)]), await pool.writeFile(path.join(dir, 'direct-cut'), 0o600, 'decompress', undefined, 'sha256', true)))
+        .rejects.toBeInstanceOf(ZstdDataError);
+      const again = await pool.writeFile(path.join(dir, 'direct-again'), 0o600, 'decompress', undefined, 'sha256', true);
+      await pipeline(Readable.from([packed]), again);
+      expect(fs.readFileSync(path.join(dir, 'direct-again')).equals(mixed)).toBe(true);
+    });
+
     it('reads small files in a batch, and writes a batch stopping at the damaged one', async () => {
       const small = [Buffer.from('a'.repeat(9000)), randomBytes(3000), Buffer.alloc(0)];
       small.forEach((b, i) => fs.writeFileSync(path.join(dir, `s${i}`), b));

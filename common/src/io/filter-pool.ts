@@ -96,11 +96,13 @@ function sessionDone(s) {
   s.ctx = undefined;
 }
 function sessionClose(s) {
+  if (s.bfd !== undefined) { try { fs.closeSync(s.bfd); } catch {} s.bfd = undefined; }
   if (s.fd !== undefined) { try { fs.closeSync(s.fd); } catch {} s.fd = undefined; }
 }
 /** Ends a failed or aborted session: queued writes are skipped, and the descriptor is closed after
  * the write in progress (closing it under that write could hand its number to another file). */
 function sessionKill(s) {
+  if (s.dbuf) { directBufferPut(s.dbuf); s.dbuf = undefined; }
   if (!s.written) { sessionClose(s); return; }
   s.writeError = s.writeError || new Error('the write was aborted');
   s.written.then(() => sessionClose(s));
@@ -158,6 +160,7 @@ function frameEndCheck(s, end) {
  * of a table) never expands into memory at once.
  */
 async function writeFeed(s, input, end) {
+  if (s.direct) return directFeed(s, input, end);
   s.inHash.update(input); s.inSize += input.length;
   if (s.mode === 'hash') {
     for (let off = 0; off < input.length && !s.writeError; off += WRITE_OUT) {
@@ -187,6 +190,139 @@ async function writeFeed(s, input, end) {
     if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
   }
   frameEndCheck(s, end);
+}
+/**
+ * writeFeed of a direct session (see DIRECT): output fills aligned buffers a whole one at a time,
+ * each written at its offset; the last one is written rounded up to DIRECT_ALIGN and the file
+ * cut to its size at the end (directEnd).
+ */
+async function directFeed(s, input, end) {
+  s.inHash.update(input); s.inSize += input.length;
+  let rest = input;
+  if (s.mode !== 'hash' && input.length) s.seen = true;
+  while (rest.length > 0 && !s.writeError) {
+    if (!s.dbuf) { s.dbuf = await directBufferGet(); s.dfill = 0; }
+    const room = s.dbuf.subarray(s.dfill);
+    let produced;
+    if (s.mode === 'hash') {
+      produced = Math.min(room.length, rest.length);
+      rest.copy(room, 0, 0, produced);
+      rest = rest.subarray(produced);
+    } else {
+      const [remaining, made, consumed] = s.ctx.decompressStream(room, rest);
+      rest = rest.subarray(consumed);
+      if (consumed > 0 || made > 0) s.inFrame = remaining !== 0;
+      produced = made;
+      // Output space left and nothing made: the input is used up (held in zstd's window).
+      if (made === 0 && consumed === 0) break;
+    }
+    if (produced > 0) {
+      if (s.mode !== 'hash') { s.outHash.update(room.subarray(0, produced)); s.outSize += produced; }
+      s.dfill += produced;
+    }
+    if (s.dfill === s.dbuf.length) directQueue(s, s.dfill);
+    if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
+  }
+  if (s.mode !== 'hash') {
+    // Input used up: the decoder may still hold output (a full buffer stopped it).
+    while (!s.writeError && s.mode !== 'hash') {
+      if (!s.dbuf) { s.dbuf = await directBufferGet(); s.dfill = 0; }
+      const room = s.dbuf.subarray(s.dfill);
+      const [remaining, made] = s.ctx.decompressStream(room, EMPTY);
+      if (made > 0) { s.inFrame = remaining !== 0; s.outHash.update(room.subarray(0, made)); s.outSize += made; s.dfill += made; }
+      if (s.dfill === s.dbuf.length) directQueue(s, s.dfill);
+      if (made < room.length) break;
+      if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
+    }
+    frameEndCheck(s, end);
+  }
+  if (end && s.dbuf) {
+    if (s.dfill > 0) directQueue(s, Math.ceil(s.dfill / DIRECT_ALIGN) * DIRECT_ALIGN);
+    else { directBufferPut(s.dbuf); s.dbuf = undefined; }
+  }
+}
+/** Queues the session's filled aligned buffer (\`length\` bytes of it) at the next offset. */
+function directQueue(s, length) {
+  const b = s.dbuf, at = s.dpos;
+  s.dbuf = undefined; s.dpos += length;
+  s.queued += length;
+  // Each write has its offset: up to DIRECT_IN_FLIGHT of them run at once (one at a time, a file
+  // waits for the disk between MiBs).
+  const slot = s.dslots = (s.dslots || Promise.resolve()).then(() => directSlot(s));
+  const done = slot.then(() => s.writeError ? undefined : directWrite(s, b.subarray(0, length), at).catch((err) => { s.writeError = err; }))
+    .then(() => {
+      s.queued -= length;
+      s.dinflight--;
+      const next = s.dslotWaiting; s.dslotWaiting = undefined; if (next) next();
+      directBufferPut(b);
+      if (s.drained && s.queued <= WRITE_QUEUE_MAX / 2) { const go = s.drained; s.drained = undefined; go(); }
+    });
+  s.written = Promise.all([s.written, done]);
+}
+const DIRECT_IN_FLIGHT = 4;
+function directSlot(s) {
+  s.dinflight = s.dinflight || 0;
+  if (s.dinflight < DIRECT_IN_FLIGHT) { s.dinflight++; return; }
+  return new Promise((resolve) => { s.dslotWaiting = () => { s.dinflight++; resolve(); }; });
+}
+/**
+ * Large restored files are written with O_DIRECT where the file system takes it: the bytes go
+ * from the worker's buffer to the disk, not through the page cache. Buffered, the kernel copies
+ * every byte into pages it first has to find (about half of a restore's CPU time on the bench
+ * machine, a VM where fresh pages cost more) and a restore bigger than memory pushes everything
+ * else out of the cache. O_DIRECT needs the buffer, the offset and the length aligned: buffers
+ * come from a WebAssembly.Memory (page-aligned), a MiB each, and the last one is written
+ * rounded up, then the file is cut to its size.
+ */
+const DIRECT = process.platform === 'linux' && fs.constants.O_DIRECT !== undefined && process.env.OPENRDS_DIRECT_IO !== '0';
+const DIRECT_ALIGN = 4096;
+const DIRECT_BUFFERS = 24;
+let directMemory, directFree, directWaiting = [];
+function directBufferGet() {
+  if (!directMemory) {
+    directMemory = new WebAssembly.Memory({ initial: DIRECT_BUFFERS * WRITE_OUT / 65536, maximum: DIRECT_BUFFERS * WRITE_OUT / 65536 });
+    directFree = Array.from({ length: DIRECT_BUFFERS }, (_, i) => Buffer.from(directMemory.buffer, i * WRITE_OUT, WRITE_OUT));
+  }
+  if (directFree.length) return Promise.resolve(directFree.pop());
+  return new Promise((resolve) => directWaiting.push(resolve));
+}
+function directBufferPut(b) {
+  const full = Buffer.from(b.buffer, b.byteOffset, WRITE_OUT);
+  const next = directWaiting.shift();
+  if (next) next(full); else directFree.push(full);
+}
+/**
+ * A write of a direct session. EINVAL (a device whose blocks are larger than DIRECT_ALIGN, a file
+ * system that took O_DIRECT at open but not the write) sends this write and the rest of the file
+ * through a second, buffered descriptor of the same file; the fsync of the first covers both.
+ */
+async function directWrite(s, b, at) {
+  if (s.bfd === undefined) {
+    try { return await writeAllAt(s.fd, b, at); } catch (err) {
+      if (err.code !== 'EINVAL') throw err;
+      if (s.bfd === undefined) s.bfd = fs.openSync(s.path, 'r+');
+    }
+  }
+  return writeAllAt(s.bfd, b, at);
+}
+function writeAllAt(fd, b, at) {
+  return new Promise((resolve, reject) => {
+    const more = (off) => fs.write(fd, b, off, b.length - off, at + off, (err, n) => {
+      if (err) reject(err); else if (off + n < b.length) more(off + n); else resolve();
+    });
+    more(0);
+  });
+}
+/** Opens a restored file for writing: O_DIRECT when asked and taken (EINVAL: this file system does not). */
+function writeOpenFd(s, file, fileMode, direct) {
+  if (direct && DIRECT) {
+    try {
+      s.fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT, fileMode);
+      s.direct = true; s.dpos = 0; s.path = file;
+      return;
+    } catch (err) { if (err.code !== 'EINVAL') throw err; }
+  }
+  s.fd = fs.openSync(file, 'w', fileMode);
 }
 /** Resolves once the session's queued writes are down to half of WRITE_QUEUE_MAX. */
 function writeRoom(s) {
@@ -590,11 +726,11 @@ function handle(m) {
         if (s.fd === undefined) { sessionDone(s); reply(m, { missing: true }); return; }
         s.position = 0; s.limit = m.size;
       } else if (m.op === 'writeOpen') {
-        s.fd = fs.openSync(m.path, 'w', m.fileMode);
+        writeOpenFd(s, m.path, m.fileMode, m.direct);
         s.queued = 0; s.written = Promise.resolve(); s.replies = Promise.resolve();
       }
       sessions.set(m.id, s);
-      if (m.op !== 'open') reply(m, {});
+      if (m.op !== 'open') reply(m, m.op === 'writeOpen' ? { direct: s.direct === true } : {});
       return;
     }
     s = sessions.get(m.id);
@@ -674,6 +810,11 @@ function handle(m) {
         if (s.failed) { reply(m, { gone: true, error: 'the filter session is closed' }); return; }
         try { await writeFeed(s, EMPTY, true); } catch (err) { writeFail(s, m, err); return; }
         await s.written;
+        // The last aligned write went past the end: cut the file to its size.
+        const size = s.mode === 'hash' ? s.inSize : s.outSize;
+        if (s.direct && !s.writeError && s.dpos !== size) {
+          try { fs.ftruncateSync(s.fd, size); } catch (err) { s.writeError = err; }
+        }
         if (!s.writeError && m.mtime !== undefined) {
           try { fs.fchmodSync(s.fd, m.fileMode); fs.futimesSync(s.fd, m.mtime, m.mtime); } catch (err) { s.writeError = err; }
         }
@@ -681,6 +822,7 @@ function handle(m) {
         sessionDone(s);
         // The fsync runs in the background: the next file goes on meanwhile, and 'syncAll' waits
         // for every one (and reports a failure) before the job may call its files durable.
+        if (s.bfd !== undefined) { fs.closeSync(s.bfd); s.bfd = undefined; }
         const fd = s.fd;
         s.fd = undefined;
         syncInBackground(fd, m.path);
@@ -701,6 +843,8 @@ interface Pending { resolve: (m: WorkerReply) => void; reject: (e: Error) => voi
 interface WorkerReply {
   id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; errno?: string; zstdData?: boolean;
   missing?: boolean; gone?: boolean; items?: unknown[]; failure?: { index: number; error: string; errno?: string };
+  /** writeOpen: the file is written with O_DIRECT. */
+  direct?: boolean;
 }
 
 /** What a worker message may carry. */
@@ -711,6 +855,8 @@ interface WorkerMessage {
   max?: number;
   /** The checksum type of what the worker hashes (default sha256; per file where a file says its own). */
   checksum?: ChecksumType;
+  /** writeOpen: with O_DIRECT where the file system takes it (see DIRECT in the worker). */
+  direct?: boolean;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
   inbox?: { start: number; length: number; end: number };
 }
@@ -896,13 +1042,13 @@ export class FilterPool {
    * ('hash') and hashed; only the repo bytes cross to the worker. With `mtime` the worker sets the
    * mode and times at the end. The file's fsync runs in the background: `syncAll()` waits for it.
    */
-  async writeFile(file: string, fileMode: number, mode: 'decompress' | 'hash', mtime?: number, checksum: ChecksumType = 'sha256'): Promise<PoolFileWriter> {
+  async writeFile(file: string, fileMode: number, mode: 'decompress' | 'hash', mtime?: number, checksum: ChecksumType = 'sha256', direct = false): Promise<PoolFileWriter> {
     const w = this.idleWorker();
     const id = nextSessionId++;
     w.sessions++;
     let m: WorkerReply;
     try {
-      m = await w.post({ op: 'writeOpen', id, seq: 0, path: file, fileMode, mode, checksum })!;
+      m = await w.post({ op: 'writeOpen', id, seq: 0, path: file, fileMode, mode, checksum, direct })!;
     } catch (err) {
       w.sessions--;
       throw err;
@@ -911,7 +1057,9 @@ export class FilterPool {
       w.sessions--;
       throw replyError(m, `'${file}'`, true);
     }
-    return new PoolFileWriter(w, id, file, mode, fileMode, mtime);
+    const writer = new PoolFileWriter(w, id, file, mode, fileMode, mtime);
+    writer.direct = m.direct === true;
+    return writer;
   }
 
   /**
@@ -1263,6 +1411,8 @@ export class PoolFileReader extends Readable {
  * (fsync in the background, see `FilterPool.syncAll`); `result()` gives both sides' hashes and sizes.
  */
 export class PoolFileWriter extends Writable {
+  /** The worker writes the file with O_DIRECT (asked for, and taken by the file system). */
+  direct = false;
   private seq = 1;
   private inFlight = 0;
   private waiting: ((err?: Error | null) => void) | undefined;

@@ -35,11 +35,12 @@ export async function restoreFile(source: (() => Readable) | undefined, opts: Re
     let got: { size: number; sha256: string };
     try {
       if (opts.pool && compressOnPool(opts.compressType)) {
-        // A worker decompresses, hashes and writes the file, sets its mode and times, and fsyncs it
-        // in the background (the caller waits with pool.syncAll()): only repo bytes cross to it.
+        // A worker decompresses, hashes and writes the file (O_DIRECT where the file system takes
+        // it: see FilterPool), sets its mode and times, and fsyncs it in the background (the caller
+        // waits with pool.syncAll()): only repo bytes cross to it.
         pooled = true;
         const writer = await opts.pool.writeFile(opts.destination, opts.mode, opts.compressType === 'zst' ? 'decompress' : 'hash', opts.mtime,
-          checksumTypeOf(opts.sha256));
+          checksumTypeOf(opts.sha256), true);
         await pipeline([source(), ...decryptFilters(opts.keys, `repo data of '${opts.destination}'`).map((f) => f.stream), writer],
           opts.signal ? { signal: opts.signal } : {});
         got = { size: writer.result().outSize, sha256: writer.result().outSha256 };
