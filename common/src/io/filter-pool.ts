@@ -278,11 +278,17 @@ const DIRECT = process.platform === 'linux' && fs.constants.O_DIRECT !== undefin
 const DIRECT_ALIGN = 4096;
 const DIRECT_BUFFERS = 24;
 let directMemory, directFree, directWaiting = [];
-function directBufferGet() {
-  if (!directMemory) {
-    directMemory = new WebAssembly.Memory({ initial: DIRECT_BUFFERS * WRITE_OUT / 65536, maximum: DIRECT_BUFFERS * WRITE_OUT / 65536 });
-    directFree = Array.from({ length: DIRECT_BUFFERS }, (_, i) => Buffer.from(directMemory.buffer, i * WRITE_OUT, WRITE_OUT));
+/** The aligned buffers, made on first use; false when they cannot be (address space limited): buffered then. */
+function directReady() {
+  if (directMemory === undefined) {
+    try {
+      directMemory = new WebAssembly.Memory({ initial: DIRECT_BUFFERS * WRITE_OUT / 65536, maximum: DIRECT_BUFFERS * WRITE_OUT / 65536 });
+      directFree = Array.from({ length: DIRECT_BUFFERS }, (_, i) => Buffer.from(directMemory.buffer, i * WRITE_OUT, WRITE_OUT));
+    } catch { directMemory = false; }
   }
+  return directMemory !== false;
+}
+function directBufferGet() {
   if (directFree.length) return Promise.resolve(directFree.pop());
   return new Promise((resolve) => directWaiting.push(resolve));
 }
@@ -315,7 +321,7 @@ function writeAllAt(fd, b, at) {
 }
 /** Opens a restored file for writing: O_DIRECT when asked and taken (EINVAL: this file system does not). */
 function writeOpenFd(s, file, fileMode, direct) {
-  if (direct && DIRECT) {
+  if (direct && DIRECT && directReady()) {
     try {
       s.fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_DIRECT, fileMode);
       s.direct = true; s.dpos = 0; s.path = file;

@@ -63,6 +63,17 @@ async function settle(): Promise<void> {
   while (dirtyKb() > 16 * 1024 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
 }
 
+/**
+ * Before a delta restore: the page cache is dropped, so that both tools check the cluster as
+ * read from disk. openrds writes restored files with O_DIRECT (nothing of them stays cached) and
+ * pgBackRest through the page cache (all of them stay cached): measured right after each one's
+ * restore, the delta compared reads from memory with reads from disk.
+ */
+async function dropCaches(): Promise<void> {
+  await runCommand('/bin/sync', [], { timeoutMs: 600_000 });
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
 /** Runs a command under GNU time: wall, CPU (user+sys, children included) and peak RSS. */
 async function timed(cmd: string, args: string[], asPostgres: boolean): Promise<{ wallS: number; cpuS: number; rssMb: number; out: string }> {
   await settle();
@@ -198,6 +209,7 @@ class Bench {
         const args = ['restore', `--pg1-path=${dir}`, `--process-max=${pm}`, '--type=immediate', '--archive-mode=off'];
         const t = await this.openrds(args);
         this.record('restore', tool, level, pm, run, t, bytes, 0, t.rss);
+        await dropCaches();
         const d = await this.openrds([...args, '--delta']);
         this.record('restore-delta', tool, level, pm, run, d, bytes, 0, d.rss);
       } else {
@@ -206,6 +218,7 @@ class Bench {
         fs.chownSync(dir, pg.uid, pg.gid);
         const t = await this.pgbr(args);
         this.record('restore', tool, level, pm, run, t, bytes, 0, { pgbackrest: t.rssMb });
+        await dropCaches();
         const d = await this.pgbr([...args, '--delta']);
         this.record('restore-delta', tool, level, pm, run, d, bytes, 0, { pgbackrest: d.rssMb });
       }
