@@ -236,6 +236,8 @@ async function directFeed(s, input, end) {
     }
     frameEndCheck(s, end);
   }
+  // A failed session's buffer goes back (its queued writes give theirs back as they end).
+  if (s.writeError && s.dbuf) { directBufferPut(s.dbuf); s.dbuf = undefined; }
   if (end && s.dbuf) {
     if (s.dfill > 0) directQueue(s, Math.ceil(s.dfill / DIRECT_ALIGN) * DIRECT_ALIGN);
     else { directBufferPut(s.dbuf); s.dbuf = undefined; }
@@ -276,7 +278,8 @@ function directSlot(s) {
  */
 const DIRECT = process.platform === 'linux' && fs.constants.O_DIRECT !== undefined && process.env.OPENRDS_DIRECT_IO !== '0';
 const DIRECT_ALIGN = 4096;
-const DIRECT_BUFFERS = 24;
+/** A MiB each, per worker: a file's queue (WRITE_QUEUE_MAX) and the one being filled; more sessions wait for them. */
+const DIRECT_BUFFERS = 12;
 let directMemory, directFree, directWaiting = [];
 /** The aligned buffers, made on first use; false when they cannot be (address space limited): buffered then. */
 function directReady() {
@@ -432,6 +435,41 @@ function hashOf(p, type) {
   return { sha256: hash.digest(), size };
 }
 /**
+ * hashOf for a delta restore's larger files: read with O_DIRECT a MiB at a time into an aligned
+ * buffer (see DIRECT). A delta restore reads the whole cluster, which is mostly not in the page
+ * cache (a restore writes with O_DIRECT; a cluster larger than memory never is): read through
+ * the cache, every page has to be found first, which cost 2.2 s of CPU per GB read cold on the
+ * bench machine against 0.05 s direct (dd: 2.5 s against 0.6 s). Reads of a cached file go to
+ * the disk too. Falls back to hashOf where O_DIRECT is not taken (EINVAL) or no buffer is free.
+ */
+const DIRECT_READ_MIN = 1024 * 1024;
+function hashOfDirect(p, type) {
+  if (!DIRECT || !directReady() || directFree.length === 0) return hashOf(p, type);
+  let fd;
+  try { fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECT); } catch (err) {
+    if (err.code === 'ENOENT') return undefined;
+    if (err.code === 'EINVAL') return hashOf(p, type);
+    throw err;
+  }
+  const buf = directFree.pop();
+  const hash = hashNew(type);
+  let size = 0;
+  try {
+    for (;;) {
+      let n;
+      try { n = fs.readSync(fd, buf, 0, buf.length, size); } catch (err) {
+        if (err.code === 'EINVAL' && size === 0) return hashOf(p, type);
+        throw err;
+      }
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n)); size += n;
+      // A short read is the end of the file (an aligned read past it returns what there is).
+      if (n < buf.length) break;
+    }
+  } finally { fs.closeSync(fd); directBufferPut(buf); }
+  return { sha256: hash.digest(), size };
+}
+/**
  * Scratch buffers a worker keeps, grown to the largest need and reused: a buffer made per small
  * file is garbage outside the worker's heap, which V8 collects only after tens of MiB of it (each
  * worker of a backup of 62,000 small files held up to ~60 MB of them).
@@ -554,7 +592,7 @@ function handle(m) {
         if (st && st.isFile() && st.size === f.size) {
           if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;
           else if (f.size === 0) ok = f.emptySame;
-          else ok = hashOf(f.path, checksumTypeOf(f.sha256))?.sha256 === f.sha256;
+          else ok = (f.size >= DIRECT_READ_MIN ? hashOfDirect(f.path, checksumTypeOf(f.sha256)) : hashOf(f.path, checksumTypeOf(f.sha256)))?.sha256 === f.sha256;
         }
         if (ok) {
           if ((st.mode & 0o7777) !== f.mode) fs.chmodSync(f.path, f.mode);

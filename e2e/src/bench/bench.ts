@@ -74,6 +74,16 @@ async function dropCaches(): Promise<void> {
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 
+/**
+ * Reads every file of a directory once, so that the page cache holds it: before a setting's full
+ * backups, the source cluster is cached for every tool (a delta restore before dropped the cache;
+ * the first tool would read it from disk and the others from memory).
+ */
+async function warm(dir: string): Promise<void> {
+  const r = await runCommand('/bin/sh', ['-c', 'find "$1" -type f -exec cat {} + > /dev/null', 'warm', dir], { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`reading ${dir} into the page cache failed: ${r.stderr.slice(-500)}`);
+}
+
 /** Runs a command under GNU time: wall, CPU (user+sys, children included) and peak RSS. */
 async function timed(cmd: string, args: string[], asPostgres: boolean): Promise<{ wallS: number; cpuS: number; rssMb: number; out: string }> {
   await settle();
@@ -151,6 +161,7 @@ class Bench {
     const tools = ['openrds', 'pgbackrest', 'pg_basebackup', 'tar-zstd'];
     // Alternate the order between runs so that no tool always runs on a warm (or cold) cache.
     const order = run % 2 === 0 ? tools : tools.toReversed();
+    await warm(this.stack.cluster.dataDir);
     for (const tool of order) {
       if (tool === 'openrds') {
         const t = await this.openrds(['backup', '--type=full', '--start-fast', `--compress-level=${level}`, `--process-max=${pm}`]);
@@ -283,7 +294,7 @@ function summary(samples: Sample[], meta: Record<string, unknown>, resultFile: s
   lines.push('', 'Targets of the engine issue (ratios: openrds / pgBackRest, medians):', '', '| target | measured | |', '|---|---|---|',
     targetLine('full backup ≤ 0.9 (pgbench, every level and process-max)', range(across('pgbench', 'full')), all(across('pgbench', 'full'), (x) => x <= 0.9)),
     targetLine('restore ≤ 0.9', range(across('pgbench', 'restore')), all(across('pgbench', 'restore'), (x) => x <= 0.9)),
-    targetLine('delta restore of an unchanged cluster ≤ 0.9', range(across('pgbench', 'restore-delta')), all(across('pgbench', 'restore-delta'), (x) => x <= 0.9)),
+    targetLine('delta restore of an unchanged cluster ≤ 0.9 (page cache dropped before it, for both tools)', range(across('pgbench', 'restore-delta')), all(across('pgbench', 'restore-delta'), (x) => x <= 0.9)),
     targetLine('incremental with ~1% changed ≤ 1.0', range(across('pgbench', 'incr')), all(across('pgbench', 'incr'), (x) => x <= 1)),
     targetLine('many small files ≤ 1.0 (full, incr, restore)', range([...across('small', 'full'), ...across('small', 'incr'), ...across('small', 'restore')]),
       all([...across('small', 'full'), ...across('small', 'incr'), ...across('small', 'restore')], (x) => x <= 1)),
