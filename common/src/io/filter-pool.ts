@@ -443,30 +443,34 @@ function hashOf(p, type) {
  * the disk too. Falls back to hashOf where O_DIRECT is not taken (EINVAL) or no buffer is free.
  */
 const DIRECT_READ_MIN = 1024 * 1024;
-function hashOfDirect(p, type) {
-  if (!DIRECT || !directReady() || directFree.length === 0) return hashOf(p, type);
+async function hashOfDirect(p, type) {
+  if (!DIRECT || !directReady() || directFree.length < 2) return hashOf(p, type);
   let fd;
   try { fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECT); } catch (err) {
     if (err.code === 'ENOENT') return undefined;
     if (err.code === 'EINVAL') return hashOf(p, type);
     throw err;
   }
-  const buf = directFree.pop();
+  const bufs = [directFree.pop(), directFree.pop()];
+  const read = (i, at) => new Promise((resolve, reject) => fs.read(fd, bufs[i], 0, bufs[i].length, at, (err, n) => (err ? reject(err) : resolve(n))));
   const hash = hashNew(type);
   let size = 0;
   try {
+    let i = 0;
+    let n;
+    try { n = await read(0, 0); } catch (err) { if (err.code === 'EINVAL') return hashOf(p, type); throw err; }
     for (;;) {
-      let n;
-      try { n = fs.readSync(fd, buf, 0, buf.length, size); } catch (err) {
-        if (err.code === 'EINVAL' && size === 0) return hashOf(p, type);
-        throw err;
-      }
       if (n === 0) break;
-      hash.update(buf.subarray(0, n)); size += n;
       // A short read is the end of the file (an aligned read past it returns what there is).
-      if (n < buf.length) break;
+      const next = n < bufs[i].length ? undefined : read(1 - i, size + n);
+      // Handled if it fails before it is awaited: the hash below runs meanwhile.
+      next?.catch(() => undefined);
+      hash.update(bufs[i].subarray(0, n)); size += n;
+      if (!next) break;
+      n = await next;
+      i = 1 - i;
     }
-  } finally { fs.closeSync(fd); directBufferPut(buf); }
+  } finally { fs.closeSync(fd); for (const b of bufs) directBufferPut(b); }
   return { sha256: hash.digest(), size };
 }
 /**
@@ -582,26 +586,33 @@ function handle(m) {
     }
     if (m.op === 'deltaCheck') {
       // Files of a delta restore checked in place: same size and sha256 (or mtime with force)
-      // as in the backup. A file kept gets the backup's mode and mtime when they differ.
-      const same = [];
-      for (const f of m.files) {
-        // A file that cannot be looked at is fetched again (its write then says what is wrong).
-        let st;
-        try { st = fs.lstatSync(f.path, { throwIfNoEntry: false }); } catch { st = undefined; }
-        let ok = false;
-        if (st && st.isFile() && st.size === f.size) {
-          if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;
-          else if (f.size === 0) ok = f.emptySame;
-          else ok = (f.size >= DIRECT_READ_MIN ? hashOfDirect(f.path, checksumTypeOf(f.sha256)) : hashOf(f.path, checksumTypeOf(f.sha256)))?.sha256 === f.sha256;
+      // as in the backup. A file kept gets the backup's mode and mtime when they differ. Files
+      // from DIRECT_READ_MIN on are read with O_DIRECT, the next MiB while this one is hashed.
+      return (async () => {
+        const same = [];
+        for (const f of m.files) {
+          // A file that cannot be looked at is fetched again (its write then says what is wrong).
+          let st;
+          try { st = fs.lstatSync(f.path, { throwIfNoEntry: false }); } catch { st = undefined; }
+          let ok = false;
+          if (st && st.isFile() && st.size === f.size) {
+            if (f.force) ok = Math.floor(st.mtimeMs / 1000) === f.mtime;
+            else if (f.size === 0) ok = f.emptySame;
+            else {
+              const type = checksumTypeOf(f.sha256);
+              ok = (f.size >= DIRECT_READ_MIN ? await hashOfDirect(f.path, type) : hashOf(f.path, type))?.sha256 === f.sha256;
+            }
+          }
+          if (ok) {
+            if ((st.mode & 0o7777) !== f.mode) fs.chmodSync(f.path, f.mode);
+            if (Math.floor(st.mtimeMs / 1000) !== f.mtime) fs.utimesSync(f.path, f.mtime, f.mtime);
+          }
+          same.push(ok);
         }
-        if (ok) {
-          if ((st.mode & 0o7777) !== f.mode) fs.chmodSync(f.path, f.mode);
-          if (Math.floor(st.mtimeMs / 1000) !== f.mtime) fs.utimesSync(f.path, f.mtime, f.mtime);
-        }
-        same.push(ok);
-      }
-      reply(m, { items: same });
-      return;
+        reply(m, { items: same });
+      })().catch((err) => {
+        parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), errno: err && err.code });
+      });
     }
     if (m.op === 'readSmall') {
       // A batch of small files read, hashed and compressed here; the repo bytes of all come back in one buffer.
