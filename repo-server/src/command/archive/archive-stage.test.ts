@@ -132,4 +132,24 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     await expect(pushRest(other, 1 << 20)).rejects.toBeInstanceOf(ArchiveDuplicateError);
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
   });
+
+  it('tells a waiter for WAL when its segment is stored, not at the end of its wait', async () => {
+    const seg = segment();
+    const heard: string[] = [];
+    // Waits of a minute: only the push of the awaited segment (or an abort) ends them within the test.
+    const waiting = store.storedOrAfter('main', ['000000010000000000000009', WAL], 60_000).then(() => heard.push('segment'));
+    const other = store.storedOrAfter('other', [WAL], 60_000).then(() => heard.push('other stanza'));
+    const abort = new AbortController();
+    const aborted = store.storedOrAfter('main', ['00000001000000000000000A'], 60_000, abort.signal).then(() => heard.push('aborted'));
+    await store.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', agentId: 'a1' }, Readable.from([zstdCompressBuffer(seg, 1)]));
+    await waiting;
+    expect(heard).toEqual(['segment']);
+    abort.abort();
+    await aborted;
+    expect(heard).toEqual(['segment', 'aborted']);
+    // The waiter of another stanza heard nothing of 'main': a push of its own ends its wait.
+    await store.push(info, { stanza: 'other', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', agentId: 'a1' }, Readable.from([zstdCompressBuffer(seg, 1)]));
+    await other;
+    expect(heard).toEqual(['segment', 'aborted', 'other stanza']);
+  });
 });

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { serverPool } from '../../repo/pool';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -84,6 +85,8 @@ function arrivedDamaged(err: unknown, walName: string): unknown {
 export class ArchiveStore {
   private readonly mutex = new KeyedMutex();
   private readonly stages = new StageTable();
+  /** 'stored' (stanza/walName) once a push has the file in the archive (new or the same again). */
+  private readonly events = new EventEmitter().setMaxListeners(0);
 
   constructor(private readonly repo: Repo) {}
 
@@ -159,7 +162,7 @@ export class ArchiveStore {
     if (!kind) throw new FormatError(`'${req.walName}' is not a WAL file name`);
     if (!SHA256_RE.test(req.sha256)) throw new FormatError(`invalid sha256 '${req.sha256}' for WAL file '${req.walName}'`);
     const archiveId = archiveIdOf(info.db);
-    return this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
+    const stored = await this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
       const existing = await this.find(req.stanza, archiveId, req.walName);
       if (existing.length > 0) {
         const same = kind === 'history'
@@ -233,6 +236,25 @@ export class ArchiveStore {
         throw err;
       }
       return { duplicate: false, warning: '', key };
+    });
+    this.events.emit('stored', `${req.stanza}/${req.walName}`);
+    return stored;
+  }
+
+  /**
+   * Resolves when a push of one of `walNames` to `stanza` is stored by this process, after `ms`,
+   * or when `signal` aborts: a waiter for WAL (the end of a backup) hears of its segment at once
+   * instead of at its next look, and still looks at the archive itself (another repo-server, a
+   * copy made by hand).
+   */
+  storedOrAfter(stanza: string, walNames: string[], ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const want = new Set(walNames.map((n) => `${stanza}/${n}`));
+      const done = (): void => { clearTimeout(timer); this.events.off('stored', on); signal?.removeEventListener('abort', done); resolve(); };
+      const on = (key: string): void => { if (want.has(key)) done(); };
+      const timer = setTimeout(done, ms);
+      this.events.on('stored', on);
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 

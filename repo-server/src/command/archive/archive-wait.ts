@@ -1,4 +1,4 @@
-import { ArchiveTimeoutError, log, sleep } from '@openrds/common';
+import { ArchiveTimeoutError, log } from '@openrds/common';
 import type { PgSql } from '@openrds/common';
 import type { RemoteDb } from '../remote-db';
 import type { CommandContext } from '../context';
@@ -22,7 +22,9 @@ export async function archiveWait(ctx: CommandContext, stanza: string, archiveId
         { hint: `check the archive_command (it must run 'openrds-agent archive-push %p --stanza=${stanza}') and the PostgreSQL log for errors; raise archive-timeout if archiving is slow` });
     }
     log.debug(`waiting for ${missing.length} WAL segment(s), first ${missing[0]}`);
-    await sleep(delay, ctx.signal);
+    // A push this repo-server stores ends the wait at once; the archive is looked at again anyway.
+    await ctx.archive.storedOrAfter(stanza, missing, delay, ctx.signal);
+    ctx.signal.throwIfAborted();
     delay = Math.min(delay * 2, 1000);
   }
 }
