@@ -198,44 +198,32 @@ async function writeFeed(s, input, end) {
  */
 async function directFeed(s, input, end) {
   s.inHash.update(input); s.inSize += input.length;
+  const hashOnly = s.mode === 'hash';
+  if (!hashOnly && input.length) s.seen = true;
   let rest = input;
-  if (s.mode !== 'hash' && input.length) s.seen = true;
-  while (rest.length > 0 && !s.writeError) {
+  // Until the input is used up and (decompressing) a call left room in the buffer: the decoder
+  // holds no more output.
+  while (!s.writeError && (rest.length > 0 || !hashOnly)) {
     if (!s.dbuf) { s.dbuf = await directBufferGet(); s.dfill = 0; }
     const room = s.dbuf.subarray(s.dfill);
-    let produced;
-    if (s.mode === 'hash') {
-      produced = Math.min(room.length, rest.length);
+    let produced, consumed;
+    if (hashOnly) {
+      produced = consumed = Math.min(room.length, rest.length);
       rest.copy(room, 0, 0, produced);
-      rest = rest.subarray(produced);
     } else {
-      const [remaining, made, consumed] = s.ctx.decompressStream(room, rest);
-      rest = rest.subarray(consumed);
-      if (consumed > 0 || made > 0) s.inFrame = remaining !== 0;
-      produced = made;
-      // Output space left and nothing made: the input is used up (held in zstd's window).
-      if (made === 0 && consumed === 0) break;
+      let remaining;
+      [remaining, produced, consumed] = s.ctx.decompressStream(room, rest);
+      if (consumed > 0 || produced > 0) s.inFrame = remaining !== 0;
+      if (produced > 0) { s.outHash.update(room.subarray(0, produced)); s.outSize += produced; }
     }
-    if (produced > 0) {
-      if (s.mode !== 'hash') { s.outHash.update(room.subarray(0, produced)); s.outSize += produced; }
-      s.dfill += produced;
-    }
+    rest = rest.subarray(consumed);
+    s.dfill += produced;
     if (s.dfill === s.dbuf.length) directQueue(s, s.dfill);
+    // (A call that neither took nor gave anything ends it too, rather than spinning.)
+    if (!hashOnly && produced < room.length && (rest.length === 0 || produced + consumed === 0)) break;
     if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
   }
-  if (s.mode !== 'hash') {
-    // Input used up: the decoder may still hold output (a full buffer stopped it).
-    while (!s.writeError && s.mode !== 'hash') {
-      if (!s.dbuf) { s.dbuf = await directBufferGet(); s.dfill = 0; }
-      const room = s.dbuf.subarray(s.dfill);
-      const [remaining, made] = s.ctx.decompressStream(room, EMPTY);
-      if (made > 0) { s.inFrame = remaining !== 0; s.outHash.update(room.subarray(0, made)); s.outSize += made; s.dfill += made; }
-      if (s.dfill === s.dbuf.length) directQueue(s, s.dfill);
-      if (made < room.length) break;
-      if (s.queued > WRITE_QUEUE_MAX) await writeRoom(s);
-    }
-    frameEndCheck(s, end);
-  }
+  if (!hashOnly) frameEndCheck(s, end);
   // A failed session's buffer goes back (its queued writes give theirs back as they end).
   if (s.writeError && s.dbuf) { directBufferPut(s.dbuf); s.dbuf = undefined; }
   if (end && s.dbuf) {
@@ -314,9 +302,10 @@ async function directWrite(s, b, at) {
   }
   return writeAllAt(s.bfd, b, at);
 }
+/** Writes all of \`b\` at offset \`at\` (null: at the descriptor's position). */
 function writeAllAt(fd, b, at) {
   return new Promise((resolve, reject) => {
-    const more = (off) => fs.write(fd, b, off, b.length - off, at + off, (err, n) => {
+    const more = (off) => fs.write(fd, b, off, b.length - off, at === null ? null : at + off, (err, n) => {
       if (err) reject(err); else if (off + n < b.length) more(off + n); else resolve();
     });
     more(0);
@@ -378,7 +367,7 @@ function syncInBackground(fd, file) {
 function writeQueue(s, parts) {
   for (const b of parts) {
     s.queued += b.length;
-    s.written = s.written.then(() => s.writeError ? undefined : writeAll(s.fd, b).catch((err) => { s.writeError = err; }))
+    s.written = s.written.then(() => s.writeError ? undefined : writeAllAt(s.fd, b, null).catch((err) => { s.writeError = err; }))
       .then(() => {
         s.queued -= b.length;
         writeBufferPut(b);
@@ -402,14 +391,6 @@ function writeBufferGet() { return writeBuffers.pop() || Buffer.allocUnsafeSlow(
 /** Takes back a buffer from writeBufferGet (any view of it); others are left to the GC. */
 function writeBufferPut(b) {
   if (b.buffer.byteLength === WRITE_OUT && b.byteOffset === 0 && writeBuffers.length < WRITE_BUFFERS_KEPT) writeBuffers.push(Buffer.from(b.buffer, 0, WRITE_OUT));
-}
-function writeAll(fd, b) {
-  return new Promise((resolve, reject) => {
-    const more = (off) => fs.write(fd, b, off, b.length - off, null, (err, n) => {
-      if (err) reject(err); else if (off + n < b.length) more(off + n); else resolve();
-    });
-    more(0);
-  });
 }
 function errorOf(err) { return { error: String(err.message || err), errno: err.code }; }
 /** Opens a file to read; undefined when it is gone (a table dropped since the listing). */
@@ -610,9 +591,7 @@ function handle(m) {
           same.push(ok);
         }
         reply(m, { items: same });
-      })().catch((err) => {
-        parentPort.postMessage({ id: m.id, seq: m.seq, error: String(err && err.message || err), errno: err && err.code });
-      });
+      })().catch((err) => reply(m, errorOf(err)));
     }
     if (m.op === 'readSmall') {
       // A batch of small files read, hashed and compressed here; the repo bytes of all come back in one buffer.
