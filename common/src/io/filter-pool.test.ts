@@ -370,5 +370,41 @@ describe('FilterPool (worker threads)', () => {
         await fresh.close();
       }
     });
+
+    it('stops a worker that sits idle, never one with a stream open, and starts new ones for later work', async () => {
+      const fresh = new FilterPool(2);
+      const idle = FilterPool.idleMs;
+      FilterPool.idleMs = 300;
+      const until = async (what: () => boolean): Promise<void> => {
+        for (const end = Date.now() + 10_000; !what();) {
+          if (Date.now() > end) throw new Error('timed out');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      try {
+        // A stream left open for several idle periods keeps its worker, and completes afterwards.
+        const t = fresh.transform('compress', 3);
+        const parts: Buffer[] = [];
+        const done = pipeline(t, new Writable({ write: (c: Buffer, _e, cb) => { parts.push(c); cb(); } }));
+        t.write(chunks[0]);
+        await fresh.hashFile(path.join(dir, 'h'));
+        expect(fresh.running).toBe(2);
+        // The other worker (the hash) goes; the stream's stays.
+        await until(() => fresh.running === 1);
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(fresh.running).toBe(1);
+        t.end(chunks[1]);
+        await done;
+        expect(zstdDecompressBuffer(Buffer.concat(parts), 2 * 1024 * 1024).equals(Buffer.concat(chunks.slice(0, 2)))).toBe(true);
+        expect(t.result().inSha256).toBe(sha(Buffer.concat(chunks.slice(0, 2))));
+        await until(() => fresh.running === 0);
+        // Later work starts a worker again, and its results are right.
+        expect(await fresh.hashFile(path.join(dir, 'h'))).toEqual({ sha256: sha(fs.readFileSync(path.join(dir, 'h'))), size: fs.statSync(path.join(dir, 'h')).size });
+        expect(fresh.running).toBe(1);
+      } finally {
+        FilterPool.idleMs = idle;
+        await fresh.close();
+      }
+    });
   });
 });

@@ -739,6 +739,12 @@ function handle(m) {
       }
       return;
     }
+    if (m.op === 'retire') {
+      // Asked by an idle pool: the worker may go when nothing of it is still owed (an open file,
+      // a background fsync, or a failure that a 'syncAll' has yet to report).
+      reply(m, { clean: sessions.size === 0 && syncing.size === 0 && syncErrors.length === 0 });
+      return;
+    }
     if (m.op === 'syncAll') {
       // Every file this worker wrote is on disk, or the first failure is reported.
       Promise.all([...syncing]).then(() => {
@@ -879,6 +885,8 @@ interface WorkerReply {
   missing?: boolean; gone?: boolean; items?: unknown[]; failure?: { index: number; error: string; errno?: string };
   /** writeOpen: the file is written with O_DIRECT. */
   direct?: boolean;
+  /** retire: the worker holds nothing (no session, fsync or failure to report) and may be stopped. */
+  clean?: boolean;
 }
 
 /** What a worker message may carry. */
@@ -916,9 +924,38 @@ function replyError(m: WorkerReply, what: string, writing: boolean): Error {
   return new InternalError(m.error!);
 }
 
+/**
+ * A worker idle this long is stopped (its heap, zstd contexts, inbox and aligned buffers go back to
+ * the system); the next job starts a new one, which costs tens of milliseconds. A daemon holds
+ * only what its current work needs: between backups it would otherwise keep the high-water mark
+ * of each worker.
+ */
+const WORKER_IDLE_MS = 5000;
+/** Live workers, looked at every second while there are any. */
+const liveWorkers = new Set<PoolWorker>();
+let reaper: NodeJS.Timeout | undefined;
+
+function reapIdleWorkers(): void {
+  const now = Date.now();
+  for (const w of liveWorkers) {
+    if (w.retiring || w.broken || w.sessions > 0 || w.busy || now - w.lastActive < FilterPool.idleMs) continue;
+    // Not given new work from now on; stopped if it says it holds nothing and nothing was posted
+    // to it meanwhile (a 'syncAll' still goes to it, and is answered before it could go).
+    w.retiring = true;
+    w.post({ op: 'retire', id: nextSessionId++, seq: 0 })!.then((m) => {
+      if (m.clean && !w.busy && w.sessions === 0) w.stop();
+      else { w.retiring = false; w.lastActive = Date.now(); }
+    }, () => undefined);
+  }
+}
+
 class PoolWorker {
   readonly worker: Worker;
   sessions = 0;
+  /** When a message was last posted or answered. */
+  lastActive = Date.now();
+  /** Asked to stop (idle): no new work goes to it. */
+  retiring = false;
   private readonly pending = new Map<string, Pending>();
   private failure: Error | undefined;
   /** The inbox: 8 bytes of the worker's consumed mark, then INBOX_BYTES of data. */
@@ -934,6 +971,7 @@ class PoolWorker {
       const key = `${m.id}:${m.seq}`;
       const p = this.pending.get(key);
       this.pending.delete(key);
+      this.lastActive = Date.now();
       if (this.pending.size === 0) this.worker.unref();
       p?.resolve(m);
     });
@@ -943,13 +981,27 @@ class PoolWorker {
       this.pending.clear();
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    this.worker.on('exit', (code) => {
+      fail(new Error(`exited with code ${code}`));
+      liveWorkers.delete(this);
+      if (liveWorkers.size === 0 && reaper) { clearInterval(reaper); reaper = undefined; }
+    });
+    liveWorkers.add(this);
+    if (!reaper) { reaper = setInterval(reapIdleWorkers, 1000); reaper.unref(); }
     // After the listeners (attaching a 'message' listener refs the worker's port again): an idle
     // pool must not keep a stopping daemon alive. post() refs it while replies are awaited.
     this.worker.unref();
   }
 
-  get broken(): boolean { return this.failure !== undefined; }
+  get broken(): boolean { return this.failure !== undefined || this.stopping; }
+  private stopping = false;
+  /** Stopped as idle: counts as broken from now on (skipped by syncAll, dropped from its pool). */
+  stop(): void {
+    this.stopping = true;
+    void this.worker.terminate();
+  }
+  /** Replies awaited. */
+  get busy(): boolean { return this.pending.size > 0; }
 
   /** Copies \`parts\` into the inbox when they fit (contiguous; the end of the ring is skipped if need be). */
   private inboxPut(parts: Buffer[]): WorkerMessage['inbox'] {
@@ -972,6 +1024,7 @@ class PoolWorker {
    */
   post(msg: WorkerMessage, transfer?: ArrayBuffer[], bytes?: Buffer[]): Promise<WorkerReply> | undefined {
     if (this.failure) throw this.failure;
+    this.lastActive = Date.now();
     if (bytes) {
       const inbox = this.inboxPut(bytes);
       if (inbox) { msg.inbox = inbox; transfer = undefined; }
@@ -1020,6 +1073,12 @@ const READ_FILES_BYTES = 8 * 1024 * 1024;
 const FILE_READ_BYTES = 1024 * 1024;
 
 export class FilterPool {
+  /** How long a worker may sit idle before it is stopped (tests shorten it). */
+  static idleMs = WORKER_IDLE_MS;
+
+  /** Workers running now (idle ones stop after `FilterPool.idleMs`). */
+  get running(): number { return this.workers.filter((w) => !w.broken).length; }
+
   /**
    * `size` workers at most (default: the number of cores), made when first needed. Views made by
    * `limited()` share the workers of the pool they come from.
@@ -1239,7 +1298,7 @@ export class FilterPool {
   private idleWorker(): PoolWorker {
     // A broken worker is replaced in place (views index the shared list).
     for (let i = 0; i < this.workers.length; i++) if (this.workers[i]!.broken) this.workers.splice(i--, 1);
-    const mine = this.workers.slice(0, this.size);
+    const mine = this.workers.filter((x) => !x.retiring).slice(0, this.size);
     let w = [...mine].sort((a, b) => a.sessions - b.sessions)[0];
     if (!w || (w.sessions > 0 && mine.length < this.size)) {
       w = new PoolWorker();
