@@ -401,6 +401,10 @@ describe('FilterPool (worker threads)', () => {
         // Later work starts a worker again, and its results are right.
         expect(await fresh.hashFile(path.join(dir, 'h'))).toEqual({ sha256: sha(fs.readFileSync(path.join(dir, 'h'))), size: fs.statSync(path.join(dir, 'h')).size });
         expect(fresh.running).toBe(1);
+        // 0 (OPENRDS_WORKER_IDLE_MS=0): workers are kept.
+        FilterPool.idleMs = 0;
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(fresh.running).toBe(1);
       } finally {
         FilterPool.idleMs = idle;
         await fresh.close();

@@ -931,6 +931,10 @@ function replyError(m: WorkerReply, what: string, writing: boolean): Error {
  * of each worker.
  */
 const WORKER_IDLE_MS = 5000;
+function workerIdleMs(): number {
+  const v = Number(process.env.OPENRDS_WORKER_IDLE_MS ?? WORKER_IDLE_MS);
+  return Number.isFinite(v) && v >= 0 ? v : WORKER_IDLE_MS;
+}
 /** Live workers, looked at every second while there are any. */
 const liveWorkers = new Set<PoolWorker>();
 let reaper: NodeJS.Timeout | undefined;
@@ -938,7 +942,7 @@ let reaper: NodeJS.Timeout | undefined;
 function reapIdleWorkers(): void {
   const now = Date.now();
   for (const w of liveWorkers) {
-    if (w.retiring || w.broken || w.sessions > 0 || w.busy || now - w.lastActive < FilterPool.idleMs) continue;
+    if (FilterPool.idleMs === 0 || w.retiring || w.broken || w.sessions > 0 || w.busy || now - w.lastActive < FilterPool.idleMs) continue;
     // Not given new work from now on; stopped if it says it holds nothing and nothing was posted
     // to it meanwhile (a 'syncAll' still goes to it, and is answered before it could go).
     w.retiring = true;
@@ -1073,8 +1077,11 @@ const READ_FILES_BYTES = 8 * 1024 * 1024;
 const FILE_READ_BYTES = 1024 * 1024;
 
 export class FilterPool {
-  /** How long a worker may sit idle before it is stopped (tests shorten it). */
-  static idleMs = WORKER_IDLE_MS;
+  /**
+   * How long a worker may sit idle before it is stopped (tests shorten it); OPENRDS_WORKER_IDLE_MS
+   * sets it for a process, 0 keeps workers for its lifetime.
+   */
+  static idleMs = workerIdleMs();
 
   /** Workers running now (idle ones stop after `FilterPool.idleMs`). */
   get running(): number { return this.workers.filter((w) => !w.broken).length; }
