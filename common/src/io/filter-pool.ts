@@ -942,12 +942,12 @@ let reaper: NodeJS.Timeout | undefined;
 function reapIdleWorkers(): void {
   const now = Date.now();
   for (const w of liveWorkers) {
-    if (FilterPool.idleMs === 0 || w.retiring || w.broken || w.sessions > 0 || w.busy || now - w.lastActive < FilterPool.idleMs) continue;
+    if (FilterPool.idleMs === 0 || w.retiring || w.broken || !w.idle || now - w.lastActive < FilterPool.idleMs) continue;
     // Not given new work from now on; stopped if it says it holds nothing and nothing was posted
     // to it meanwhile (a 'syncAll' still goes to it, and is answered before it could go).
     w.retiring = true;
     w.post({ op: 'retire', id: nextSessionId++, seq: 0 })!.then((m) => {
-      if (m.clean && !w.busy && w.sessions === 0) w.stop();
+      if (m.clean && w.idle) w.stop();
       else { w.retiring = false; w.lastActive = Date.now(); }
     }, () => undefined);
   }
@@ -997,15 +997,14 @@ class PoolWorker {
     this.worker.unref();
   }
 
-  get broken(): boolean { return this.failure !== undefined || this.stopping; }
-  private stopping = false;
-  /** Stopped as idle: counts as broken from now on (skipped by syncAll, dropped from its pool). */
+  get broken(): boolean { return this.failure !== undefined; }
+  /** No stream open on it and no reply awaited. */
+  get idle(): boolean { return this.sessions === 0 && this.pending.size === 0; }
+  /** Stopped as idle: broken from now on (skipped by syncAll, dropped from its pool). */
   stop(): void {
-    this.stopping = true;
+    this.failure = new InternalError('filter worker stopped as idle');
     void this.worker.terminate();
   }
-  /** Replies awaited. */
-  get busy(): boolean { return this.pending.size > 0; }
 
   /** Copies \`parts\` into the inbox when they fit (contiguous; the end of the ring is skipped if need be). */
   private inboxPut(parts: Buffer[]): WorkerMessage['inbox'] {
