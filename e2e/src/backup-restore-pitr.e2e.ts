@@ -78,6 +78,28 @@ describe('PostgreSQL 15: full backup and point-in-time restore', () => {
     expect(b.timestamp.stop).toBeGreaterThanOrEqual(b.timestamp.start);
   });
 
+  it("stops the agent's worker threads once they sit idle, and a later backup starts new ones", async () => {
+    const threads = (): number => fs.readdirSync(`/proc/${stack.agent!.pid}/task`).length;
+    // The most threads the agent runs while a backup uses its workers (process-max 2).
+    const backupThreads = async (): Promise<number> => {
+      let most = threads();
+      const sampler = setInterval(() => { most = Math.max(most, threads()); }, 20);
+      try {
+        expect(await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast', '--process-max=2'])).toMatch(/full backup \d{8}-\d{6}F complete/);
+      } finally {
+        clearInterval(sampler);
+      }
+      return most;
+    };
+    const most = await backupThreads();
+    // Idle for 5 s, the workers stop (each is one thread): without that the count stays.
+    const until = Date.now() + 30_000;
+    while (threads() >= most && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    const idle = threads();
+    expect(idle).toBeLessThan(most);
+    expect(await backupThreads()).toBeGreaterThan(idle);
+  });
+
   it('restores to a time between two transactions: the first is there, the second is not, and the dumps match', async () => {
     await stack.cluster.query("INSERT INTO sentinel VALUES (2, 'after backup, before target')");
     await new Promise((r) => setTimeout(r, 1100));
