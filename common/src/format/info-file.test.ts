@@ -108,6 +108,36 @@ describe('info files', () => {
     expect(back.files[123_456]).toEqual(files[123_456]);
   }, 60_000);
 
+  it('commits the main file before the copy, and on a failed write leaves the last saved pair and no temporary file', async () => {
+    await infoFileSave(storage, 'w.info', { n: 1 });
+    const realNewWrite = storage.newWrite.bind(storage);
+    const committed: string[] = [];
+    let failCopy = false;
+    jest.spyOn(storage, 'newWrite').mockImplementation((key, opts) => {
+      const w = realNewWrite(key, opts);
+      w.on('finish', () => committed.push(key));
+      if (failCopy && key.endsWith('.copy')) {
+        const realWrite = w.write.bind(w) as (chunk: Buffer) => boolean;
+        let n = 0;
+        (w as Writable).write = ((chunk: Buffer) => {
+          if (++n === 2) { w.destroy(new Error('disk full')); return false; }
+          return realWrite(chunk);
+        }) as Writable['write'];
+      }
+      return w;
+    });
+    const list = Array.from({ length: 5000 }, (_v, i) => `entry ${i}`);
+    await infoFileSave(storage, 'w.info', { n: 2, list });
+    expect(committed).toEqual(['w.info', 'w.info.copy']);
+    expect(read('w.info.copy')).toBe(read('w.info'));
+    failCopy = true;
+    await expect(infoFileSave(storage, 'w.info', { n: 3, list })).rejects.toThrow('disk full');
+    // Neither file was replaced (the copy failed while both were being written), nothing else is left.
+    expect(await infoFileLoadOne(storage, 'w.info')).toEqual({ n: 2, list });
+    expect(await infoFileLoadOne(storage, 'w.info.copy')).toEqual({ n: 2, list });
+    expect(fs.readdirSync(dir).sort()).toEqual(['w.info', 'w.info.copy']);
+  });
+
   it('falls back to the copy, with a warning, when the main file has a wrong checksum', async () => {
     await infoFileSave(storage, 'x.info', { n: 1 });
     fs.writeFileSync(path.join(dir, 'x.info'), read('x.info').replace('"n":1', '"n":2'));

@@ -242,6 +242,7 @@ async function backupRun(ctx: CommandContext, stanza: string): Promise<CommandOu
     }
 
     // The copy's garbage goes before the manifest is built and saved (the backup's peak otherwise).
+    saver?.release();
     memoryPhaseEnd();
     await archiveChecked;
     const stop = await db.one<{ lsn: string; label_file: string; spcmap_file: string | null }>(sql.backupStop);

@@ -95,6 +95,33 @@ describe('resume against a real posix repo', () => {
       { name: 'pg_data/c', size: 3, mtime: 3, sha256: 'd'.repeat(64), repoSize: 11 }] });
   });
 
+  it('drops the files it holds only once a save has them all, and saves again at settle what a failed save had', async () => {
+    const label = '20261124-130000F';
+    const file = (n: number): { name: string; size: number; mtime: number; sha256: string; repoSize: number } =>
+      ({ name: `pg_data/f${n}`, size: n, mtime: n, sha256: 'e'.repeat(64), repoSize: n });
+    // A threshold never reached: only explicit saves.
+    const saver = new PartialSaver(repo, stanza, partialOf(label), [], Number.MAX_SAFE_INTEGER, false);
+    saver.add(file(1));
+    saver.release();
+    // Nothing saved yet: the files stay, and settle saves them.
+    expect(saver.fileCount).toBe(1);
+    const realNewWrite = repo.storage.newWrite.bind(repo.storage);
+    const spy = jest.spyOn(repo.storage, 'newWrite').mockImplementation(() => { throw new Error('repo unreachable'); });
+    saver.add(file(2));
+    await saver.save();
+    saver.release();
+    expect(saver.hasSaved).toBe(false);
+    spy.mockImplementation(realNewWrite);
+    await saver.settle();
+    expect((await infoFileLoad<BackupPartial>(repo.storage, partialKey(repo, stanza, label))).files).toEqual([file(1), file(2)]);
+    // Saved whole: released, counted still, and a later settle writes nothing more (none is unsaved).
+    saver.release();
+    expect(saver.fileCount).toBe(2);
+    spy.mockClear();
+    await saver.settle();
+    expect(spy).not.toHaveBeenCalled();
+  });
+
   it('removes everything with --no-resume, and a set without a record', async () => {
     await store('20261124-100000F', 'pg_data/a', Buffer.from('a'));
     const saver = new PartialSaver(repo, stanza, partialOf('20261124-100000F'), [], 1, false);

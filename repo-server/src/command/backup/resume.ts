@@ -167,7 +167,10 @@ export class PartialSaver {
   get hasSaved(): boolean { return this.saved; }
 
   /** Files recorded so far. */
-  get fileCount(): number { return this.files.length; }
+  get fileCount(): number { return this.files.length + this.released; }
+
+  /** Files whose texts were dropped by release(): they are in the saved record. */
+  private released = 0;
 
   add(file: PartialFile): void {
     this.files.push(new CanonicalJson(file));
@@ -191,10 +194,23 @@ export class PartialSaver {
         this.saved = true;
       } catch (err) {
         this.nextSaveAt = 0;
+        // What this save had is still to be saved (by the next threshold, or settle()).
+        this.unsaved = Math.max(this.unsaved, 1);
         log.warn(`unable to save the resumable record of backup ${this.partial.label}: ${(err as Error).message}`);
       }
     });
     return this.saving;
+  }
+
+  /**
+   * Drops the files' texts once the saved record holds them all (after the copy): they are tens
+   * of MB for a cluster of many files, otherwise still alive while the manifest is built and
+   * saved, the backup's peak. A record not saved completely keeps them for settle().
+   */
+  release(): void {
+    if (this.unsaved > 0 || !this.saved) return;
+    this.released += this.files.length;
+    this.files.length = 0;
   }
 
   /** Waits for a save in flight, then removes the record (the backup completed). */
