@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { FileReadError, FileWriteError, InternalError } from '../error';
 import { ZstdDataError } from './zstd';
 import { blake3ModulePath, type ChecksumType } from './checksum';
+import { CHUNK_HEADROOM, chunkHeadroomMark } from '../rpc/chunk-encode';
 
 /**
  * A pool of worker threads that run the CPU-heavy filters of file streams (zstd and sha256 of
@@ -75,11 +76,18 @@ const FRAME = 1024 * 1024;
 const FRAME_OUT = Buffer.allocUnsafeSlow(z.compressBound(FRAME));
 /** What wholeFile reads into, a frame at a time. */
 const WHOLE_READ = Buffer.allocUnsafeSlow(FRAME);
+// Free bytes kept before each frame in its own memory (CHUNK_HEADROOM, chunk-encode.ts): the main
+// thread writes the frame's message header there instead of copying the frame into a message.
+const HEADROOM = ${CHUNK_HEADROOM};
+/** Buffers made for one frame, with HEADROOM free bytes before it: moved to the main thread whole. */
+const framed = new WeakSet();
 /** Compresses a block (at most FRAME bytes) into one frame: a copy of its own goes to parts. */
 function frameEmit(s, block, parts) {
   const n = s.ctx.compress2(FRAME_OUT, block);
-  const frame = Buffer.allocUnsafeSlow(n);
-  FRAME_OUT.copy(frame, 0, 0, n);
+  const own = Buffer.allocUnsafeSlow(HEADROOM + n);
+  FRAME_OUT.copy(own, HEADROOM, 0, n);
+  framed.add(own.buffer);
+  const frame = own.subarray(HEADROOM);
   s.outHash.update(frame); s.outSize += n; parts.push(frame);
 }
 const dctxs = [];
@@ -337,7 +345,8 @@ function writeFail(s, m, err) {
 function join(parts) { return parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts); }
 /** Replies; an output buffer that owns its memory is moved, not copied. */
 function reply(m, payload, out) {
-  const own = out && out.length > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+  const own = out && out.length > 0 && out.byteOffset + out.byteLength === out.buffer.byteLength
+    && (out.byteOffset === 0 || (out.byteOffset === HEADROOM && framed.has(out.buffer)));
   parentPort.postMessage({ id: m.id, seq: m.seq, ...payload, ...(out && out.length ? { out } : {}) }, own ? [out.buffer] : []);
 }
 function readFull(fd, buf, length, position) {
@@ -802,8 +811,10 @@ function handle(m) {
         }
         if (end && (s.blockUsed > 0 || s.outSize === 0)) { frameEmit(s, block.subarray(0, s.blockUsed), parts); s.blockUsed = 0; }
       } else if (!end) {
-        // Passing the bytes on, each read gets its own buffer, moved to the main thread.
-        const buf = Buffer.allocUnsafeSlow(want);
+        // Passing the bytes on, each read gets its own buffer (with a frame's headroom), moved to the main thread.
+        const own = Buffer.allocUnsafeSlow(HEADROOM + want);
+        framed.add(own.buffer);
+        const buf = own.subarray(HEADROOM);
         let got = 0;
         while (got < want && !end) {
           const length = Math.min(READ_PIECE, want - got);
@@ -1483,7 +1494,13 @@ export class PoolFileReader extends Readable {
         this.inFlight--;
         if (this.ended || this.destroyed) return;
         if (m.error !== undefined) { this.destroy(replyError(m, `'${this.file}'`, false)); return; }
-        const more = m.out ? this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength)) : true;
+        let more = true;
+        if (m.out) {
+          // This output's memory is its own (moved or cloned here): a frame's headroom is free.
+          const out = Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength);
+          chunkHeadroomMark(out);
+          more = this.push(out);
+        }
         if (m.result) {
           this.ended = true;
           this.done = m.result;

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as path from 'node:path';
 import type { ProtoGrpcType } from '../proto-gen/openrds';
+import type { PutFileMessage } from '../proto-gen/openrds/v1/PutFileMessage';
+import { chunkMessageInPlace } from './chunk-encode';
 
 /** Directory of the .proto files: <root>/proto, found from common/dist/rpc or common/src/rpc. */
 export const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto');
@@ -18,6 +20,16 @@ export function protoLoad(): ProtoGrpcType['openrds']['v1'] {
       defaults: true,
       oneofs: true,
     });
+    // A backup file's chunk made by a worker is encoded in place (see chunk-encode.ts).
+    const put = (def['openrds.v1.AgentGateway'] as Record<string, protoLoader.MethodDefinition<object, object>> | undefined)?.PutBackupFile;
+    if (put) {
+      const encode = put.requestSerialize;
+      put.requestSerialize = (msg: object): Buffer => {
+        const m = msg as PutFileMessage;
+        const data = m.chunk && !m.header && !m.trailer ? m.chunk.data : undefined;
+        return (data instanceof Uint8Array ? chunkMessageInPlace(data) : undefined) ?? encode(msg);
+      };
+    }
     loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
   }
   return loaded.openrds.v1;

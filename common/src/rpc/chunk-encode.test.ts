@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as protoLoader from '@grpc/proto-loader';
+import { FilterPool } from '../io/filter-pool';
+import { CHUNK_HEADROOM, chunkHeadroomMark, chunkMessageInPlace } from './chunk-encode';
+import { PROTO_DIR, protoLoad } from './proto';
+
+type Serialize = (msg: object) => Buffer;
+type Deserialize = (b: Buffer) => unknown;
+
+// protobufjs's own encoding of the method, loaded apart from protoLoad (which wraps it).
+const plain = protoLoader.loadSync('openrds/v1/openrds.proto', { includeDirs: [PROTO_DIR], longs: String, enums: String, defaults: true, oneofs: true });
+const method = (plain['openrds.v1.AgentGateway'] as Record<string, { requestSerialize: Serialize; requestDeserialize: Deserialize }>).PutBackupFile!;
+const wrapped = (protoLoad().AgentGateway as unknown as { service: Record<string, { requestSerialize: Serialize }> }).service.PutBackupFile!.requestSerialize;
+
+/** Bytes with CHUNK_HEADROOM free bytes before them in a buffer of their own. */
+function withHeadroom(data: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(CHUNK_HEADROOM + data.length);
+  own.fill(0xee, 0, CHUNK_HEADROOM);
+  data.copy(own, CHUNK_HEADROOM);
+  return own.subarray(CHUNK_HEADROOM);
+}
+
+describe('PutFileMessage chunks encoded in place', () => {
+  it.each([1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, 1024 * 1024, 2 * 1024 * 1024 + 5])(
+    'gives the bytes protobufjs gives, in the chunk\'s own memory (%i bytes)', (n) => {
+      const data = withHeadroom(randomBytes(n));
+      chunkHeadroomMark(data);
+      const msg = { chunk: { data } };
+      const got = wrapped(msg);
+      expect(got.equals(method.requestSerialize(msg))).toBe(true);
+      expect(got.buffer).toBe(data.buffer);
+      expect(got.byteOffset + got.length).toBe(data.byteOffset + data.length);
+      expect((method.requestDeserialize(got) as { chunk: { data: Buffer } }).chunk.data.equals(data)).toBe(true);
+    });
+
+  it('encodes other messages, and chunks without marked headroom, as protobufjs does (a copy)', () => {
+    const pooled = Buffer.from('x'.repeat(100));
+    const unmarked = withHeadroom(randomBytes(5000));
+    const marked = withHeadroom(randomBytes(5000));
+    chunkHeadroomMark(marked);
+    const cases: object[] = [
+      { chunk: { data: pooled } },
+      { chunk: { data: unmarked } },
+      // Past the start of a marked buffer (the second piece of a split chunk): no room before it.
+      { chunk: { data: marked.subarray(10) } },
+      { chunk: { data: Buffer.alloc(0) } },
+      { header: { jobId: 'j', name: 'pg_data/base/1/2', compressType: 'zst' } },
+      { trailer: { size: '10', sha256: 'ab', repoSize: '5', repoSha256: 'cd', missing: false, mtime: '0', pageChecksumErrors: [] } },
+    ];
+    for (const msg of cases) {
+      const got = wrapped(msg);
+      expect(got.equals(method.requestSerialize(msg))).toBe(true);
+    }
+    expect(chunkMessageInPlace(pooled)).toBeUndefined();
+    expect(chunkMessageInPlace(unmarked)).toBeUndefined();
+    expect(wrapped({ chunk: { data: unmarked } }).buffer).not.toBe(unmarked.buffer);
+    // The bytes before an unmarked buffer are left alone.
+    expect(Buffer.from(unmarked.buffer, 0, CHUNK_HEADROOM).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('applies to what a worker reads and compresses: each output comes marked, and decodes to itself', async () => {
+    const pool = new FilterPool(1);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunk-'));
+    try {
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, Buffer.concat([randomBytes(1024 * 1024), Buffer.alloc(2 * 1024 * 1024, 7)]));
+      for (const mode of ['compress', 'hash'] as const) {
+        const reader = (await pool.readFile(file, 3 * 1024 * 1024, mode, 1))!;
+        let chunks = 0, inPlace = 0;
+        for await (const out of reader as AsyncIterable<Buffer>) {
+          chunks++;
+          const encoded = chunkMessageInPlace(out);
+          if (!encoded) continue;
+          inPlace++;
+          expect((method.requestDeserialize(encoded) as { chunk: { data: Buffer } }).chunk.data.equals(out)).toBe(true);
+        }
+        expect(chunks).toBeGreaterThan(0);
+        expect(inPlace).toBe(chunks);
+      }
+    } finally {
+      await pool.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

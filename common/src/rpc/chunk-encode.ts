@@ -1,0 +1,56 @@
+/*
+ * A backup file's bytes leave the agent as PutFileMessage chunks. Encoded by protobufjs, each chunk
+ * is copied into a new buffer, and grpc-js copies that again behind its 5-byte frame header: two
+ * copies and two large allocations per MiB on the agent's main thread, whose external memory
+ * starts V8's mark-compacts (20 per full backup of a 3 GB cluster). The worker threads that
+ * compress the files leave CHUNK_HEADROOM free bytes before each output (filter-pool.ts), so a
+ * chunk of such bytes is encoded in place: the protobuf header goes into that room and the
+ * message is a view of the same memory.
+ */
+
+/** Free bytes before a worker's output in its own ArrayBuffer (a chunk's header takes at most 12). */
+export const CHUNK_HEADROOM = 16;
+
+/** ArrayBuffers known to be owned by one output whose first CHUNK_HEADROOM bytes are free. */
+const headroomed = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Marks `b` (a worker's output: its ArrayBuffer was made for it alone) as having free headroom.
+ * Only buffers whose memory nothing else uses may be marked: Buffer's shared pool hands out
+ * slices at any offset.
+ */
+export function chunkHeadroomMark(b: Uint8Array): void {
+  if (b.byteOffset === CHUNK_HEADROOM) headroomed.add(b.buffer);
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) { n = Math.floor(n / 0x80); len++; }
+  return len;
+}
+
+function varintPut(b: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) { b[at++] = (n % 0x80) | 0x80; n = Math.floor(n / 0x80); }
+  b[at++] = n;
+  return at;
+}
+
+/**
+ * The protobuf encoding of `PutFileMessage { chunk: DataChunk { data } }` as a view over `data`'s
+ * own memory, its header written into the headroom before it; undefined when `data` has no marked
+ * headroom (or is empty: protobuf leaves an empty bytes field out), and the caller encodes it.
+ * Field numbers: PutFileMessage.chunk = 2, DataChunk.data = 1, both length-delimited.
+ */
+export function chunkMessageInPlace(data: Uint8Array): Buffer | undefined {
+  const n = data.length;
+  if (n === 0 || data.byteOffset !== CHUNK_HEADROOM || !headroomed.has(data.buffer)) return undefined;
+  const inner = 1 + varintLength(n) + n;
+  const head = 1 + varintLength(inner) + 1 + varintLength(n);
+  const all = Buffer.from(data.buffer, CHUNK_HEADROOM - head, head + n);
+  let at = 0;
+  all[at++] = 0x12;
+  at = varintPut(all, at, inner);
+  all[at++] = 0x0a;
+  varintPut(all, at, n);
+  return all;
+}
