@@ -259,6 +259,32 @@ describe('FilterPool (worker threads)', () => {
       expect(fs.readFileSync(path.join(dir, 'direct-again')).equals(mixed)).toBe(true);
     });
 
+    it('goes on buffered, through a second descriptor, when a direct write fails with EINVAL after the open took O_DIRECT', async () => {
+      // The workers of a new pool (started at its first job, with a copy of the environment) see
+      // the injected failure: direct writes from 2 MiB on fail.
+      process.env.OPENRDS_TEST_DIRECT_WRITE_EINVAL_AT = String(2 * 1024 * 1024);
+      const refusing = new FilterPool(1);
+      try {
+        const want = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(2 * 1024 * 1024 + 123, 9)]);
+        for (const mode of ['decompress', 'hash'] as const) {
+          const file = path.join(dir, `einval-${mode}`);
+          const w = await refusing.writeFile(file, 0o640, mode, 1_700_000_000, 'sha256', true);
+          if (fs.statfsSync && fs.statfsSync(dir).type === 0xef53) expect(w.direct).toBe(true);
+          const input = mode === 'decompress' ? zstdCompressBuffer(want, 1) : want;
+          await pipeline(Readable.from(Array.from({ length: Math.ceil(input.length / 300_000) }, (_, i) => input.subarray(i * 300_000, (i + 1) * 300_000))), w);
+          await refusing.syncAll();
+          // The tail was written rounded up through the buffered descriptor, then cut to size.
+          expect(fs.statSync(file).size).toBe(want.length);
+          expect(fs.readFileSync(file).equals(want)).toBe(true);
+          expect(fs.statSync(file).mode & 0o777).toBe(0o640);
+          expect(w.result()).toMatchObject({ outSha256: sha(want), outSize: want.length });
+        }
+      } finally {
+        delete process.env.OPENRDS_TEST_DIRECT_WRITE_EINVAL_AT;
+        await refusing.close();
+      }
+    });
+
     it('reads small files in a batch, and writes a batch stopping at the damaged one', async () => {
       const small = [Buffer.from('a'.repeat(9000)), randomBytes(3000), Buffer.alloc(0)];
       small.forEach((b, i) => fs.writeFileSync(path.join(dir, `s${i}`), b));

@@ -296,6 +296,9 @@ function directBufferPut(b) {
   const next = directWaiting.shift();
   if (next) next(full); else directFree.push(full);
 }
+// For tests only: direct writes from this offset on fail with EINVAL, as on a file system that
+// takes O_DIRECT at open but refuses the writes (nothing here has one to test with).
+const DIRECT_EINVAL_AT = Number(process.env.OPENRDS_TEST_DIRECT_WRITE_EINVAL_AT || Infinity);
 /**
  * A write of a direct session. EINVAL (a device whose blocks are larger than DIRECT_ALIGN, a file
  * system that took O_DIRECT at open but not the write) sends this write and the rest of the file
@@ -303,7 +306,10 @@ function directBufferPut(b) {
  */
 async function directWrite(s, b, at) {
   if (s.bfd === undefined) {
-    try { return await writeAllAt(s.fd, b, at); } catch (err) {
+    try {
+      if (at >= DIRECT_EINVAL_AT) throw Object.assign(new Error('EINVAL: invalid argument, write (injected)'), { code: 'EINVAL' });
+      return await writeAllAt(s.fd, b, at);
+    } catch (err) {
       if (err.code !== 'EINVAL') throw err;
       if (s.bfd === undefined) s.bfd = fs.openSync(s.path, 'r+');
     }
@@ -981,7 +987,9 @@ class PoolWorker {
   private inboxProduced = 0;
 
   constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: require.resolve('zstd-napi/binding'), blake3: blake3ModulePath(), inbox: this.inbox } });
+    // env: this module's process.env, said explicitly (the default is the process's own, which a
+    // test runner's sandboxed process.env does not reach).
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, env: process.env, workerData: { zstd: require.resolve('zstd-napi/binding'), blake3: blake3ModulePath(), inbox: this.inbox } });
     this.worker.on('message', (m: WorkerReply) => {
       const key = `${m.id}:${m.seq}`;
       const p = this.pending.get(key);
