@@ -119,7 +119,11 @@ describe('resume against a real posix repo', () => {
     expect(saver.fileCount).toBe(2);
     spy.mockClear();
     await saver.settle();
+    await saver.save();
     expect(spy).not.toHaveBeenCalled();
+    // Nothing may be added once released (a save would then record only the newcomers).
+    expect(() => saver.add(file(3))).toThrow('recorded after the resumable record was released');
+    expect((await infoFileLoad<BackupPartial>(repo.storage, partialKey(repo, stanza, label))).files).toEqual([file(1), file(2)]);
   });
 
   it('removes everything with --no-resume, and a set without a record', async () => {

@@ -1,4 +1,4 @@
-import { BACKUP_LABEL_RE, COMPRESS_TYPES, CanonicalJson, FormatError, checksumTypeOf, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
+import { AssertError, BACKUP_LABEL_RE, COMPRESS_TYPES, CanonicalJson, FormatError, checksumTypeOf, compressExtension, forEachLimit, infoFileLoad, infoFileSave, log } from '@openrds/common';
 import type { CompressType, ManifestFile } from '@openrds/common';
 import { contentDigest } from '../../repo/digest';
 import type { BackupInfo, Repo } from '../../repo/repo';
@@ -173,6 +173,8 @@ export class PartialSaver {
   private released = 0;
 
   add(file: PartialFile): void {
+    // The released texts are gone: a save now would record only the files added since.
+    if (this.released > 0) throw new AssertError(`file '${file.name}' recorded after the resumable record was released`);
     this.files.push(new CanonicalJson(file));
     this.unsaved++;
     this.sinceSave += file.size;
@@ -182,6 +184,8 @@ export class PartialSaver {
   }
 
   save(): Promise<void> {
+    // Released: the record in the repo is complete, and a save now would hold no files.
+    if (this.released > 0) return this.saving;
     this.sinceSave = 0;
     this.unsaved = 0;
     this.nextSaveAt = Number.POSITIVE_INFINITY;
