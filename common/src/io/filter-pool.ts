@@ -81,13 +81,17 @@ const WHOLE_READ = Buffer.allocUnsafeSlow(FRAME);
 const HEADROOM = ${CHUNK_HEADROOM};
 /** Buffers made for one frame, with HEADROOM free bytes before it: moved to the main thread whole. */
 const framed = new WeakSet();
+/** \`n\` bytes in memory of their own, after HEADROOM free ones. */
+function framedAlloc(n) {
+  const own = Buffer.allocUnsafeSlow(HEADROOM + n);
+  framed.add(own.buffer);
+  return own.subarray(HEADROOM);
+}
 /** Compresses a block (at most FRAME bytes) into one frame: a copy of its own goes to parts. */
 function frameEmit(s, block, parts) {
   const n = s.ctx.compress2(FRAME_OUT, block);
-  const own = Buffer.allocUnsafeSlow(HEADROOM + n);
-  FRAME_OUT.copy(own, HEADROOM, 0, n);
-  framed.add(own.buffer);
-  const frame = own.subarray(HEADROOM);
+  const frame = framedAlloc(n);
+  FRAME_OUT.copy(frame, 0, 0, n);
   s.outHash.update(frame); s.outSize += n; parts.push(frame);
 }
 const dctxs = [];
@@ -818,9 +822,7 @@ function handle(m) {
         if (end && (s.blockUsed > 0 || s.outSize === 0)) { frameEmit(s, block.subarray(0, s.blockUsed), parts); s.blockUsed = 0; }
       } else if (!end) {
         // Passing the bytes on, each read gets its own buffer (with a frame's headroom), moved to the main thread.
-        const own = Buffer.allocUnsafeSlow(HEADROOM + want);
-        framed.add(own.buffer);
-        const buf = own.subarray(HEADROOM);
+        const buf = framedAlloc(want);
         let got = 0;
         while (got < want && !end) {
           const length = Math.min(READ_PIECE, want - got);
