@@ -147,13 +147,14 @@ export class AsyncPusher {
     // Pushed already (an archive_command that started just before the acknowledgement landed).
     const ok = path.join(this.spoolDir, `${name}.ok`);
     if (fs.existsSync(ok)) return Promise.resolve({ duplicate: false, warning: fs.readFileSync(ok, 'utf8'), repoKey: '' });
+    const t0 = Date.now();
     const p = (async () => {
       try {
         const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
         await spoolWrite(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
         await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
         this.retryAt.delete(name);
-        log.detail(`pushed WAL file '${name}' ahead of PostgreSQL`);
+        log.detail(`pushed WAL file '${name}' ahead of PostgreSQL (${Date.now() - t0} ms with its acknowledgement)`);
         return res;
       } catch (err) {
         const e = err as Error & { code?: number; hint?: string };

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { Client as PgClient } from 'pg';
+import type { Client as PgClient } from 'pg';
 import {
-  AccessDeniedError, AssertError, CHUNK_SIZE, Config, DbConnectError, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
+  AccessDeniedError, AssertError, CHUNK_SIZE, Config, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
   pgSql, cipherKeyLookup, SHA256_EMPTY, checksumIsEmpty, checksumTypeParse,
 } from '@openrds/common';
@@ -16,6 +16,7 @@ import { SMALL_FILE_MAX, backupFile, backupFilesSmall } from '../command/backup/
 import { restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../command/restore/file';
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
+import { pgConnect } from './pg-connect';
 import { agentRestoreCommand } from './self';
 
 const LIST_PAGE_SIZE = 2000;
@@ -97,19 +98,8 @@ export class JobRunner {
   }
 
   private async dbOpen(id: string, applicationName: string): Promise<unknown> {
-    const { config } = this.ctx;
-    const client = new PgClient({
-      host: config.str('pg1-socket-path'), port: config.int('pg1-port'), user: config.str('pg1-user'),
-      database: config.str('pg1-database'), application_name: applicationName || 'openrds',
-    });
     // A broken connection must not crash the daemon; the next query reports it.
-    client.on('error', (err) => log.warn(`database session '${id}' lost: ${err.message}`));
-    try {
-      await client.connect();
-    } catch (err) {
-      throw new DbConnectError(`unable to connect to the cluster at socket '${config.str('pg1-socket-path')}' port ${config.int('pg1-port')}: ${(err as Error).message}`,
-        { hint: 'check pg1-socket-path, pg1-port and pg1-user, and that PostgreSQL is running' });
-    }
+    const client = await pgConnect(this.ctx.config, applicationName || 'openrds', (err) => log.warn(`database session '${id}' lost: ${err.message}`));
     const rows = await client.query('SELECT current_setting(\'server_version_num\')::int AS v');
     for (const sql of pgSql(Math.floor(rows.rows[0].v / 10000)).sessionSetup) await client.query(sql);
     this.dbSessions.set(id, client);

@@ -17,15 +17,19 @@ export function agentCommandLine(config: Config): string {
   return cmd;
 }
 
-/** Polls of the async archive_command for the daemon's acknowledgement, and the time between them. */
-const ARCHIVE_WAIT_POLLS = 400;
-const ARCHIVE_WAIT_POLL_S = '0.005';
+/**
+ * The shell's wait for the daemon while `cond` holds: polls every 2 ms for the first 50 ms (a
+ * staged push lands within them), then every 5 ms, for about 2 s in all.
+ */
+function shellWait(cond: string): string {
+  return `i=0; while [ $i -lt 400 ] && ${cond}; do if [ $i -lt 25 ]; then sleep 0.002; else sleep 0.005; fi; i=$((i+1)); done`;
+}
 
 /**
  * The archive_command that pushes WAL through this agent. With archive-async=y the daemon pushes
  * each `.ready` file as soon as PostgreSQL marks it, and writes `<file>.ok` in the spool once the
  * repo-server has it durably: while the daemon says it is alive (`daemon.alive`), the shell waits
- * for that (every 5 ms, for 2 s at most) and starts Node only when it must (no acknowledgement
+ * for that (see shellWait, 2 s at most) and starts Node only when it must (no acknowledgement
  * yet, or the daemon recorded an error for the file, which Node then reports so that PostgreSQL
  * retries). Node's start-up (~100 ms) is then never on the path of a segment the daemon handles.
  */
@@ -35,7 +39,7 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
   const alive = `[ "$(cat ${out}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
   const ok = `[ -f ${out}/%f.ok ]`;
-  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ] && [ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]; do sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
+  const wait = shellWait(`[ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]`);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
   return `${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
 }
@@ -51,7 +55,7 @@ function configArgOf(config: Config): string {
  * Node (the spool holds only complete, checked files: the daemon renames them in when durable),
  * and "not in the archive" is answered by the shell while the daemon's `<file>.missing` holds a
  * second still to come (see AsyncGetter). While the daemon is fetching the segment asked for
- * (`<file>.fetching`), the shell waits for it (every 5 ms, 2 s at most) instead of starting Node.
+ * (`<file>.fetching`), the shell waits for it (see shellWait, 2 s at most) instead of starting Node.
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
@@ -61,6 +65,6 @@ export function agentRestoreCommand(config: Config, stanza: string): string {
   const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
   // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
   // here rather than start Node to join that fetch.
-  const wait = `i=0; while [ $i -lt ${ARCHIVE_WAIT_POLLS} ] && [ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]; do sleep ${ARCHIVE_WAIT_POLL_S}; i=$((i+1)); done`;
+  const wait = shellWait(`[ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]`);
   return `${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }

@@ -11,6 +11,7 @@ import { AsyncPusher, queueFullDrop } from './async-push';
 import { localServerStart } from './local-server';
 import type { JobContext } from './jobs';
 import { AgentSession, agentHelloNew } from './session';
+import { WalFlushProbe, pgConnect } from './pg-connect';
 import { WalStreamer } from './wal-stream';
 
 function ownerName(uid: number): string {
@@ -57,11 +58,15 @@ export async function agentServe(config: Config): Promise<void> {
   }));
   const timeoutMs = config.num('archive-timeout') * 1000;
   const compressType = config.str('compress-type') as CompressType;
-  const streamer = config.bool('archive-async') && config.bool('archive-push-stream') && compressType === 'zst'
+  const streaming = config.bool('archive-async') && config.bool('archive-push-stream') && compressType === 'zst';
+  // The stream stages only WAL PostgreSQL has flushed, when it can ask (a primary it can connect to).
+  const flushProbe = streaming ? new WalFlushProbe((lost) => pgConnect(config, 'openrds-wal-stream', lost)) : undefined;
+  const streamer = streaming
     ? new WalStreamer({
       client, pool, pgPath, stanza, agentId, walSegmentSize: control.walSegmentSize, pageSize: control.walPageSize,
       compressLevel: config.int('compress-level'), timeoutMs,
       plain: async () => (await archiveKeyGet(client, stanza, timeoutMs)) === undefined,
+      ...(flushProbe ? { flushed: () => flushProbe.position() } : {}),
     })
     : undefined;
   const pushOne = (walPath: string) => archivePushFile(client, {
@@ -121,6 +126,7 @@ export async function agentServe(config: Config): Promise<void> {
     log.info(`${sig} received: agent stopping`);
     pusher?.stop();
     streamer?.stop();
+    flushProbe?.close();
     getter?.stop();
     session.stop();
     local.close();

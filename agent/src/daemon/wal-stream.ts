@@ -1,21 +1,29 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArchiveStageMissingError, errorFromGrpc, grpcDeadline, log, walSegmentNext, walSegmentStartLsn } from '@openrds/common';
+import { ArchiveStageMissingError, RepoUnavailableError, StanzaMissingError, errorFromGrpc, grpcDeadline, log, walSegmentNext, walSegmentStartLsn } from '@openrds/common';
 import type { AgentGatewayClient, ArchiveStageResult__Output, FilterPool } from '@openrds/common';
+import type { WalFlushed } from './pg-connect';
 
 /**
  * WAL pre-streaming (`archive-push-stream`): while PostgreSQL writes a segment, the daemon sends
- * its finished pages to the repo-server ahead (ArchiveStage), so that when the segment is ready
- * its push carries only the last pages, and archive_command returns in milliseconds instead of
- * the time it takes to compress and store 16 MiB.
+ * its finished bytes to the repo-server ahead (ArchiveStage), so that when the segment is ready
+ * its push carries only the last bytes, if any, and archive_command returns in milliseconds
+ * instead of the time it takes to compress and store 16 MiB.
  *
- * A page is finished when the page after it has been written: its header is valid (xlp_magic of
- * the segment's first page, xlp_pageaddr the page's own LSN; a recycled segment still holds an
- * older address, a preallocated one zeros). The pages are read again after that check, so what
- * is staged is what PostgreSQL wrote before the later page. The push checks once more: it reads
- * the finished segment and compares its start with the staged bytes, and pushes the whole file
- * when they differ, when the repo-server lost the stage, or when streaming is off.
+ * Which bytes are finished, two ways:
+ * - Flush mode (a primary the daemon can query): the bytes before PostgreSQL's WAL flush position
+ *   (pg_current_wal_flush_lsn), rounded down to a page. PostgreSQL never writes flushed WAL again,
+ *   so they are what the segment will hold, and the push reads only the rest. A segment the flush
+ *   position has left is staged to its end before the next begins: its push has only to commit.
+ * - Header mode (a standby, no connection): a page is finished when the page after it has been
+ *   written: its header is valid (xlp_magic of the segment's first page, xlp_pageaddr the page's
+ *   own LSN; a recycled segment still holds an older address, a preallocated one zeros). The
+ *   pages are read again after that check, so what is staged is what PostgreSQL wrote before the
+ *   later page. Stale pages of the same address can survive a crash past the end of recovery, so
+ *   the push reads the finished segment and compares its start with the staged bytes.
+ * Either way a push sends the whole file when the staged start differs, when the repo-server lost
+ * the stage, or when streaming is off.
  */
 
 /** Uncompressed bytes sent in one part at most (the repo-server takes up to 4 MiB). */
@@ -26,6 +34,8 @@ const READ_MAX = 4 * PART;
 const PART_MIN = 64 * 1024;
 /** After a refusal other than a lost stage (an encrypted or multi-repo server, an older server): this long without streaming. */
 const PAUSE_MS = 60_000;
+/** After a failure that passes (the repo-server unreachable, the stanza not created yet): this long. */
+const RETRY_MS = 1_000;
 /** How often the segment PostgreSQL writes is looked at (at once again after a full read: the stream is behind). */
 const TICK_MS = 20;
 /** A finished segment's status file: the segment PostgreSQL writes is the one after the newest. */
@@ -35,8 +45,11 @@ const STATUS_RE = /^([0-9A-F]{24})\.(?:ready|done)$/;
 export interface StagedPrefix {
   /** Uncompressed bytes the repo-server holds. */
   size: number;
-  /** Those bytes, to compare with the finished file. */
-  bytes: Buffer;
+  /**
+   * Those bytes, to compare with the finished file; undefined when every one of them was below
+   * PostgreSQL's flush position when it was read (final: nothing to compare, only the rest is read).
+   */
+  bytes: Buffer | undefined;
   /** sha256 over them, to continue over the rest (a copy: update it freely). */
   hash: crypto.Hash;
 }
@@ -44,19 +57,38 @@ export interface StagedPrefix {
 interface Current {
   name: string;
   start: bigint;
-  /** The segment's bytes as staged so far (bytes [0, staged)). */
-  buf: Buffer;
+  /** Header mode: the segment's bytes as staged so far (bytes [0, staged)), for the push's compare. */
+  buf: Buffer | undefined;
   staged: number;
   hash: crypto.Hash;
   magic: number;
+  /** Staged up to PostgreSQL's flush position only (no kept bytes, no compare at the push). */
+  flushed: boolean;
 }
+
+/** A staged start with more than this left to send is not used: the segment is pushed whole. */
+const BEHIND_MAX = 4 * 1024 * 1024;
+/** Pushes in a row that find the stream that far behind make it rest this long. */
+const BEHIND_RUN = 3;
+const BEHIND_PAUSE_MS = 2_000;
+/** Segments staged whole by the flush position and waiting for their push, at most (their pushes are late: older ones are pushed whole). */
+const DONE_MAX = 4;
+/** Names taken by pushes lately: the flush position at a segment's very end still names it, and it is not staged again. */
+const TAKEN_MAX = 8;
 
 export class WalStreamer {
   private cur: Current | undefined;
+  /** Segments staged to their end (by the flush position) whose push has not taken them yet. */
+  private readonly done: Current[] = [];
+  private readonly taken: string[] = [];
+  /** Flush mode's read buffer (header mode reads into the segment's own buffer). */
+  private readBuf: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private pausedUntil = 0;
+  /** Pushes in a row that found their segment far behind (see take). */
+  private behind = 0;
   /** Pushes under way: the stream waits for them, so that their compression does not queue behind its parts on the pool. */
   private holds = 0;
 
@@ -65,6 +97,8 @@ export class WalStreamer {
     walSegmentSize: number; pageSize: number; compressLevel: number; timeoutMs: number;
     /** Whether the repository takes WAL unencrypted (staged parts are not sealed). */
     plain: () => Promise<boolean>;
+    /** PostgreSQL's flush position (a primary's), when it can be had: the stream then stages only flushed WAL. */
+    flushed?: () => Promise<WalFlushed | undefined>;
   }) {}
 
   start(): void {
@@ -93,8 +127,9 @@ export class WalStreamer {
     const e = errorFromGrpc(err);
     // The repo-server restarted or dropped the stage: the segment starts over at the next tick.
     if (e instanceof ArchiveStageMissingError) return;
-    log.info(`WAL pre-streaming paused for ${PAUSE_MS / 1000} s (segments are pushed whole meanwhile): ${e.message}`);
-    this.pausedUntil = Date.now() + PAUSE_MS;
+    const ms = e instanceof RepoUnavailableError || e instanceof StanzaMissingError ? RETRY_MS : PAUSE_MS;
+    log.info(`WAL pre-streaming paused for ${ms / 1000} s (segments are pushed whole meanwhile): ${e.message}`);
+    this.pausedUntil = Date.now() + ms;
   }
 
   /** Runs a push; no part is started meanwhile (parts in flight finish). */
@@ -109,16 +144,33 @@ export class WalStreamer {
 
   /**
    * The staged start of `name` for its push, or undefined. The segment is not streamed further:
-   * it is finished. A part in flight is not waited for (the push cuts the stage back to what it
-   * names), except the first, so that no stage the push does not know of is left behind.
+   * it is finished. A part in flight is waited for when the flush position bounds the stream (the
+   * segment's last part, a few ms), else only the first, so that no stage the push does not know
+   * of is left behind (the push cuts the stage back to what it names).
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
-    if (this.cur?.name === name && this.cur.staged === 0) await this.ticking;
-    const cur = this.cur;
-    if (!cur || cur.name !== name) return undefined;
-    this.cur = undefined;
-    if (cur.staged === 0) return undefined;
-    return { size: cur.staged, bytes: cur.buf.subarray(0, cur.staged), hash: cur.hash.copy() };
+    if (this.cur?.name === name && (this.cur.staged === 0 || this.cur.flushed)) await this.ticking;
+    if (!this.taken.includes(name)) this.taken.push(name);
+    if (this.taken.length > TAKEN_MAX) this.taken.shift();
+    const at = this.done.findIndex((c) => c.name === name);
+    let cur: Current | undefined;
+    if (at >= 0) cur = this.done.splice(at, 1)[0];
+    else if (this.cur?.name === name) { cur = this.cur; this.cur = undefined; }
+    log.debug(`WAL pre-streaming: the push of '${name}' takes ${cur ? `${cur.staged} staged bytes (${at >= 0 ? 'staged to its end' : 'being staged'})` : 'nothing staged'}`);
+    if (!cur || cur.staged === 0) return undefined;
+    if (this.opts.walSegmentSize - cur.staged > BEHIND_MAX) {
+      // Far behind PostgreSQL (a bulk load): a whole push is cheaper than the rest of a staged one
+      // (read, hashed and compressed on a worker, checked on a worker of the repo-server). After a
+      // few in a row the stream rests, rather than take CPU from the load and the pushes.
+      if (++this.behind >= BEHIND_RUN) {
+        log.detail(`WAL pre-streaming is behind PostgreSQL's WAL rate (${BEHIND_RUN} segments in a row): paused for ${BEHIND_PAUSE_MS / 1000} s, segments are pushed whole`);
+        this.pausedUntil = Date.now() + BEHIND_PAUSE_MS;
+        this.behind = 0;
+      }
+      return undefined;
+    }
+    this.behind = 0;
+    return { size: cur.staged, bytes: cur.flushed ? undefined : cur.buf!.subarray(0, cur.staged), hash: cur.hash.copy() };
   }
 
   /** The segment after the newest one PostgreSQL has finished (.ready or .done): the one it writes. */
@@ -133,17 +185,28 @@ export class WalStreamer {
     return newest ? walSegmentNext(newest, this.opts.walSegmentSize) : undefined;
   }
 
+  private currentNew(name: string, flushed: boolean): Current {
+    return {
+      name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), staged: 0, hash: crypto.createHash('sha256'), magic: -1, flushed,
+      // Header mode keeps the staged bytes for the push's compare (the last segment's buffer is reused).
+      buf: flushed ? undefined : (this.cur?.buf ?? Buffer.allocUnsafe(this.opts.walSegmentSize)),
+    };
+  }
+
   /** Stages the next finished part of the segment PostgreSQL writes, if there is one; true when it was a full part (more may wait). */
   private async tick(): Promise<boolean> {
-    if (Date.now() < this.pausedUntil || this.holds > 0) return false;
+    if (Date.now() < this.pausedUntil) return false;
+    // Flush mode goes on while pushes run: what it stages ahead is what keeps the next push short
+    // (held back, each push would send most of its segment, and hold the stream back in turn).
+    const at = this.opts.flushed ? await this.opts.flushed() : undefined;
+    if (at) return this.tickFlushed(at);
+    if (this.holds > 0) return false;
+    if (this.cur?.flushed) this.cur = undefined;
     const name = await this.target();
     if (!name) return false;
     if (this.cur?.name !== name) {
       if (!(await this.opts.plain())) { this.pausedUntil = Date.now() + PAUSE_MS; return false; }
-      this.cur = {
-        name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), buf: this.cur?.buf ?? Buffer.allocUnsafe(this.opts.walSegmentSize),
-        staged: 0, hash: crypto.createHash('sha256'), magic: -1,
-      };
+      this.cur = this.currentNew(name, false);
     }
     const cur = this.cur;
     let fh: fs.promises.FileHandle;
@@ -161,14 +224,79 @@ export class WalStreamer {
       const left = this.opts.walSegmentSize - cur.staged;
       if (finished <= 0 || (finished < PART_MIN && left - finished > PART_MIN)) return false;
       // Read again: these pages were all written before the later page was seen.
-      part = cur.buf.subarray(cur.staged, cur.staged + finished);
+      part = cur.buf!.subarray(cur.staged, cur.staged + finished);
       const { bytesRead: again } = await fh.read(part, 0, finished, cur.staged);
       if (again !== finished) return false;
     } finally {
       await fh.close();
     }
+    await this.send(cur, part);
+    return part.length >= READ_MAX;
+  }
+
+  /**
+   * Flush mode: stages what PostgreSQL has flushed of the segment it writes. A segment the flush
+   * position has left is staged to its end first (all of it is flushed), then waits in `done` for
+   * its push, so that the push has nothing to send but the commit.
+   */
+  private async tickFlushed(at: WalFlushed): Promise<boolean> {
+    const segSize = this.opts.walSegmentSize;
+    let cur = this.cur;
+    if (cur && (!cur.flushed || (cur.name !== at.name && walSegmentNext(cur.name, segSize) !== at.name))) {
+      // Header mode's segment, or the flush position is elsewhere (a new timeline, the stream far behind): set aside.
+      this.cur = undefined;
+      if (cur.flushed && cur.staged > 0) this.doneAdd(cur);
+      cur = undefined;
+    }
+    if (!cur) {
+      // Only the segment PostgreSQL writes is begun: at a segment's very end (a switch, or the
+      // moment between two segments) the position names one that is finished, whose push comes
+      // (or came) whatever is staged. Nor one taken by its push or staged whole and waiting for it.
+      const atEnd = at.lsn - walSegmentStartLsn(at.name, segSize) >= BigInt(segSize);
+      if (atEnd || this.taken.includes(at.name) || this.done.some((c) => c.name === at.name)) return false;
+      if (!(await this.opts.plain())) { this.pausedUntil = Date.now() + PAUSE_MS; return false; }
+      cur = this.cur = this.currentNew(at.name, true);
+    }
+    // The segment's bytes that are final: all of an earlier segment, else up to the flush position's page.
+    const page = this.opts.pageSize;
+    const limit = cur.name === at.name ? Math.min(segSize, Math.floor(Number(at.lsn - cur.start) / page) * page) : segSize;
+    const finished = Math.min(limit - cur.staged, READ_MAX);
+    if (finished <= 0 || (finished < PART_MIN && limit < segSize)) {
+      if (cur.staged === segSize) this.curDone(cur);
+      return false;
+    }
+    if (!this.readBuf) this.readBuf = Buffer.allocUnsafeSlow(READ_MAX);
+    const part = this.readBuf.subarray(0, finished);
+    let fh: fs.promises.FileHandle;
+    try { fh = await fs.promises.open(path.join(this.opts.pgPath, 'pg_wal', cur.name), 'r'); } catch { return false; }
+    try {
+      const { bytesRead } = await fh.read(part, 0, finished, cur.staged);
+      if (bytesRead !== finished) return false;
+    } finally {
+      await fh.close();
+    }
+    await this.send(cur, part);
+    if (cur.staged === segSize) this.curDone(cur);
+    return finished >= READ_MAX || this.cur !== cur;
+  }
+
+  /** The segment is staged to its end: it waits for its push (or was taken meanwhile). */
+  private curDone(cur: Current): void {
+    if (this.cur !== cur) return;
+    this.cur = undefined;
+    this.doneAdd(cur);
+  }
+
+  private doneAdd(cur: Current): void {
+    this.done.push(cur);
+    // A push that never came (a segment archived by someone else, a stage of a name past the end): the oldest goes.
+    while (this.done.length > DONE_MAX) this.done.shift();
+  }
+
+  /** Compresses `part` (the bytes after what `cur` has staged) in parts of up to PART bytes side by side on the pool, and stages them in order. */
+  private async send(cur: Current, part: Buffer): Promise<void> {
+    const name = cur.name;
     const t1 = Date.now();
-    // Parts of up to PART bytes, compressed side by side on the pool, staged in order as each is ready.
     const slices: Buffer[] = [];
     for (let o = 0; o < part.length; o += PART) slices.push(part.subarray(o, o + PART));
     const packed = slices.map((sl) => this.opts.pool.compressWhole(sl, this.opts.compressLevel));
@@ -183,7 +311,7 @@ export class WalStreamer {
         }, { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
       });
       // Taken by its push meanwhile: the push named only what was staged before this part.
-      if (this.cur !== cur) return false;
+      if (this.cur !== cur) return;
       cur.hash.update(slice);
       cur.staged += slice.length;
       if (reply.staged !== cur.staged) {
@@ -191,7 +319,6 @@ export class WalStreamer {
       }
       log.debug(`staged ${slice.length} bytes of '${name}' at ${cur.staged - slice.length} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
     }
-    return part.length >= READ_MAX;
   }
 
   /** Whether page `i` of `buf` has the header of the page at `offset` of the current segment. */

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FilterPool, type PoolDeltaFile, type PoolMode } from './filter-pool';
+import { FilterPool, viewOfLarger, type PoolDeltaFile, type PoolMode } from './filter-pool';
 import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd';
 import { checksumOf } from './checksum';
 import { findFrameCompressedSize, getFrameContentSize } from 'zstd-napi/binding';
@@ -54,6 +54,21 @@ describe('FilterPool (worker threads)', () => {
     await expect(pool.zstdDigestWhole(single, 64)).rejects.toThrow(ZstdDataError);
     await expect(pool.zstdDigestWhole(Buffer.alloc(0), 64)).rejects.toThrow('zstd data is empty');
     expect((await pool.zstdDigestWhole(out, 64)).result.outSize).toBe(data.length);
+  });
+
+  it('sends a slice of a larger buffer as its own bytes: the buffer stays usable and the other slices as they were', async () => {
+    const big = Buffer.concat([data, data, data]);
+    const slice = big.subarray(data.length, data.length + 1024 * 1024);
+    expect(viewOfLarger(slice)).toBe(true);
+    const { result, out } = await pool.compressWhole(slice, 3);
+    expect(result.inSha256).toBe(sha(data.subarray(0, 1024 * 1024)));
+    expect(zstdDecompressBuffer(out, slice.length).equals(data.subarray(0, 1024 * 1024))).toBe(true);
+    // Not moved to the worker: the whole buffer is still here, unchanged.
+    expect(big.buffer.byteLength).toBeGreaterThanOrEqual(3 * data.length);
+    expect(sha(big)).toBe(sha(Buffer.concat([data, data, data])));
+    // A buffer of its own, or a small slice of Buffer's shared pool, is sent as it is.
+    expect(viewOfLarger(Buffer.allocUnsafeSlow(1024))).toBe(false);
+    expect(viewOfLarger(Buffer.from('abc'))).toBe(false);
   });
 
   it('reads and compresses a file whole on a worker, as compressWhole does its bytes; a gone file is undefined, a larger one refused', async () => {

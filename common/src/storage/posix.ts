@@ -499,7 +499,9 @@ class PosixAppendable implements StorageAppendable {
     try {
       await this.syncing;
       if (this.syncError !== undefined) throw this.syncError;
-      await this.fh.sync();
+      // The data and the size, which is all a reader needs (fsync would also commit the times: a
+      // journal commit even when the background syncs have left nothing else to write).
+      await this.fh.datasync();
     } catch (err) {
       throw new FileWriteError(`unable to sync '${this.tmpKey}': ${messageOf(err)}`, { cause: err });
     }

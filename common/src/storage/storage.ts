@@ -111,7 +111,7 @@ export interface StorageAppendable {
   append(data: Buffer, sync: boolean): Promise<void>;
   /** Cuts the file back to `size` bytes. */
   truncate(size: number): Promise<void>;
-  /** fsync, then the file takes the name `key` (replacing nothing: callers pick unused keys) and its directory is fsynced. */
+  /** fdatasync (data and size durable), then the file takes the name `key` (replacing nothing: callers pick unused keys) and its directory is fsynced. */
   commit(key: string): Promise<void>;
   abort(): Promise<void>;
 }

@@ -426,7 +426,10 @@ const MULTI_REPO_WAL_MAX = 1024 * 1024 * 1024 + 64 * 1024;
 async function archivePushAll(repos: readonly RepoHandle[], req: ArchivePushRequest, source: Readable): Promise<{ duplicate: boolean; warning: string; key: string }> {
   if (repos.length === 1) {
     const { repo, archive } = repos[0]!;
-    return archive.push(await repo.archiveInfoLoad(req.stanza), req, source);
+    const t0 = Date.now();
+    const info = await repo.archiveInfoLoad(req.stanza);
+    log.debug(`archive-push '${req.walName}': archive.info loaded in ${Date.now() - t0} ms`);
+    return archive.push(info, req, source);
   }
   const parts: Buffer[] = [];
   let total = 0;

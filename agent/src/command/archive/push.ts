@@ -57,9 +57,10 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     throw new FormatError(`'${walName}' is not a WAL file name`, { hint: 'archive-push expects %p of archive_command' });
   }
   if (opts.staged && opts.pool && opts.compressType === 'zst' && walFileKind(walName) === 'segment') {
+    const tTake = Date.now();
     const prefix = await opts.staged();
     if (prefix) {
-      const r = await archivePushStaged(client, opts, opts.pool, walName, prefix).catch((err: unknown) => {
+      const r = await archivePushStaged(client, opts, opts.pool, walName, prefix, Date.now() - tTake).catch((err: unknown) => {
         if (!(err instanceof ArchiveStageMissingError)) throw err;
         log.detail(`archive-push '${walName}': ${err.message}: pushed whole`);
         return undefined;
@@ -142,31 +143,39 @@ async function archivePushSend(client: AgentGatewayClient, opts: ArchivePushOpti
  * caller pushes it whole); the rest is compressed and sent with the sha256 of the whole file.
  */
 async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOptions, pool: FilterPool, walName: string,
-  prefix: StagedPrefix): Promise<ArchivePushResult__Output | undefined> {
+  prefix: StagedPrefix, takeMs: number): Promise<ArchivePushResult__Output | undefined> {
   const t0 = Date.now();
   // Staged parts are not sealed: a repository that became encrypted takes the file whole.
   if (await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); })) return undefined;
-  const file = await segmentRead(opts.walPath);
+  // A prefix staged below PostgreSQL's flush position is final: only the rest is read. One
+  // staged by the page headers is compared with the finished file first.
+  const file = prefix.bytes ? await segmentRead(opts.walPath) : await segmentRead(opts.walPath, prefix.size);
   if (!file) return undefined;
   let sha256: string, out: Buffer, size: number;
   try {
-    const bytes = file.bytes;
-    if (bytes.length < prefix.size || !bytes.subarray(0, prefix.size).equals(prefix.bytes)) {
-      log.detail(`archive-push '${walName}': the file differs from its staged start: pushed whole`);
-      return undefined;
+    let tail: Buffer;
+    if (prefix.bytes) {
+      const bytes = file.bytes;
+      if (bytes.length < prefix.size || !bytes.subarray(0, prefix.size).equals(prefix.bytes)) {
+        log.detail(`archive-push '${walName}': the file differs from its staged start: pushed whole`);
+        return undefined;
+      }
+      tail = bytes.subarray(prefix.size);
+    } else {
+      tail = file.bytes;
     }
-    const tail = bytes.subarray(prefix.size);
-    size = bytes.length;
+    size = prefix.size + tail.length;
     sha256 = prefix.hash.update(tail).digest('hex');
     // A short tail is compressed here: a worker may still be busy with a part the daemon staged.
-    out = tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
+    out = tail.length === 0 ? Buffer.alloc(0) : tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
   } finally {
     file.release();
   }
   const t1 = Date.now();
   const result = await archivePushSend(client, opts, { walName, size, sha256, staged: prefix.size },
     (sink) => pipeline(Readable.from(chunksOf(out)), sink));
-  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${size - prefix.size} sent now (read+compare+compress ${t1 - t0} ms)`);
+  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${size - prefix.size} sent now ` +
+    `(stage taken ${takeMs} ms, read${prefix.bytes ? '+compare' : ''}+compress ${t1 - t0} ms, send+repo-server store ${Date.now() - t1} ms)`);
   return result;
 }
 
@@ -178,18 +187,23 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
 const segmentBuffers: Buffer[] = [];
 const SEGMENT_BUFFERS_KEPT = 1;
 
-/** The whole file in a reused buffer (release() gives it back), or undefined when it cannot be read. */
-async function segmentRead(file: string): Promise<{ bytes: Buffer; release: () => void } | undefined> {
+/**
+ * The file from byte `from` on (the whole file by default) in a reused buffer (release() gives it
+ * back), or undefined when it cannot be read or is shorter than `from`.
+ */
+async function segmentRead(file: string, from = 0): Promise<{ bytes: Buffer; release: () => void } | undefined> {
   let fh: fs.promises.FileHandle;
   try { fh = await fs.promises.open(file, 'r'); } catch { return undefined; }
   try {
     const { size } = await fh.stat();
+    if (size < from) return undefined;
+    const want = size - from;
     let buf = segmentBuffers.pop();
-    if (!buf || buf.length < size) buf = Buffer.allocUnsafeSlow(size);
+    if (!buf || buf.length < want) buf = Buffer.allocUnsafeSlow(Math.max(want, 1));
     const kept = buf;
     let done = 0;
-    while (done < size) {
-      const { bytesRead } = await fh.read(kept, done, size - done, done);
+    while (done < want) {
+      const { bytesRead } = await fh.read(kept, done, want - done, from + done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }

@@ -62,6 +62,23 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
   });
 
+  it('a stopping repo-server drops its stages and takes no new one, even one begun as it stops: no temp file outlives it', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    // A stage begun before the server stops and made after (a call cut off by forceShutdown still runs).
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const late = store.stage(async () => { await gate; return info; },
+      { stanza: 'main', walName: WAL, agentId: 'a2', offset: 0, size: 1 << 20, data: zstdCompressBuffer(seg.subarray(0, 1 << 20), 1) });
+    late.catch(() => undefined);
+    await new Promise((r) => setImmediate(r));
+    await store.stagesDrop();
+    release();
+    await expect(late).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    await expect(stage(seg, 0, 1 << 20, 'a3')).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    expect(fs.existsSync(walDir()) ? fs.readdirSync(walDir()) : []).toEqual([]);
+  });
+
   it('replaces what followed a part that is sent again, and the push may name an earlier staged end', async () => {
     const seg = segment();
     await stage(seg, 0, 1 << 20);

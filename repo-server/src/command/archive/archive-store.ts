@@ -85,6 +85,8 @@ function arrivedDamaged(err: unknown, walName: string): unknown {
 export class ArchiveStore {
   private readonly mutex = new KeyedMutex();
   private readonly stages = new StageTable();
+  /** Set once the repo-server stops: stages already made are dropped, new ones refused. */
+  private stagesClosed = false;
   /** 'stored' (stanza/walName) once a push has the file in the archive (new or the same again). */
   private readonly events = new EventEmitter().setMaxListeners(0);
 
@@ -103,12 +105,18 @@ export class ArchiveStore {
     }
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
     return this.mutex.run(`stage:${id}`, async () => {
+      if (this.stagesClosed) throw stageMissing(req.walName, 'the repo-server is stopping');
       // archive.info is read when a segment starts (its header is checked then); the push checks the archive id again.
       const info = req.offset === 0 ? await infoLoad() : undefined;
       let st = this.stages.get(id);
       if (info) {
         const archiveId = archiveIdOf(info.db);
         st = await this.stages.create(id, archiveId, async () => this.repo.storage.appendable?.(`${this.repo.walDir(req.stanza, archiveId, req.walName)}/${req.walName}`));
+        // Created while the server stopped (a call forceShutdown cut off still runs): no temp file may outlive it.
+        if (this.stagesClosed) {
+          await this.stages.drop(id);
+          throw stageMissing(req.walName, 'the repo-server is stopping');
+        }
       }
       if (!st) throw stageMissing(req.walName, `nothing is staged before offset ${req.offset}`);
       if (req.offset > st.raw || st.hashAt(req.offset) === undefined) throw stageMissing(req.walName, `offset ${req.offset} is not where a staged part ends`);
@@ -258,8 +266,9 @@ export class ArchiveStore {
     });
   }
 
-  /** Drops every stage and its temp file (the repo-server stops). */
+  /** Drops every stage and its temp file, and takes no new one (the repo-server stops). */
   async stagesDrop(): Promise<void> {
+    this.stagesClosed = true;
     for (const id of this.stages.ids()) await this.mutex.run(`stage:${id}`, () => this.stages.drop(id));
   }
 
@@ -277,7 +286,9 @@ export class ArchiveStore {
     check: (got: { sha256: string; size: number; head: Buffer }) => void): Promise<{ duplicate: boolean; warning: string; key: string }> {
     const staged = req.staged!;
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId ?? '');
+    const t0 = Date.now();
     return this.mutex.run(`stage:${id}`, async () => {
+      const t1 = Date.now();
       const st = this.stages.take(id);
       if (!st) throw stageMissing(req.walName, 'nothing is staged for it');
       try {
@@ -299,12 +310,14 @@ export class ArchiveStore {
         hash.update(raw);
         const head = st.head.length >= WAL_HEADER_READ ? st.head : Buffer.concat([st.head, raw]).subarray(0, WAL_HEADER_READ);
         check({ sha256: hash.digest('hex'), size: staged + raw.length, head });
+        const t2 = Date.now();
         if (st.file) {
           await st.file.append(tail, false);
           await st.file.commit(key);
         } else {
           await this.repo.storage.put(key, Buffer.concat([...st.parts, tail]));
         }
+        log.debug(`staged push of '${req.walName}': stage lock ${t1 - t0} ms, rest received and checked ${t2 - t1} ms, stored ${Date.now() - t2} ms`);
         return { duplicate: false, warning: '', key };
       } catch (err) {
         await st.abort();

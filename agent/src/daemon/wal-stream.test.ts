@@ -1,0 +1,123 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FilterPool, walSegmentStartLsn, zstdDecompressBuffer } from '@openrds/common';
+import type { AgentGatewayClient } from '@openrds/common';
+import type { WalFlushed } from './pg-connect';
+import { WalStreamer } from './wal-stream';
+
+const SEG = 16 * 1024 * 1024;
+const PAGE = 8192;
+const MiB = 1024 * 1024;
+const seg = (n: number): string => `00000001000000000000000${n.toString(16).toUpperCase()}`;
+
+interface StageCall { walName: string; offset: number; size: number; data: Buffer }
+
+// The repo-server is a fake that takes every part in order (this tests which bytes the stream
+// stages and when, not the transport); the files, the pool and zstd are real.
+describe('WalStreamer', () => {
+  let dir: string;
+  let pool: FilterPool;
+  let calls: StageCall[];
+  let flushed: WalFlushed | undefined;
+  let streamer: WalStreamer;
+  const client = {
+    archiveStage: (req: StageCall, _opts: unknown, cb: (err: Error | null, r?: { staged: number }) => void) => {
+      calls.push(req);
+      cb(null, { staged: req.offset + req.size });
+    },
+  } as unknown as AgentGatewayClient;
+  const tick = (): Promise<boolean> => (streamer as unknown as { tick(): Promise<boolean> }).tick();
+  const ticks = async (): Promise<void> => { while (await tick()); };
+  const file = (n: number): Buffer => fs.readFileSync(path.join(dir, 'pg_wal', seg(n)));
+  /** What the fake repo-server holds of a segment: its parts decompressed, in order. */
+  const stagedOf = (name: string): Buffer => Buffer.concat(calls.filter((c) => c.walName === name).map((c) => zstdDecompressBuffer(c.data, c.size)));
+  const at = (n: number, offset: number): WalFlushed => ({ name: seg(n), lsn: walSegmentStartLsn(seg(n), SEG) + BigInt(offset) });
+
+  beforeAll(() => { pool = new FilterPool(); });
+  afterAll(async () => { await pool.close(); });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wal-stream-'));
+    fs.mkdirSync(path.join(dir, 'pg_wal', 'archive_status'), { recursive: true });
+    calls = [];
+    flushed = undefined;
+    streamer = new WalStreamer({
+      client, pool, pgPath: dir, stanza: 's', agentId: 'a', walSegmentSize: SEG, pageSize: PAGE, compressLevel: 1, timeoutMs: 10_000,
+      plain: async () => true, flushed: async () => flushed,
+    });
+  });
+  afterEach(() => { streamer.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+
+  it('flush mode: stages only what PostgreSQL flushed, finishes a segment the position left, and its push has nothing to compare', async () => {
+    for (const n of [1, 2]) fs.writeFileSync(path.join(dir, 'pg_wal', seg(n)), crypto.randomBytes(SEG));
+    // Flushed to 5 MiB and 100 bytes: staged to the page before it.
+    flushed = at(1, 5 * MiB + 100);
+    await ticks();
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 5 * MiB))).toBe(true);
+    // The position moved into the next segment: the first is staged to its end, then the next begins.
+    flushed = at(2, MiB);
+    await ticks();
+    expect(stagedOf(seg(1)).equals(file(1))).toBe(true);
+    expect(stagedOf(seg(2)).equals(file(2).subarray(0, MiB))).toBe(true);
+    const first = await streamer.take(seg(1));
+    expect(first?.size).toBe(SEG);
+    expect(first?.bytes).toBeUndefined();
+    expect(first?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1)).digest('hex'));
+    expect(await streamer.take(seg(1))).toBeUndefined();
+    // At a segment's very end the position still names it: staged whole once, waiting for its
+    // push, and not again once taken.
+    flushed = at(2, SEG);
+    await ticks();
+    await ticks();
+    expect(stagedOf(seg(2)).equals(file(2))).toBe(true);
+    expect((await streamer.take(seg(2)))?.size).toBe(SEG);
+    const before = calls.length;
+    await ticks();
+    expect(calls.length).toBe(before);
+    // A segment the stream never began, with the position at its end (a switch while the stream
+    // rested): finished, its push comes whatever is staged; nothing is begun for it.
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(3)), crypto.randomBytes(SEG));
+    flushed = at(3, SEG);
+    await ticks();
+    expect(calls.length).toBe(before);
+  });
+
+  it('flush mode: a push that finds its segment far behind takes nothing, and a few in a row rest the stream', async () => {
+    for (const n of [1, 2, 3, 4]) fs.writeFileSync(path.join(dir, 'pg_wal', seg(n)), Buffer.alloc(SEG, n));
+    for (const n of [1, 2, 3]) {
+      flushed = at(n, 2 * MiB);
+      await ticks();
+      expect(stagedOf(seg(n)).length).toBe(2 * MiB);
+      // 14 MiB left: pushed whole rather than staged.
+      expect(await streamer.take(seg(n))).toBeUndefined();
+    }
+    flushed = at(4, 2 * MiB);
+    const before = calls.length;
+    expect(await tick()).toBe(false);
+    expect(calls.length).toBe(before);
+  });
+
+  it('header mode (no flush position): stages the pages before the last valid one, and keeps them for the push to compare', async () => {
+    // The first 14 MiB written by PostgreSQL (valid page headers), the rest a preallocated segment's zeros.
+    const bytes = Buffer.alloc(SEG);
+    const start = walSegmentStartLsn(seg(1), SEG);
+    const written = 14 * MiB;
+    crypto.randomFillSync(bytes, 0, written);
+    for (let p = 0; p < written; p += PAGE) {
+      bytes.writeUInt16LE(0xd110, p);
+      bytes.writeUInt16LE(p === 0 ? 0x0002 : 0, p + 2);
+      bytes.writeBigUInt64LE(start + BigInt(p), p + 8);
+    }
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), bytes);
+    // The segment PostgreSQL writes is the one after the newest finished one.
+    fs.writeFileSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(0)}.done`), '');
+    await ticks();
+    // Every page but the last written one (PostgreSQL may still add to it).
+    const finished = written - PAGE;
+    expect(stagedOf(seg(1)).equals(bytes.subarray(0, finished))).toBe(true);
+    const prefix = await streamer.take(seg(1));
+    expect(prefix?.size).toBe(finished);
+    expect(prefix?.bytes?.equals(bytes.subarray(0, finished))).toBe(true);
+  });
+});
