@@ -232,7 +232,7 @@ describe('asynchronous archive-push', () => {
     // While the daemon fetches the segment asked for (its `.fetching` marker), the shell waits for it.
     const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
     expect(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))
-      .toContain(`restore_command = '${take} || { i=0; while [ $i -lt 400 ] && [ -f ${inDir}/%f.fetching ] && [ ! -f ${inDir}/%f ]; do if [ $i -lt 25 ]; then sleep 0.002; else sleep 0.005; fi; i=$((i+1)); done; ${take}; } `
+      .toContain(`restore_command = '${take} || { i=0; while [ $i -lt 400 ] && [ -f ${inDir}/%f.fetching ] && [ ! -f ${inDir}/%f ]; do sleep 0.005; i=$((i+1)); done; ${take}; } `
         + `|| { [ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
         + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
     const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;

@@ -18,11 +18,14 @@ export function agentCommandLine(config: Config): string {
 }
 
 /**
- * The shell's wait for the daemon while `cond` holds: polls every 2 ms for the first 50 ms (a
- * staged push lands within them), then every 5 ms, for about 2 s in all.
+ * The shell's wait for the daemon while `cond` holds, about 2 s in all: every 5 ms, or with
+ * `quick` every 2 ms for the first 50 ms (a staged push lands within them), then every 5 ms.
+ * Each poll starts `sleep`: the restore_command's wait (a fetch takes 70-170 ms, while recovery
+ * competes for the CPU) stays at 5 ms.
  */
-function shellWait(cond: string): string {
-  return `i=0; while [ $i -lt 400 ] && ${cond}; do if [ $i -lt 25 ]; then sleep 0.002; else sleep 0.005; fi; i=$((i+1)); done`;
+function shellWait(cond: string, quick: boolean): string {
+  const sleep = quick ? 'if [ $i -lt 25 ]; then sleep 0.002; else sleep 0.005; fi' : 'sleep 0.005';
+  return `i=0; while [ $i -lt 400 ] && ${cond}; do ${sleep}; i=$((i+1)); done`;
 }
 
 /**
@@ -39,7 +42,7 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
   const alive = `[ "$(cat ${out}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
   const ok = `[ -f ${out}/%f.ok ]`;
-  const wait = shellWait(`[ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]`);
+  const wait = shellWait(`[ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]`, true);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
   return `${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
 }
@@ -55,7 +58,7 @@ function configArgOf(config: Config): string {
  * Node (the spool holds only complete, checked files: the daemon renames them in when durable),
  * and "not in the archive" is answered by the shell while the daemon's `<file>.missing` holds a
  * second still to come (see AsyncGetter). While the daemon is fetching the segment asked for
- * (`<file>.fetching`), the shell waits for it (see shellWait, 2 s at most) instead of starting Node.
+ * (`<file>.fetching`), the shell waits for it (every 5 ms, 2 s at most) instead of starting Node.
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
@@ -65,6 +68,6 @@ export function agentRestoreCommand(config: Config, stanza: string): string {
   const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
   // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
   // here rather than start Node to join that fetch.
-  const wait = shellWait(`[ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]`);
+  const wait = shellWait(`[ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]`, false);
   return `${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }
