@@ -144,12 +144,12 @@ export class WalStreamer {
 
   /**
    * The staged start of `name` for its push, or undefined. The segment is not streamed further:
-   * it is finished. A part in flight is waited for when the flush position bounds the stream (the
-   * segment's last part, a few ms), else only the first, so that no stage the push does not know
-   * of is left behind (the push cuts the stage back to what it names).
+   * it is finished. A part in flight is not waited for (under load a step of the stream takes
+   * tens of ms; the push cuts the stage back to what it names and sends the rest itself), except
+   * the first, so that no stage the push does not know of is left behind.
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
-    if (this.cur?.name === name && (this.cur.staged === 0 || this.cur.flushed)) await this.ticking;
+    if (this.cur?.name === name && this.cur.staged === 0) await this.ticking;
     if (!this.taken.includes(name)) this.taken.push(name);
     if (this.taken.length > TAKEN_MAX) this.taken.shift();
     const at = this.done.findIndex((c) => c.name === name);

@@ -74,7 +74,8 @@ async function run(mode: Mode): Promise<Result> {
     }
     // Each call's duration, measured by the shell PostgreSQL runs archive_command with.
     const lat = path.join(scratch, 'latency');
-    const timedCmd = `s=$(date +%s%N); ${cmd}; rc=$?; echo $(( $(date +%s%N) - s )) >> ${lat}; exit $rc`;
+    // Each line: the duration, then when the call started and the file (ns since the epoch, to line up with the logs).
+    const timedCmd = `s=$(date +%s%N); ${cmd}; rc=$?; echo $(( $(date +%s%N) - s )) $s %f >> ${lat}; exit $rc`;
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
     await stack.cluster.query('SELECT pg_reload_conf()');
     if (LOAD === 'tpcb') await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
@@ -96,7 +97,8 @@ async function run(mode: Mode): Promise<Result> {
     const drainS = (Date.now() - t0) / 1000;
     const bytes = Number((await stack.cluster.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text AS b`))[0]!.b);
     const segments = Math.ceil(bytes / (16 * 1024 * 1024));
-    const ns = fs.readFileSync(lat, 'utf8').trim().split('\n').map(Number).sort((a, b) => a - b);
+    const durations = (): number[] => fs.readFileSync(lat, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[0]));
+    const ns = durations().sort((a, b) => a - b);
 
     // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
     // to archive all of it: the archiving rate, whatever rate the load makes WAL at.
@@ -111,7 +113,7 @@ async function run(mode: Mode): Promise<Result> {
     while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
     const backlogS = (Date.now() - t1) / 1000;
     // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).
-    const backlogNs = fs.readFileSync(lat, 'utf8').trim().split('\n').slice(ns.length).map(Number).sort((a, b) => a - b);
+    const backlogNs = durations().slice(ns.length).sort((a, b) => a - b);
 
     // Replay: a copy restored from the base backup replays every archived segment (the load and
     // the backlog) through restore_command, then promotes at the end of the archive.
@@ -137,6 +139,7 @@ async function run(mode: Mode): Promise<Result> {
       await copy.destroy();
     }
     // The logs outlive the stack, to look into a run.
+    fs.copyFileSync(lat, `/tmp/openrds-wal-bench-${mode}-latency`);
     for (const f of ['agent.log', 'repo-server.log']) {
       if (fs.existsSync(path.join(stack.dir, f))) fs.copyFileSync(path.join(stack.dir, f), `/tmp/openrds-wal-bench-${mode}-${f}`);
     }

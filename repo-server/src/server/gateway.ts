@@ -241,7 +241,7 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         // Several repositories take each WAL file whole (re-sealed per repository): nothing is staged.
         if (repos.length !== 1) throw stageRefused('the repo-server stores WAL in several repositories');
         const { repo, archive } = repos[0]!;
-        const staged = await archive.stage(() => repo.archiveInfoLoad(r.stanza),
+        const staged = await archive.stage(() => repo.archiveInfoRecent(r.stanza),
           { stanza: r.stanza, walName: r.walName, agentId: r.agentId, offset: r.offset, size: r.size, data: r.data });
         return { staged };
       })().then((r) => callback(null, r), (err) => callback(errorToGrpc(err) as grpc.ServiceError));
@@ -426,10 +426,7 @@ const MULTI_REPO_WAL_MAX = 1024 * 1024 * 1024 + 64 * 1024;
 async function archivePushAll(repos: readonly RepoHandle[], req: ArchivePushRequest, source: Readable): Promise<{ duplicate: boolean; warning: string; key: string }> {
   if (repos.length === 1) {
     const { repo, archive } = repos[0]!;
-    const t0 = Date.now();
-    const info = await repo.archiveInfoLoad(req.stanza);
-    log.debug(`archive-push '${req.walName}': archive.info loaded in ${Date.now() - t0} ms`);
-    return archive.push(info, req, source);
+    return archive.push(await repo.archiveInfoRecent(req.stanza), req, source);
   }
   const parts: Buffer[] = [];
   let total = 0;
@@ -454,7 +451,7 @@ async function archivePushAll(repos: readonly RepoHandle[], req: ArchivePushRequ
       if (repo === sealer?.repo && cipherIsEncrypted(sent)) bytes = sent;
       else if (repo.cipher.enabled) bytes = encryptBuffer((await repo.cipher.archiveKey(req.stanza))!, await plainOf());
       else bytes = await plainOf();
-      results.push({ key: repo.key, result: await archive.push(await repo.archiveInfoLoad(req.stanza), req, Readable.from([bytes])) });
+      results.push({ key: repo.key, result: await archive.push(await repo.archiveInfoRecent(req.stanza), req, Readable.from([bytes])) });
     } catch (err) {
       const e = errorWrap(err);
       log.warn(`archive-push '${req.walName}' to repo${repo.key} failed: ${e.message}`);
