@@ -38,6 +38,8 @@ const PAUSE_MS = 60_000;
 const RETRY_MS = 1_000;
 /** How often the segment PostgreSQL writes is looked at (at once again after a full read: the stream is behind). */
 const TICK_MS = 20;
+/** Flush mode, while the flush position stands still (an idle cluster): a look this often, not 50 queries a second. */
+const IDLE_TICK_MS = 250;
 /** A finished segment's status file: the segment PostgreSQL writes is the one after the newest. */
 const STATUS_RE = /^([0-9A-F]{24})\.(?:ready|done)$/;
 
@@ -87,6 +89,9 @@ export class WalStreamer {
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private pausedUntil = 0;
+  /** Flush mode: the position the last tick saw, and whether it had not moved since the one before. */
+  private lastLsn = -1n;
+  private lastLsnStill = false;
   /** Pushes in a row that found their segment far behind (see take). */
   private behind = 0;
   /** Pushes under way: the stream waits for them, so that their compression does not queue behind its parts on the pool. */
@@ -111,8 +116,8 @@ export class WalStreamer {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Ticks every TICK_MS, and at once again while a tick found a full part (the stream is behind). */
-  private schedule(ms = TICK_MS): void {
+  /** Ticks every TICK_MS (IDLE_TICK_MS while nothing is written), and at once again while a tick found a full part (the stream is behind). */
+  private schedule(ms = this.lastLsnStill ? IDLE_TICK_MS : TICK_MS): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let more = false;
@@ -241,6 +246,8 @@ export class WalStreamer {
    */
   private async tickFlushed(at: WalFlushed): Promise<boolean> {
     const segSize = this.opts.walSegmentSize;
+    this.lastLsnStill = at.lsn === this.lastLsn;
+    this.lastLsn = at.lsn;
     let cur = this.cur;
     if (cur && (!cur.flushed || (cur.name !== at.name && walSegmentNext(cur.name, segSize) !== at.name))) {
       // Header mode's segment, or the flush position is elsewhere (a new timeline, the stream far behind): set aside.
