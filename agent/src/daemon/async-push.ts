@@ -135,7 +135,7 @@ export class AsyncPusher {
   private async dropWhenQueueFull(name: string, err: Error): Promise<ArchivePushResult__Output | undefined> {
     const warning = await queueFullDrop({ pgPath: this.opts.pgPath, queueMax: this.opts.queueMax, walSegmentSize: this.opts.walSegmentSize }, name, err.message);
     if (!warning) return undefined;
-    await spoolWrite(path.join(this.spoolDir, `${name}.ok`), warning);
+    spoolWrite(path.join(this.spoolDir, `${name}.ok`), warning);
     await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
     this.retryAt.delete(name);
     return { duplicate: false, warning, repoKey: '' };
@@ -151,9 +151,7 @@ export class AsyncPusher {
     const p = (async () => {
       try {
         const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
-        // Written here, not through libuv's threads (two trips that wait behind a busy machine's
-        // other work): archive_command is polling for it. A few syscalls on the main thread.
-        spoolWriteSync(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
+        spoolWrite(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
         const error = path.join(this.spoolDir, `${name}.error`);
         if (fs.existsSync(error)) fs.rmSync(error, { force: true });
         this.retryAt.delete(name);
@@ -165,8 +163,10 @@ export class AsyncPusher {
         if (dropped) return dropped;
         log.warn(`asynchronous push of '${name}' failed (retried): ${e.message}`);
         this.retryAt.set(name, Date.now() + (this.opts.retryMs ?? 2000));
-        await spoolWrite(path.join(this.spoolDir, `${name}.error`),
-          JSON.stringify({ name: e.name, code: e.code ?? 1, message: e.message, ...(e.hint ? { hint: e.hint } : {}) })).catch(() => undefined);
+        try {
+          spoolWrite(path.join(this.spoolDir, `${name}.error`),
+            JSON.stringify({ name: e.name, code: e.code ?? 1, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }));
+        } catch { /* the next try writes it again */ }
         throw err;
       } finally {
         this.inFlight.delete(name);
@@ -203,16 +203,12 @@ export async function queueFullDrop(limit: QueueLimit, name: string, reason: str
  * archive_command, not the proof: it is written only after the repo-server has the file durably,
  * so after a crash it is either there (true) or lost, and then PostgreSQL asks again and the push
  * finds the identical file in the archive. Two fsyncs per segment on the archive_command's path
- * (journal commits, behind PostgreSQL's own WAL flushes) would buy nothing.
+ * (journal commits, behind PostgreSQL's own WAL flushes) would buy nothing. Synchronous: a few
+ * syscalls on the main thread, where two trips through libuv's threads wait behind a busy
+ * machine's other work while archive_command polls for the file.
  */
-function spoolWriteSync(file: string, text: string): void {
+function spoolWrite(file: string, text: string): void {
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, text, { mode: 0o600 });
   fs.renameSync(tmp, file);
-}
-
-async function spoolWrite(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await fs.promises.writeFile(tmp, text, { mode: 0o600 });
-  await fs.promises.rename(tmp, file);
 }
