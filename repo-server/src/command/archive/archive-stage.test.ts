@@ -79,6 +79,23 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     expect(fs.existsSync(walDir()) ? fs.readdirSync(walDir()) : []).toEqual([]);
   });
 
+  it('an object store holds stages in memory up to a bound: past it the stage is refused and dropped, and the agent pushes whole', async () => {
+    // No temp files (as S3 and Azure): the parts stay in memory until the push.
+    const storage = Object.assign(new PosixStorage({ path: dir }), { appendable: undefined });
+    const mem = new ArchiveStore(new Repo(storage), 3.5 * (1 << 20));
+    // Random content (1 MiB compresses to about 1 MiB) behind a valid segment header.
+    const seg = crypto.randomBytes(SEG);
+    segment().copy(seg, 0, 0, 64);
+    const part = (agentId: string, offset: number) => mem.stage(async () => info,
+      { stanza: 'main', walName: WAL, agentId, offset, size: 1 << 20, data: zstdCompressBuffer(seg.subarray(offset, offset + (1 << 20)), 1) });
+    for (let i = 0; i < 3; i++) expect(await part('a1', i << 20)).toBe((i + 1) << 20);
+    await expect(part('a1', 3 << 20)).rejects.toThrow(/staged WAL in memory/);
+    // The refused stage is gone with its parts: another stage fits, and the push of a1 finds nothing to continue.
+    expect(await part('a2', 0)).toBe(1 << 20);
+    await expect(mem.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', staged: 3 << 20, agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg.subarray(3 << 20), 1)]))).rejects.toBeInstanceOf(ArchiveStageMissingError);
+  });
+
   it('replaces what followed a part that is sent again, and the push may name an earlier staged end', async () => {
     const seg = segment();
     await stage(seg, 0, 1 << 20);

@@ -123,6 +123,13 @@ export class StageTable {
   }
 
   get size(): number { return this.stages.size; }
+
+  /** Compressed bytes the stages without a temp file (object stores) hold in memory. */
+  memoryBytes(): number {
+    let total = 0;
+    for (const st of this.stages.values()) if (!st.file) total += st.packed;
+    return total;
+  }
 }
 
 export function stageMissing(walName: string, why: string): ArchiveStageMissingError {

@@ -48,6 +48,11 @@ export interface ArchivePushRequest {
 export interface ArchiveStageRequest { stanza: string; walName: string; agentId: string; offset: number; size: number; data: Buffer }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
+/**
+ * Compressed bytes of staged WAL parts a repository on an object store holds in memory at most
+ * (its stages have no temp file): past it, stages are refused and the agents push whole.
+ */
+const STAGE_MEMORY_MAX = 256 * 1024 * 1024;
 /** WAL files up to this size are checked whole (a segment is 16 MiB by default). */
 const WHOLE_MAX = 64 * 1024 * 1024;
 
@@ -90,7 +95,8 @@ export class ArchiveStore {
   /** 'stored' (stanza/walName) once a push has the file in the archive (new or the same again). */
   private readonly events = new EventEmitter().setMaxListeners(0);
 
-  constructor(private readonly repo: Repo) {}
+  /** @param stageMemoryMax compressed bytes of staged parts held in memory at most (see STAGE_MEMORY_MAX). */
+  constructor(private readonly repo: Repo, private readonly stageMemoryMax = STAGE_MEMORY_MAX) {}
 
   /**
    * Stages one finished part of a segment PostgreSQL is still writing (see archive-stage.ts).
@@ -122,6 +128,9 @@ export class ArchiveStore {
       if (req.offset > st.raw || st.hashAt(req.offset) === undefined) throw stageMissing(req.walName, `offset ${req.offset} is not where a staged part ends`);
       try {
         await st.cut(req.offset);
+        if (!st.file && this.stages.memoryBytes() + req.data.length > this.stageMemoryMax) {
+          throw stageRefused(`the repo-server holds ${this.stages.memoryBytes()} bytes of staged WAL in memory (an object store keeps stages there until their push), ${this.stageMemoryMax} at most`);
+        }
         const raw = await st.add(req.data, req.size, WAL_HEADER_READ);
         if (info) {
           const header = walHeaderParse(raw);
