@@ -75,14 +75,11 @@ const BEHIND_RUN = 3;
 const BEHIND_PAUSE_MS = 2_000;
 /** Segments staged whole by the flush position and waiting for their push, at most (their pushes are late: older ones are pushed whole). */
 const DONE_MAX = 4;
-/** Names taken by pushes lately: the flush position at a segment's very end still names it, and it is not staged again. */
-const TAKEN_MAX = 8;
 
 export class WalStreamer {
   private cur: Current | undefined;
   /** Segments staged to their end (by the flush position) whose push has not taken them yet. */
   private readonly done: Current[] = [];
-  private readonly taken: string[] = [];
   /** Flush mode's read buffer (header mode reads into the segment's own buffer). */
   private readBuf: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -155,8 +152,6 @@ export class WalStreamer {
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
     if (this.cur?.name === name && this.cur.staged === 0) await this.ticking;
-    if (!this.taken.includes(name)) this.taken.push(name);
-    if (this.taken.length > TAKEN_MAX) this.taken.shift();
     const at = this.done.findIndex((c) => c.name === name);
     let cur: Current | undefined;
     if (at >= 0) cur = this.done.splice(at, 1)[0];
@@ -256,11 +251,11 @@ export class WalStreamer {
       cur = undefined;
     }
     if (!cur) {
-      // Only the segment PostgreSQL writes is begun: at a segment's very end (a switch, or the
-      // moment between two segments) the position names one that is finished, whose push comes
-      // (or came) whatever is staged. Nor one taken by its push or staged whole and waiting for it.
-      const atEnd = at.lsn - walSegmentStartLsn(at.name, segSize) >= BigInt(segSize);
-      if (atEnd || this.taken.includes(at.name) || this.done.some((c) => c.name === at.name)) return false;
+      // Only the segment PostgreSQL writes is begun. At a segment's very end (a switch, or the
+      // moment between two segments) the position names one that is finished: its push comes (or
+      // came, or it waits staged whole in `done`) whatever is staged now. A push is only ever of a
+      // finished segment, so the position is never inside one a push took.
+      if (at.lsn - walSegmentStartLsn(at.name, segSize) >= BigInt(segSize)) return false;
       if (!(await this.opts.plain())) { this.pausedUntil = Date.now() + PAUSE_MS; return false; }
       cur = this.cur = this.currentNew(at.name, true);
     }

@@ -55,13 +55,13 @@ export function archiveIdOf(db: DbHistoryEntry): string {
   return `${db.pgVersion}-${db.id}`;
 }
 
+/** How long archiveInfoRecent keeps archive.info (another process that changes it is seen within this). */
+const ARCHIVE_INFO_KEEP_MS = 10_000;
+
 /**
  * The repository of one repo-server: its layout (one place for every key) and the stanza info
  * files. Keys follow ARCHITECTURE.md's layout so that object stores use the same names.
  */
-/** How long archiveInfoRecent keeps archive.info (another process that changes it is seen within this). */
-const ARCHIVE_INFO_KEEP_MS = 10_000;
-
 export class Repo {
   private readonly archiveInfoKept = new Map<string, { info: ArchiveInfo; at: number }>();
   /** The repository's storage, with info files and manifests encrypted when the repository is. */
@@ -130,10 +130,10 @@ export class Repo {
   }
 
   async archiveInfoSave(stanza: string, info: ArchiveInfo): Promise<void> {
-    this.archiveInfoKept.delete(stanza);
     try {
       await infoFileSave(this.storage, this.archiveInfoKey(stanza), info);
     } finally {
+      // After the save (a load while it ran may have kept the old file), whether or not it succeeded.
       this.archiveInfoKept.delete(stanza);
     }
   }

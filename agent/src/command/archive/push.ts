@@ -149,7 +149,7 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
   if (await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); })) return undefined;
   // A prefix staged below PostgreSQL's flush position is final: only the rest is read. One
   // staged by the page headers is compared with the finished file first.
-  const file = prefix.bytes ? await segmentRead(opts.walPath) : await segmentRead(opts.walPath, prefix.size);
+  const file = await segmentRead(opts.walPath, prefix.bytes ? 0 : prefix.size);
   if (!file) return undefined;
   let sha256: string, out: Buffer, size: number;
   try {

@@ -111,14 +111,13 @@ export class ArchiveStore {
     }
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
     return this.mutex.run(`stage:${id}`, async () => {
-      if (this.stagesClosed) throw stageMissing(req.walName, 'the repo-server is stopping');
       // archive.info is read when a segment starts (its header is checked then); the push checks the archive id again.
       const info = req.offset === 0 ? await infoLoad() : undefined;
       let st = this.stages.get(id);
       if (info) {
         const archiveId = archiveIdOf(info.db);
         st = await this.stages.create(id, archiveId, async () => this.repo.storage.appendable?.(`${this.repo.walDir(req.stanza, archiveId, req.walName)}/${req.walName}`));
-        // Created while the server stopped (a call forceShutdown cut off still runs): no temp file may outlive it.
+        // Made once the server stops (a call forceShutdown cut off still runs): no temp file may outlive it.
         if (this.stagesClosed) {
           await this.stages.drop(id);
           throw stageMissing(req.walName, 'the repo-server is stopping');
@@ -128,8 +127,9 @@ export class ArchiveStore {
       if (req.offset > st.raw || st.hashAt(req.offset) === undefined) throw stageMissing(req.walName, `offset ${req.offset} is not where a staged part ends`);
       try {
         await st.cut(req.offset);
-        if (!st.file && this.stages.memoryBytes() + req.data.length > this.stageMemoryMax) {
-          throw stageRefused(`the repo-server holds ${this.stages.memoryBytes()} bytes of staged WAL in memory (an object store keeps stages there until their push), ${this.stageMemoryMax} at most`);
+        const held = st.file ? 0 : this.stages.memoryBytes();
+        if (held + req.data.length > this.stageMemoryMax) {
+          throw stageRefused(`the repo-server holds ${held} bytes of staged WAL in memory (an object store keeps stages there until their push), ${this.stageMemoryMax} at most`);
         }
         const raw = await st.add(req.data, req.size, WAL_HEADER_READ);
         if (info) {
