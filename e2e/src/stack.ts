@@ -152,7 +152,10 @@ export class Stack {
    * its WAL), and `during` starts once the backup has passed pg_backup_start.
    */
   async duringBackup<T>(during: () => Promise<T>): Promise<{ backup: { code: number; stdout: string; stderr: string }; during: T }> {
-    const archiveCommand = (await this.cluster.query<{ a: string }>('SHOW archive_command'))[0]!.a;
+    const archiveCommand = (await this.cluster.query<{ archive_command: string }>('SHOW archive_command'))[0]?.archive_command;
+    // A wrong column here once made it 'sleep 4 && undefined': exit 127 stops PostgreSQL's
+    // archiver, which its postmaster restarts only up to a minute later (a flaky 30 s wait).
+    if (!archiveCommand || archiveCommand === '(disabled)') throw new Error(`archive_command is not set: '${archiveCommand}'`);
     await this.cluster.query(`ALTER SYSTEM SET archive_command = '${`sleep 4 && ${archiveCommand}`.replace(/'/g, "''")}'`);
     await this.cluster.query('SELECT pg_reload_conf()');
     const log = path.join(this.dir, 'repo-server.log');
