@@ -29,8 +29,11 @@ describe('asynchronous archive-push', () => {
     const printed = await runCommand(installedBin('openrds-agent'), ['archive-command', `--stanza=${stack.stanza}`, `--config=${stack.conf}`], {});
     expect(printed.code).toBe(0);
     const line = /^archive_command = ('.*')$/m.exec(printed.stdout)?.[1];
-    expect(line).toMatch(new RegExp(`^'\\[ -f ${path.join(spool, 'archive', stack.stanza, 'out')}/%f\\.ok \\] \\|\\| \\{`));
+    expect(line).toMatch(new RegExp(`^'openrds_f=${path.join(spool, 'archive', stack.stanza, 'out')}/%f; \\[ -f \\$openrds_f\\.ok \\] \\|\\| \\{`));
     expect(line).toContain('daemon.alive');
+    // Woken by the daemon through a FIFO rather than polling; short enough for PostgreSQL 15 (1023 characters).
+    expect(line).toContain('mkfifo');
+    expect(printed.stderr).not.toContain('characters long');
     expect(printed.stdout).toMatch(/^restore_command = '.*archive-get %f "%p"/m);
     archiveCommand = line!;
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${archiveCommand}`);
@@ -230,12 +233,11 @@ describe('asynchronous archive-push', () => {
     await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
     // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
     // While the daemon fetches the segment asked for (its `.fetching` marker), the shell waits for it.
-    const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
-    expect(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))
-      .toContain(`restore_command = '${take} || { i=0; while [ $i -lt 400 ] && [ -f ${inDir}/%f.fetching ] && [ ! -f ${inDir}/%f ]; do sleep 0.005; i=$((i+1)); done; ${take}; } `
-        + `|| { [ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
-        + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}'`);
     const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;
+    expect(restoreCommand.startsWith(`openrds_f=${inDir}/%f; test -f $openrds_f && mv $openrds_f "%p" || { if mkfifo `)).toBe(true);
+    expect(restoreCommand).toContain('[ -f $openrds_f.fetching ] && [ ! -f $openrds_f ]');
+    expect(restoreCommand).toContain(`|| { [ "$(cat $openrds_f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ] && exit 1; } `
+      + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}`);
     const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     try {
       await c.start();
@@ -268,12 +270,23 @@ describe('asynchronous archive-push', () => {
       { uid: osUser('postgres').uid, gid: osUser('postgres').gid, cwd: '/tmp', timeoutMs: 60_000 });
     fs.rmSync(dest);
     fs.writeFileSync(path.join(inDir, `${absent}.fetching`), '');
+    const t0 = Date.now();
     const waiting = runFor(absent);
-    await new Promise((r) => setTimeout(r, 300));
+    // It waits on its FIFO (no polling), which the daemon writes to once the file is in place.
+    const fifoOf = (): string | undefined => fs.readdirSync(inDir).find((n) => n.startsWith(`${absent}.`) && n.endsWith('.wait'));
+    while (!fifoOf() && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
+    const fifo = path.join(inDir, fifoOf()!);
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
     fs.writeFileSync(path.join(inDir, `.${absent}.tmp`), 'fetched by the daemon');
     fs.renameSync(path.join(inDir, `.${absent}.tmp`), path.join(inDir, absent));
     fs.rmSync(path.join(inDir, `${absent}.fetching`));
+    const t1 = Date.now();
+    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    fs.writeSync(fd, '\n');
+    fs.closeSync(fd);
     expect((await waiting).code).toBe(0);
+    // Woken, not at the end of its 2 s wait.
+    expect(Date.now() - t1).toBeLessThan(1500);
     expect(fs.readFileSync(dest, 'utf8')).toBe('fetched by the daemon');
     // Without the marker (and the file), the archive is asked: not there.
     expect((await runFor(absent)).code).toBe(1);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log, walFileKind, walSegmentNext } from '@openrds/common';
+import { spoolWaitStale, spoolWake } from './spool-wake';
 
 /**
  * Asynchronous archive-get (`archive-async=y`): when recovery asks for a WAL segment, the daemon
@@ -46,6 +47,7 @@ export class AsyncGetter {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    spoolWake(this.inDir);
   }
 
   private get depth(): number { return Math.max(1, Math.floor(this.opts.queueMax / this.opts.walSegmentSize)); }
@@ -127,6 +129,7 @@ export class AsyncGetter {
     const names = await fs.promises.readdir(this.inDir).catch(() => [] as string[]);
     for (const n of names) {
       // Queued files (and "missing" answers) before the request, or of another timeline, will not be asked for.
+      if (spoolWaitStale(this.inDir, n)) continue;
       const seg = /^([0-9A-F]{24})(\.missing|\.fetching)?$/.exec(n)?.[1];
       if (seg && (seg < walName || seg.slice(0, 8) !== walName.slice(0, 8))) await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
@@ -167,6 +170,8 @@ export class AsyncGetter {
       }).finally(() => {
         // After the file (or its "missing" answer) is in place.
         fs.rmSync(marker, { force: true });
+        // A restore_command waiting for it takes it now (or starts Node, which says why not).
+        spoolWake(this.inDir, name);
         this.fetching.delete(name);
         this.fill();
       });

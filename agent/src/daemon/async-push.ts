@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '@openrds/common';
 import type { ArchivePushResult__Output } from '@openrds/common';
+import { spoolWaitStale, spoolWake } from './spool-wake';
 
 /**
  * Asynchronous archiving (`archive-async=y`): the daemon watches `pg_wal/archive_status` and
@@ -60,6 +61,8 @@ export class AsyncPusher {
     this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
     fs.rmSync(path.join(this.spoolDir, ALIVE_FILE), { force: true });
+    // Shells waiting for an acknowledgement start Node now rather than at their timeout.
+    spoolWake(this.spoolDir);
   }
 
   private schedule(ms: number): void {
@@ -117,6 +120,7 @@ export class AsyncPusher {
       // An acknowledgement whose .ready is gone has been used: PostgreSQL marked the file .done.
       const readySet = new Set(ready);
       for (const f of spool) {
+        if (spoolWaitStale(this.spoolDir, f, now)) continue;
         const name = f.replace(/\.(ok|error)$/, '');
         if (f === name || readySet.has(name) || this.inFlight.has(name)) continue;
         await fs.promises.rm(path.join(this.spoolDir, f), { force: true });
@@ -136,6 +140,7 @@ export class AsyncPusher {
     const warning = await queueFullDrop({ pgPath: this.opts.pgPath, queueMax: this.opts.queueMax, walSegmentSize: this.opts.walSegmentSize }, name, err.message);
     if (!warning) return undefined;
     spoolWrite(path.join(this.spoolDir, `${name}.ok`), warning);
+    spoolWake(this.spoolDir, name);
     await fs.promises.rm(path.join(this.spoolDir, `${name}.error`), { force: true });
     this.retryAt.delete(name);
     return { duplicate: false, warning, repoKey: '' };
@@ -152,6 +157,7 @@ export class AsyncPusher {
       try {
         const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
         spoolWrite(path.join(this.spoolDir, `${name}.ok`), res.warning ?? '');
+        spoolWake(this.spoolDir, name);
         const error = path.join(this.spoolDir, `${name}.error`);
         if (fs.existsSync(error)) fs.rmSync(error, { force: true });
         this.retryAt.delete(name);
@@ -167,6 +173,8 @@ export class AsyncPusher {
           spoolWrite(path.join(this.spoolDir, `${name}.error`),
             JSON.stringify({ name: e.name, code: e.code ?? 1, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }));
         } catch { /* the next try writes it again */ }
+        // Its shell starts Node, which reports the error (PostgreSQL retries).
+        spoolWake(this.spoolDir, name);
         throw err;
       } finally {
         this.inFlight.delete(name);

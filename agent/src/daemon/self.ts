@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Config } from '@openrds/common';
 import { FETCHING_SUFFIX } from './async-get';
 import { ALIVE_FILE } from './async-push';
+import { WAIT_MAX_S, WAIT_SUFFIX } from './spool-wake';
 
 /**
  * The command line that runs this agent, for restore_command: the `cmd` option, else the
@@ -18,33 +19,55 @@ export function agentCommandLine(config: Config): string {
 }
 
 /**
- * The shell's wait for the daemon while `cond` holds, about 2 s in all: every 5 ms, or with
- * `quick` every 2 ms for the first 50 ms (a staged push lands within them), then every 5 ms.
- * Each poll starts `sleep`: the restore_command's wait (a fetch takes 70-170 ms, while recovery
- * competes for the CPU) stays at 5 ms.
+ * The shell's wait for the daemon while `cond` holds, every 5 ms for about 2 s. Each poll starts
+ * `sleep`: the archive_command waits so only where it cannot make a FIFO (see shellWaitWoken).
  */
-function shellWait(cond: string, quick: boolean): string {
-  const sleep = quick ? 'if [ $i -lt 25 ]; then sleep 0.002; else sleep 0.005; fi' : 'sleep 0.005';
-  return `i=0; while [ $i -lt 400 ] && ${cond}; do ${sleep}; i=$((i+1)); done`;
+function shellWait(cond: string): string {
+  return `i=0; while [ $i -lt 400 ] && ${cond}; do sleep 0.005; i=$((i+1)); done`;
+}
+
+/**
+ * The shell's wait for the daemon's answer about the spool file `$<v>` (a shell variable naming
+ * `<dir>/<file>`) while `cond` holds, woken by the daemon (see spool-wake.ts): a FIFO
+ * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then one byte read from
+ * it, WAIT_MAX_S at most. Where no FIFO can be made, the polling wait of shellWait.
+ */
+export function shellWaitWoken(v: string, cond: string): string {
+  const fifo = `$${v}.$$.${WAIT_SUFFIX}`;
+  return `if mkfifo -m 600 ${fifo} 2>/dev/null; then exec 9<>${fifo}; if ${cond}; then timeout ${WAIT_MAX_S} head -c 1 <&9 >/dev/null; fi; `
+    + `exec 9<&-; [ ! -p ${fifo} ] || rm -f ${fifo}; else ${shellWait(cond)}; fi`;
+}
+
+/**
+ * PostgreSQL 15 and older cut archive_command and restore_command at 1023 characters once %p and
+ * %f are replaced (MAXPGPATH): the shell fronts name the spool file once, in a variable.
+ */
+export const PG_COMMAND_MAX = 1023;
+
+/** The longest a command line gets once PostgreSQL replaces %p (pg_wal/<file>) and %f (a .partial segment's name). */
+export function commandLengthOf(line: string): number {
+  const f = '000000010000000000000001.partial';
+  return line.replace(/%p/g, `pg_wal/${f}`).replace(/%f/g, f).length;
 }
 
 /**
  * The archive_command that pushes WAL through this agent. With archive-async=y the daemon pushes
  * each `.ready` file as soon as PostgreSQL marks it, and writes `<file>.ok` in the spool once the
  * repo-server has it durably: while the daemon says it is alive (`daemon.alive`), the shell waits
- * for that (see shellWait, 2 s at most) and starts Node only when it must (no acknowledgement
- * yet, or the daemon recorded an error for the file, which Node then reports so that PostgreSQL
- * retries). Node's start-up (~100 ms) is then never on the path of a segment the daemon handles.
+ * for that (woken by the daemon, see shellWaitWoken; 2 s at most) and starts Node only when it
+ * must (no acknowledgement yet, or the daemon recorded an error for the file, which Node then
+ * reports so that PostgreSQL retries). Node's start-up (~100 ms) is then never on the path of a
+ * segment the daemon handles.
  */
 export function agentArchiveCommand(config: Config, stanza: string): string {
   const push = `${agentCommandLine(config)} archive-push %p --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return push;
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
-  const alive = `[ "$(cat ${out}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
-  const ok = `[ -f ${out}/%f.ok ]`;
-  const wait = shellWait(`[ ! -f ${out}/%f.ok ] && [ ! -f ${out}/%f.error ]`, true);
+  const alive = `[ "$(cat \${openrds_f%/*}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
+  const ok = '[ -f $openrds_f.ok ]';
+  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
-  return `${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
+  return `openrds_f=${out}/%f; ${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
 }
 
 function configArgOf(config: Config): string {
@@ -58,16 +81,17 @@ function configArgOf(config: Config): string {
  * Node (the spool holds only complete, checked files: the daemon renames them in when durable),
  * and "not in the archive" is answered by the shell while the daemon's `<file>.missing` holds a
  * second still to come (see AsyncGetter). While the daemon is fetching the segment asked for
- * (`<file>.fetching`), the shell waits for it (every 5 ms, 2 s at most) instead of starting Node.
+ * (`<file>.fetching`), the shell waits for it (woken by the daemon, 2 s at most) instead of
+ * starting Node.
  */
 export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return get;
   const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
-  const fresh = `[ "$(cat ${inDir}/%f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;
-  const take = `test -f ${inDir}/%f && mv ${inDir}/%f "%p"`;
+  const fresh = `[ "$(cat $openrds_f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;
+  const take = 'test -f $openrds_f && mv $openrds_f "%p"';
   // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
   // here rather than start Node to join that fetch.
-  const wait = shellWait(`[ -f ${inDir}/%f.${FETCHING_SUFFIX} ] && [ ! -f ${inDir}/%f ]`, false);
-  return `${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
+  const wait = shellWaitWoken('openrds_f', `[ -f $openrds_f.${FETCHING_SUFFIX} ] && [ ! -f $openrds_f ]`);
+  return `openrds_f=${inDir}/%f; ${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }

@@ -184,7 +184,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'archive-get-queue-max', type: 'size', default: 128 * 1024 * 1024, min: 0, commands: AGENT, section: 'global', description: 'WAL fetched ahead of recovery with archive-async=y (restore_command: test -f <spool-path>/archive/<stanza>/in/%f && mv ... || <wait while %f.fetching> || <fresh %f.missing> && exit 1 || openrds-agent archive-get %f "%p" ...; restore writes it)' },
   { name: 'spool-path', type: 'path', default: '/var/spool/openrds', commands: AGENT, section: 'global', description: 'spool directory (asynchronous archiving)' },
   { name: 'lock-path', type: 'path', default: '/tmp/openrds', commands: 'all', section: 'global', description: 'directory of lock files' },
-  { name: 'cmd', type: 'path', commands: ['agent'], section: 'global', description: 'openrds-agent path written into restore_command (default: this installation)' },
+  { name: 'cmd', type: 'path', commands: ['agent', 'archive-command'], section: 'global', description: 'openrds-agent path written into restore_command and the printed archive_command (default: this installation)' },
 
   // --- compression and transfer
   { name: 'compress-type', type: 'enum', allowed: ['none', 'zst', 'lz4', 'gz'], default: 'zst', commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression of files in the repository (zst levels 1-19; lz4, the fastest, has one level; gz 1-9)' },

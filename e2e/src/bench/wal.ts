@@ -82,18 +82,32 @@ async function run(mode: Mode): Promise<Result> {
     await stack.cluster.query('SELECT pg_switch_wal()');
     const readyDir = path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status');
     const ready = (): number => fs.readdirSync(readyDir).filter((n) => n.endsWith('.ready')).length;
-    while (ready() > 0) await new Promise((r) => setTimeout(r, 100));
+    // Until nothing is left to archive; a stall of a minute (archive_command failing) ends the run with PostgreSQL's reason.
+    const drained = async (stepMs: number): Promise<void> => {
+      let left = ready(), since = Date.now();
+      while (left > 0) {
+        await new Promise((r) => setTimeout(r, stepMs));
+        const now = ready();
+        if (now < left) since = Date.now();
+        left = now;
+        if (Date.now() - since > 60_000) {
+          const failed = fs.readFileSync(stack.cluster.logFile, 'utf8').split('\n').filter((l) => /archive command failed|sh: /.test(l)).slice(-3).join('\n');
+          throw new Error(`${mode}: ${left} WAL file(s) not archived for a minute\n${failed}`);
+        }
+      }
+    };
+    await drained(100);
     // The base backup the replay starts from.
     if (pgbr) await pgbr(['backup', '--type=full', '--start-fast']);
     else await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
-    while (ready() > 0) await new Promise((r) => setTimeout(r, 100));
+    await drained(100);
     fs.rmSync(lat, { force: true });
     const lsn0 = (await stack.cluster.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
     const t0 = Date.now();
     await stack.cluster.pgbench(LOAD === 'tpcb' ? tpcbArgs() : ['-i', '-s', String(SCALE), '-q']);
     await stack.cluster.query('SELECT pg_switch_wal()');
     const loadS = (Date.now() - t0) / 1000;
-    while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
+    await drained(50);
     const drainS = (Date.now() - t0) / 1000;
     const bytes = Number((await stack.cluster.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text AS b`))[0]!.b);
     const segments = Math.ceil(bytes / (16 * 1024 * 1024));
@@ -110,7 +124,7 @@ async function run(mode: Mode): Promise<Result> {
     const t1 = Date.now();
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
     await stack.cluster.query('SELECT pg_reload_conf()');
-    while (ready() > 0) await new Promise((r) => setTimeout(r, 50));
+    await drained(50);
     const backlogS = (Date.now() - t1) / 1000;
     // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).
     const backlogNs = durations().slice(ns.length).sort((a, b) => a - b);

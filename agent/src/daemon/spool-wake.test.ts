@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { configLoad } from '@openrds/common/dist/config';
+import { PG_COMMAND_MAX, agentArchiveCommand, agentRestoreCommand, commandLengthOf } from './self';
+import { spoolWaitStale, spoolWake } from './spool-wake';
+
+/**
+ * The archive_command the agent prints for archive-async=y, run by /bin/sh as PostgreSQL runs it
+ * (%f, %p replaced); its Node fallback (`cmd`) is `echo node`, so the output says which way it went.
+ */
+function archiveCommand(spool: string, name: string): { pid: number; done: Promise<{ code: number; out: string; ms: number; end: number }> } {
+  const config = configLoad({ command: 'archive-command', argv: ['--config=/dev/null', '--stanza=s', '--archive-async', `--spool-path=${spool}`, '--cmd=echo node', '--log-level-console=off'], env: {} });
+  const line = `${agentArchiveCommand(config, 's').replace(/%f/g, name).replace(/%p/g, `pg_wal/${name}`)}; echo end`;
+  const t0 = Date.now();
+  const child = spawn('/bin/sh', ['-c', line], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  return { pid: child.pid!, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, out: out.trim().split('\n').map((l) => l.split(' ')[0]).join(' '), ms: Date.now() - t0, end: Date.now() }))) };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('the shell woken by the daemon instead of polling', () => {
+  let spool: string, dir: string;
+  const name = '000000010000000000000007';
+  const fifos = (): string[] => fs.readdirSync(dir).filter((n) => n.endsWith('.wait'));
+  const shellWait = (n: string) => archiveCommand(spool, n);
+  beforeEach(() => {
+    spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-wake-'));
+    dir = path.join(spool, 'archive', 's', 'out');
+    fs.mkdirSync(dir, { recursive: true });
+    // The daemon vouches for itself (else the shell starts Node at once).
+    fs.writeFileSync(path.join(dir, 'daemon.alive'), String(Math.floor(Date.now() / 1000) + 600));
+  });
+  afterEach(() => fs.rmSync(spool, { recursive: true, force: true }));
+
+  it('blocks on its FIFO until the daemon writes the answer and wakes it; the daemon removes the FIFO', async () => {
+    const w = shellWait(name);
+    await until(() => fifos().length === 1);
+    const fifo = fifos()[0]!;
+    expect(fifo).toBe(`${name}.${w.pid}.wait`);
+    expect(fs.lstatSync(path.join(dir, fifo)).isFIFO()).toBe(true);
+    // A wake for another file leaves it waiting.
+    spoolWake(dir, '000000010000000000000008');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fifos()).toEqual([fifo]);
+    fs.writeFileSync(path.join(dir, `${name}.ok`), '');
+    const woken = Date.now();
+    spoolWake(dir, name);
+    expect(fifos()).toEqual([]);
+    const r = await w.done;
+    expect(r).toMatchObject({ code: 0, out: 'end' });
+    // Woken, not timed out (the wait holds 2 s at most).
+    expect(r.end - woken).toBeLessThan(1500);
+  });
+
+  it('does not wait for an answer written before it looked, and leaves no FIFO behind', async () => {
+    fs.writeFileSync(path.join(dir, `${name}.ok`), '');
+    const r = await shellWait(name).done;
+    expect(r).toMatchObject({ code: 0, out: 'end' });
+    expect(fifos()).toEqual([]);
+  });
+
+  it('gives up after its timeout when no daemon answers, and removes its FIFO itself', async () => {
+    const r = await shellWait(name).done;
+    expect(r).toMatchObject({ code: 0, out: 'node end' });
+    expect(r.ms).toBeGreaterThanOrEqual(1900);
+    expect(fifos()).toEqual([]);
+  });
+
+  it('a stopping daemon wakes every waiter', async () => {
+    const a = shellWait(name), b = shellWait('000000010000000000000008');
+    await until(() => fifos().length === 2);
+    const woken = Date.now();
+    spoolWake(dir);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect([ra.out, rb.out]).toEqual(['node end', 'node end']);
+    expect(Math.max(ra.end, rb.end) - woken).toBeLessThan(1500);
+    expect(fifos()).toEqual([]);
+  });
+
+  it('an error the daemon recorded wakes the shell, which starts Node to report it', async () => {
+    const w = shellWait(name);
+    await until(() => fifos().length === 1);
+    fs.writeFileSync(path.join(dir, `${name}.error`), '{}');
+    const woken = Date.now();
+    spoolWake(dir, name);
+    const r = await w.done;
+    expect(r.out).toBe('node end');
+    expect(r.end - woken).toBeLessThan(1500);
+  });
+
+  it('stays within what PostgreSQL keeps of archive_command and restore_command (1023 characters up to 15 and 13) for long paths', () => {
+    const conf = path.join(spool, `${'c'.repeat(40)}.conf`);
+    fs.writeFileSync(conf, '');
+    const config = configLoad({ command: 'archive-command', argv: [`--config=${conf}`, '--stanza=main', '--archive-async',
+      `--spool-path=/var/spool/${'x'.repeat(60)}`, `--cmd=/opt/${'y'.repeat(60)}/bin/openrds-agent`], env: {} });
+    expect(commandLengthOf(agentArchiveCommand(config, 'main'))).toBeLessThanOrEqual(PG_COMMAND_MAX);
+    // PostgreSQL 13 and older cut restore_command the same way.
+    expect(commandLengthOf(agentRestoreCommand(config, 'main'))).toBeLessThanOrEqual(PG_COMMAND_MAX);
+  });
+
+  it('a FIFO not opened yet is left to its shell (which looks after opening it); stale ones are removed', () => {
+    const fifo = path.join(dir, `${name}.12345.wait`);
+    const made = spawn('mkfifo', [fifo]);
+    return new Promise<void>((resolve) => made.on('close', () => resolve())).then(() => {
+      spoolWake(dir, name);
+      expect(fs.existsSync(fifo)).toBe(true);
+      expect(spoolWaitStale(dir, `${name}.12345.wait`)).toBe(true);
+      expect(fs.existsSync(fifo)).toBe(true);
+      expect(spoolWaitStale(dir, `${name}.12345.wait`, Date.now() + 120_000)).toBe(true);
+      expect(fs.existsSync(fifo)).toBe(false);
+      expect(spoolWaitStale(dir, `${name}.ok`)).toBe(false);
+    });
+  });
+});
