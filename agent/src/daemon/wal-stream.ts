@@ -86,6 +86,8 @@ export class WalStreamer {
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private pausedUntil = 0;
+  /** The last pause's message (a repeat of it is logged at DETAIL). */
+  private pausedFor = '';
   /** Flush mode: the position the last tick saw, and whether it had not moved since the one before. */
   private lastLsn = -1n;
   private lastLsnStill = false;
@@ -130,7 +132,11 @@ export class WalStreamer {
     // The repo-server restarted or dropped the stage: the segment starts over at the next tick.
     if (e instanceof ArchiveStageMissingError) return;
     const ms = e instanceof RepoUnavailableError || e instanceof StanzaMissingError ? RETRY_MS : PAUSE_MS;
-    log.info(`WAL pre-streaming paused for ${ms / 1000} s (segments are pushed whole meanwhile): ${e.message}`);
+    // Said once at INFO; the same reason again (a multi-repo server refuses every minute) at DETAIL.
+    const text = `WAL pre-streaming paused for ${ms / 1000} s (segments are pushed whole meanwhile): ${e.message}`;
+    if (text === this.pausedFor) log.detail(text);
+    else log.info(text);
+    this.pausedFor = text;
     this.pausedUntil = Date.now() + ms;
   }
 
@@ -312,6 +318,8 @@ export class WalStreamer {
           stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset: cur.staged, size: slice.length, data: out,
         }, { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
       });
+      // Streaming again: a later pause is news.
+      this.pausedFor = '';
       // Taken by its push meanwhile: the push named only what was staged before this part.
       if (this.cur !== cur) return;
       cur.hash.update(slice);
