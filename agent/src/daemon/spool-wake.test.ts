@@ -78,7 +78,8 @@ describe('the shell woken by the daemon instead of polling', () => {
 
   it('a stopping daemon wakes every waiter', async () => {
     const a = shellWait(name), b = shellWait('000000010000000000000008');
-    await until(() => fifos().length === 2);
+    // Both hold their FIFO open (a FIFO made but not opened yet refuses the wake: its shell would wait it out, having no answer to find).
+    await until(() => fifos().length === 2 && [a.pid, b.pid].every((pid) => fs.existsSync(`/proc/${pid}/fd/9`)));
     const woken = Date.now();
     spoolWake(dir);
     const [ra, rb] = await Promise.all([a.done, b.done]);
