@@ -62,6 +62,18 @@ describe('the shell woken by the daemon instead of polling', () => {
     expect(r.end - woken).toBeLessThan(1500);
   });
 
+  it('a wake for a segment leaves the waiter of its .partial alone', async () => {
+    const partial = `${name}.partial`;
+    const w = shellWait(partial);
+    await until(() => fifos().length === 1 && fs.existsSync(`/proc/${w.pid}/fd/9`));
+    fs.writeFileSync(path.join(dir, `${name}.ok`), '');
+    spoolWake(dir, name);
+    expect(fifos()).toEqual([`${partial}.${w.pid}.wait`]);
+    fs.writeFileSync(path.join(dir, `${partial}.ok`), '');
+    spoolWake(dir, partial);
+    expect((await w.done).out).toBe('end');
+  });
+
   it('does not wait for an answer written before it looked, and leaves no FIFO behind', async () => {
     fs.writeFileSync(path.join(dir, `${name}.ok`), '');
     const r = await shellWait(name).done;

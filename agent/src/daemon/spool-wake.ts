@@ -17,6 +17,7 @@ export const WAIT_SUFFIX = 'wait';
 export const WAIT_MAX_S = 2;
 /** A FIFO older than this has lost its shell (killed while it waited): the daemon removes it. */
 const WAIT_STALE_MS = 60_000;
+const WAITER_RE = new RegExp(`^\\d+\\.${WAIT_SUFFIX}$`);
 
 /**
  * Wakes the shells waiting in `dir` for `name` (every waiter when `name` is undefined: the daemon
@@ -26,7 +27,8 @@ export function spoolWake(dir: string, name?: string): void {
   let names: string[];
   try { names = fs.readdirSync(dir); } catch { return; }
   for (const n of names) {
-    if (!n.endsWith(`.${WAIT_SUFFIX}`) || (name !== undefined && !n.startsWith(`${name}.`))) continue;
+    // `<name>.<pid>.wait` (a `<name>.partial` waiter is not this file's).
+    if (!n.endsWith(`.${WAIT_SUFFIX}`) || (name !== undefined && !(n.startsWith(`${name}.`) && WAITER_RE.test(n.slice(name.length + 1))))) continue;
     const file = path.join(dir, n);
     let fd: number;
     // ENXIO: its shell has not opened it yet, and will find the answer when it looks next.
