@@ -160,11 +160,36 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     // The push of the rest that comes late is a duplicate of the stored segment.
     expect((await pushRest(seg, 1 << 20)).duplicate).toBe(true);
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
-    // Other bytes under the same name are refused, and their stage goes with the refusal.
+    // Other bytes under the same name are refused: their stage (the segment is archived), then
+    // their whole push.
     const other = segment();
-    await stage(other, 0, 1 << 20);
-    await expect(pushRest(other, 1 << 20)).rejects.toBeInstanceOf(ArchiveDuplicateError);
+    await expect(stage(other, 0, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    await expect(store.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(other), compressType: 'zst', agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(other, 1)]))).rejects.toBeInstanceOf(ArchiveDuplicateError);
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+  });
+
+  it('refuses to stage a segment already in the archive (its whole push overtook the stream): no temp file is left', async () => {
+    const seg = segment();
+    await store.push(info, { stanza: 'main', walName: WAL, size: seg.length, sha256: sha(seg), compressType: 'zst', agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg, 1)]));
+    await expect(stage(seg, 0, 1 << 20)).rejects.toThrow(ArchiveStageMissingError);
+    expect(fs.readdirSync(walDir()).filter((n) => n.includes('.tmp.'))).toEqual([]);
+    // Nor does a stage begun while the push stores get past it: the stage waits for the segment's
+    // lock, then finds it (the same agent: both locks in the same order, no deadlock).
+    const whole = (): Promise<unknown> => store.push(info, { stanza: 'main', walName: WAL, size: seg.length, sha256: sha(seg), compressType: 'zst', agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg, 1)]));
+    fs.rmSync(path.join(dir, 'archive'), { recursive: true, force: true });
+    const pushing = whole();
+    const staging = stage(seg, 0, 1 << 20);
+    await pushing;
+    await expect(staging).rejects.toThrow(ArchiveStageMissingError);
+    expect(fs.readdirSync(walDir()).filter((n) => n.includes('.tmp.'))).toEqual([]);
+    // A stage begun first is dropped by the whole push that follows.
+    fs.rmSync(path.join(dir, 'archive'), { recursive: true, force: true });
+    const first = stage(seg, 0, 1 << 20);
+    await Promise.all([first, whole()]);
+    expect(fs.readdirSync(walDir()).filter((n) => n.includes('.tmp.'))).toEqual([]);
   });
 
   it('tells a waiter for WAL when its segment is stored, not at the end of its wait', async () => {

@@ -110,12 +110,15 @@ export class ArchiveStore {
       throw new FormatError(`invalid staged part of WAL file '${req.walName}' (offset ${req.offset}, size ${req.size})`);
     }
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId);
-    return this.mutex.run(`stage:${id}`, async () => {
+    const run = (): Promise<number> => this.mutex.run(`stage:${id}`, async () => {
       // archive.info is read when a segment starts (its header is checked then); the push checks the archive id again.
       const info = req.offset === 0 ? await infoLoad() : undefined;
       let st = this.stages.get(id);
       if (info) {
         const archiveId = archiveIdOf(info.db);
+        // A segment already in the archive is not staged: its push came first (pushed whole while
+        // the agent's stream was about to begin it), and no push would ever take or drop the stage.
+        if ((await this.find(req.stanza, archiveId, req.walName)).length > 0) throw stageMissing(req.walName, 'it is in the archive already');
         st = await this.stages.create(id, archiveId, async () => this.repo.storage.appendable?.(`${this.repo.walDir(req.stanza, archiveId, req.walName)}/${req.walName}`));
         // Made once the server stops (a call forceShutdown cut off still runs): no temp file may outlive it.
         if (this.stagesClosed) {
@@ -146,6 +149,10 @@ export class ArchiveStore {
       }
       return st.raw;
     });
+    // A segment's first part holds the segment's lock, as a push does from its stage drop to its
+    // store (and in the same order: the segment's, then the stage's), so that the check above
+    // cannot miss a push that is storing the segment.
+    return req.offset === 0 ? this.mutex.run(`${req.stanza}/${req.walName}`, run) : run();
   }
 
   /** Repo key of a pushed WAL file. History files keep their name; others carry their sha256. */
