@@ -60,13 +60,12 @@ async function main(argv: string[]): Promise<number> {
         return await archiveGetCommand(config, config.args[0] ?? '', path.resolve(config.args[1] ?? ''));
       }
       case 'archive-command': {
-        const { PG_COMMAND_MAX, agentArchiveCommand, agentRestoreCommand, commandLengthOf } = await import('./daemon/self.js');
+        const { agentArchiveCommand, agentRestoreCommand, commandLengthWarning } = await import('./daemon/self.js');
         const quote = (v: string): string => `'${v.replace(/'/g, "''")}'`;
         const lines = { archive_command: agentArchiveCommand(config, config.str('stanza')), restore_command: agentRestoreCommand(config, config.str('stanza')) };
         for (const [key, line] of Object.entries(lines)) {
-          if (commandLengthOf(line) <= PG_COMMAND_MAX) continue;
-          log.warn(`${key} is ${commandLengthOf(line)} characters long: PostgreSQL 15 and older cut archive_command (13 and older restore_command) at ${PG_COMMAND_MAX}\n`
-            + 'HINT: use a shorter spool-path, config path or install prefix');
+          const warning = commandLengthWarning(key as keyof typeof lines, line);
+          if (warning) log.warn(warning);
         }
         process.stdout.write(`archive_command = ${quote(lines.archive_command)}\nrestore_command = ${quote(lines.restore_command)}\n`);
         return 0;

@@ -17,7 +17,7 @@ import { restoreFile, restoreFilesSmall, type RestoreFileOptions } from '../comm
 import { pgDataList } from './list';
 import { fsyncDir, recoveryWrite, writeFileDurable } from './recovery';
 import { pgConnect } from './pg-connect';
-import { PG_COMMAND_MAX, agentRestoreCommand, commandLengthOf } from './self';
+import { agentRestoreCommand, commandLengthWarning } from './self';
 
 const LIST_PAGE_SIZE = 2000;
 
@@ -472,10 +472,8 @@ export class JobRunner {
     if (spec.restoreCommandAuto) {
       const restoreCommand = agentRestoreCommand(this.ctx.config, spec.stanza);
       settings.unshift({ key: 'restore_command', value: restoreCommand });
-      if (spec.pgVersion <= 13 && commandLengthOf(restoreCommand) > PG_COMMAND_MAX) {
-        log.warn(`restore_command is ${commandLengthOf(restoreCommand)} characters long: PostgreSQL ${spec.pgVersion} cuts it at ${PG_COMMAND_MAX}, `
-          + 'and recovery would run a cut command\nHINT: use a shorter spool-path, config path or install prefix (or set restore_command with --recovery-option)');
-      }
+      const warning = commandLengthWarning('restore_command', restoreCommand, spec.pgVersion);
+      if (warning) log.warn(warning);
       // The WAL recovery starts with is fetched ahead while PostgreSQL is still to be started.
       if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart);
     }

@@ -51,6 +51,18 @@ export function commandLengthOf(line: string): number {
 }
 
 /**
+ * The warning for an archive_command or restore_command (`key`) longer than PostgreSQL keeps
+ * (for `pgVersion` when known: 15 and older cut archive_command, 13 and older restore_command),
+ * or undefined when it fits.
+ */
+export function commandLengthWarning(key: 'archive_command' | 'restore_command', line: string, pgVersion?: number): string | undefined {
+  const length = commandLengthOf(line);
+  if (length <= PG_COMMAND_MAX || (pgVersion !== undefined && pgVersion > (key === 'archive_command' ? 15 : 13))) return undefined;
+  const cut = pgVersion !== undefined ? `PostgreSQL ${pgVersion} cuts it` : 'PostgreSQL 15 and older cut archive_command (13 and older restore_command)';
+  return `${key} is ${length} characters long: ${cut} at ${PG_COMMAND_MAX}\nHINT: use a shorter spool-path, config path or install prefix`;
+}
+
+/**
  * The archive_command that pushes WAL through this agent. With archive-async=y the daemon pushes
  * each `.ready` file as soon as PostgreSQL marks it, and writes `<file>.ok` in the spool once the
  * repo-server has it durably: while the daemon says it is alive (`daemon.alive`), the shell waits
