@@ -4,7 +4,9 @@
 # On demand, not in CI. Knobs: BENCH_WAL_SCALE (pgbench scale of the load, 30), BENCH_PROCESS_MAX (2),
 # BENCH_WAL_LOAD (init: pgbench -i; tpcb: pgbench -T with BENCH_WAL_CLIENTS/SECONDS/RATE, its own BENCHMARKS.md
 # section), BENCH_WAL_STREAM (y|n: archive-push-stream for openrds-async), BENCH_WAL_MODES (a comma list of the modes
-# to run: openrds-sync, openrds-async, openrds-async-stream, pgbackrest-async).
+# to run: openrds-sync, openrds-async, openrds-async-stream, pgbackrest-async). To look into a run: BENCH_WAL_LOG=debug
+# (the daemons' logs, kept in /tmp/openrds-wal-bench-<mode>-*.log), BENCH_WAL_DEBUG=1 (the replaying copy logs each
+# restore_command and its start-up steps), BENCH_WAL_TRACE=<dir> (each restore_command of the replay under strace).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/setup.sh"

@@ -76,15 +76,20 @@ export class AsyncPusher {
 
   /**
    * `<spool>/daemon.alive` holds the second until which this daemon vouches to be pushing (a few
-   * seconds ahead, renewed every second): the archive_command's shell waits for an `.ok` only
-   * while it is fresh, and starts Node at once when no daemon runs.
+   * seconds ahead, renewed every second), as its content and as its modification time: the
+   * archive_command's shell waits for an `.ok` only while it is fresh, and starts Node at once
+   * when no daemon runs.
    */
   private aliveRefresh(): void {
     const now = Date.now();
     if (now < this.aliveNextAt) return;
     this.aliveNextAt = now + 1000;
     const file = path.join(this.spoolDir, ALIVE_FILE);
-    fs.promises.writeFile(`${file}.tmp`, String(Math.floor(now / 1000) + ALIVE_HOLD_S), { mode: 0o600 })
+    // The same second as its modification time, which the shell compares with its FIFO's (made
+    // just then) without starting `date`; the content serves a shell that could make no FIFO.
+    const until = Math.floor(now / 1000) + ALIVE_HOLD_S;
+    fs.promises.writeFile(`${file}.tmp`, String(until), { mode: 0o600 })
+      .then(() => fs.promises.utimes(`${file}.tmp`, now / 1000, until))
       .then(() => fs.promises.rename(`${file}.tmp`, file))
       .catch((err: unknown) => log.detail(`unable to write '${file}': ${(err as Error).message}`));
   }

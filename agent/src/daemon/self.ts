@@ -30,12 +30,25 @@ function shellWait(cond: string): string {
  * The shell's wait for the daemon's answer about the spool file `$<v>` (a shell variable naming
  * `<dir>/<file>`) while `cond` holds, woken by the daemon (see spool-wake.ts): a FIFO
  * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then one byte read from
- * it, WAIT_MAX_S at most. Where no FIFO can be made, the polling wait of shellWait.
+ * it, WAIT_MAX_S at most. Where no FIFO can be made, the polling wait of shellWait, or (`poll`
+ * false) no wait.
+ *
+ * `alive`, when given, is the file by which the daemon vouches to be running: its modification
+ * time is kept a few seconds ahead (see AsyncPusher), so `[ alive -nt fifo ]` against the FIFO
+ * just made tells, with no process started, whether a daemon will answer. Under load each
+ * process the shell starts (a `cat` and a `date` for that check before) costs milliseconds.
  */
-export function shellWaitWoken(v: string, cond: string): string {
+export function shellWaitWoken(v: string, cond: string, alive?: string, poll = true): string {
   const fifo = `$${v}.$$.${WAIT_SUFFIX}`;
-  return `if mkfifo -m 600 ${fifo} 2>/dev/null; then exec 9<>${fifo}; if ${cond}; then timeout ${WAIT_MAX_S} head -c 1 <&9 >/dev/null; fi; `
-    + `exec 9<&-; [ ! -p ${fifo} ] || rm -f ${fifo}; else ${shellWait(cond)}; fi`;
+  const block = `exec 9<>${fifo}; if ${cond}; then timeout ${WAIT_MAX_S} head -c 1 <&9 >/dev/null; fi; exec 9<&-;`;
+  const woken = alive ? `[ ${alive} -nt ${fifo} ] && { ${block} };` : block;
+  const polled = alive ? `${shellAliveByClock(alive)} && { ${shellWait(cond)}; }` : shellWait(cond);
+  return `if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo};${poll ? ` else ${polled};` : ''} fi`;
+}
+
+/** The daemon's vouching read from the content of `alive` (the unix second it holds until), for a shell with no FIFO. */
+function shellAliveByClock(alive: string): string {
+  return `[ "$(cat ${alive} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
 }
 
 /**
@@ -75,11 +88,10 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   const push = `${agentCommandLine(config)} archive-push %p --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return push;
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
-  const alive = `[ "$(cat \${openrds_f%/*}/${ALIVE_FILE} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
   const ok = '[ -f $openrds_f.ok ]';
-  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`);
+  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`, `\${openrds_f%/*}/${ALIVE_FILE}`);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
-  return `openrds_f=${out}/%f; ${ok} || { ${alive} && { ${wait}; }; ${ok} || ${push}; }`;
+  return `openrds_f=${out}/%f; ${ok} || { ${wait}; ${ok} || ${push}; }`;
 }
 
 function configArgOf(config: Config): string {
@@ -100,10 +112,14 @@ export function agentRestoreCommand(config: Config, stanza: string): string {
   const get = `${agentCommandLine(config)} archive-get %f "%p" --stanza=${stanza}${configArgOf(config)}`;
   if (config.get('archive-async') !== true) return get;
   const inDir = path.join(config.str('spool-path'), 'archive', stanza, 'in');
-  const fresh = `[ "$(cat $openrds_f.missing 2>/dev/null || echo 0)" -gt "$(date +%s)" ]`;
+  // The marker read by the shell's own `read` (no `cat` started: each process counts under load).
+  const fresh = `openrds_m=0; { read -r openrds_m < $openrds_f.missing; } 2>/dev/null; [ "$openrds_m" -gt "$(date +%s)" ]`;
   const take = 'test -f $openrds_f && mv $openrds_f "%p"';
   // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
-  // here rather than start Node to join that fetch.
-  const wait = shellWaitWoken('openrds_f', `[ -f $openrds_f.${FETCHING_SUFFIX} ] && [ ! -f $openrds_f ]`);
-  return `openrds_f=${inDir}/%f; ${take} || { ${wait}; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
+  // here rather than start Node to join that fetch. The FIFO is made only then: a history file or
+  // the end of the archive is answered without it. Where no FIFO can be made, Node joins the
+  // fetch (no polling: PostgreSQL 13 and older keep 1023 characters of the line).
+  const fetching = `$openrds_f.${FETCHING_SUFFIX}`;
+  const wait = shellWaitWoken('openrds_f', `[ -f ${fetching} ] && [ ! -f $openrds_f ]`, undefined, false);
+  return `openrds_f=${inDir}/%f; ${take} || { [ ! -f ${fetching} ] || { ${wait}; }; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }

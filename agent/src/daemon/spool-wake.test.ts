@@ -20,6 +20,32 @@ function archiveCommand(spool: string, name: string): { pid: number; done: Promi
   return { pid: child.pid!, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, out: out.trim().split('\n').map((l) => l.split(' ')[0]).join(' '), ms: Date.now() - t0, end: Date.now() }))) };
 }
 
+function aliveUntil(dir: string, sec: number): void {
+  const file = path.join(dir, 'daemon.alive');
+  fs.writeFileSync(file, String(sec));
+  fs.utimesSync(file, sec, sec);
+}
+
+/**
+ * Runs an archive_command or restore_command line (%f, %p replaced) with /bin/sh, the external
+ * programs it may start (mkfifo, rm, cat, date, timeout, head, mv) found first as shims that log
+ * their name to `<shims>/log` and run the real one: the test counts the processes each path costs.
+ */
+function shimmed(line: string, shims: string): Promise<{ code: number; out: string; started: string[] }> {
+  fs.mkdirSync(shims, { recursive: true });
+  for (const p of ['mkfifo', 'rm', 'cat', 'date', 'timeout', 'head', 'mv']) {
+    fs.writeFileSync(path.join(shims, p), `#!/bin/sh\necho ${p} >> ${shims}/log\nexec /usr/bin/${p} "$@"\n`, { mode: 0o755 });
+  }
+  fs.rmSync(path.join(shims, 'log'), { force: true });
+  const child = spawn('/bin/sh', ['-c', line], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PATH: `${shims}:${process.env.PATH}` } });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  return new Promise((resolve) => child.on('close', (code) => {
+    const log = path.join(shims, 'log');
+    resolve({ code: code ?? 1, out: out.trim(), started: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [] });
+  }));
+}
+
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -37,8 +63,8 @@ describe('the shell woken by the daemon instead of polling', () => {
     spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-wake-'));
     dir = path.join(spool, 'archive', 's', 'out');
     fs.mkdirSync(dir, { recursive: true });
-    // The daemon vouches for itself (else the shell starts Node at once).
-    fs.writeFileSync(path.join(dir, 'daemon.alive'), String(Math.floor(Date.now() / 1000) + 600));
+    // The daemon vouches for itself (else the shell starts Node at once): content and modification time, as AsyncPusher writes it.
+    aliveUntil(dir, Math.floor(Date.now() / 1000) + 600);
   });
   afterEach(() => fs.rmSync(spool, { recursive: true, force: true }));
 
@@ -133,5 +159,74 @@ describe('the shell woken by the daemon instead of polling', () => {
       expect(fs.existsSync(fifo)).toBe(false);
       expect(spoolWaitStale(dir, `${name}.ok`)).toBe(false);
     });
+  });
+});
+
+describe('the processes each path of the shell fronts starts (each costs milliseconds on a loaded host)', () => {
+  let spool: string, out: string, inDir: string, shims: string;
+  const name = '000000010000000000000007';
+  const config = () => configLoad({ command: 'archive-command', argv: ['--config=/dev/null', '--stanza=s', '--archive-async', `--spool-path=${spool}`, '--cmd=echo node', '--log-level-console=off'], env: {} });
+  const archiveLine = (): string => agentArchiveCommand(config(), 's').replace(/%f/g, name).replace(/%p/g, `pg_wal/${name}`);
+  const restoreLine = (f: string): string => agentRestoreCommand(config(), 's').replace(/%f/g, f).replace(/%p/g, path.join(spool, 'RECOVERYXLOG'));
+  const fifosIn = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.endsWith('.wait'));
+  beforeEach(() => {
+    spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-procs-'));
+    out = path.join(spool, 'archive', 's', 'out');
+    inDir = path.join(spool, 'archive', 's', 'in');
+    shims = path.join(spool, 'shims');
+    fs.mkdirSync(out, { recursive: true });
+    fs.mkdirSync(inDir, { recursive: true });
+  });
+  afterEach(() => fs.rmSync(spool, { recursive: true, force: true }));
+
+  it('archive_command: none when the acknowledgement is there', async () => {
+    fs.writeFileSync(path.join(out, `${name}.ok`), '');
+    expect(await shimmed(archiveLine(), shims)).toEqual({ code: 0, out: '', started: [] });
+  });
+
+  it('archive_command: woken by the daemon, mkfifo and the timed read only (no cat, no date)', async () => {
+    aliveUntil(out, Math.floor(Date.now() / 1000) + 600);
+    const r = shimmed(archiveLine(), shims);
+    await until(() => fifosIn(out).length === 1 && fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(out, `${name}.${p}.wait`)) && fs.existsSync(`/proc/${p}/fd/9`)));
+    fs.writeFileSync(path.join(out, `${name}.ok`), '');
+    spoolWake(out, name);
+    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'timeout', 'head'] });
+  });
+
+  it('archive_command: a daemon whose vouching has lapsed is not waited for: Node at once', async () => {
+    aliveUntil(out, Math.floor(Date.now() / 1000) - 1);
+    const t0 = Date.now();
+    const r = await shimmed(archiveLine(), shims);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(r).toEqual({ code: 0, out: expect.stringMatching(/^node archive-push /), started: ['mkfifo', 'rm'] });
+    expect(fifosIn(out)).toEqual([]);
+  });
+
+  it('restore_command: a queued segment is one mv', async () => {
+    fs.writeFileSync(path.join(inDir, name), 'wal');
+    expect(await shimmed(restoreLine(name), shims)).toEqual({ code: 0, out: '', started: ['mv'] });
+    expect(fs.readFileSync(path.join(spool, 'RECOVERYXLOG'), 'utf8')).toBe('wal');
+  });
+
+  it('restore_command: a fresh "not in the archive" answers 1 with one date and no FIFO; a stale one asks Node', async () => {
+    fs.writeFileSync(path.join(inDir, '00000002.history.missing'), `${Math.floor(Date.now() / 1000) + 3}\n`);
+    expect(await shimmed(restoreLine('00000002.history'), shims)).toEqual({ code: 1, out: '', started: ['date'] });
+    fs.writeFileSync(path.join(inDir, '00000002.history.missing'), `${Math.floor(Date.now() / 1000) - 1}\n`);
+    expect(await shimmed(restoreLine('00000002.history'), shims)).toEqual({ code: 0, out: expect.stringMatching(/^node archive-get 00000002.history /), started: ['date'] });
+    // No marker at all: Node.
+    fs.rmSync(path.join(inDir, '00000002.history.missing'));
+    expect(await shimmed(restoreLine('00000002.history'), shims)).toEqual({ code: 0, out: expect.stringMatching(/^node archive-get 00000002.history /), started: ['date'] });
+    expect(fifosIn(inDir)).toEqual([]);
+  });
+
+  it('restore_command: a segment being fetched is waited for on a FIFO, then taken', async () => {
+    fs.writeFileSync(path.join(inDir, `${name}.fetching`), '');
+    const r = shimmed(restoreLine(name), shims);
+    await until(() => fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(inDir, `${name}.${p}.wait`)) && fs.existsSync(`/proc/${p}/fd/9`)));
+    fs.writeFileSync(path.join(inDir, name), 'wal');
+    fs.rmSync(path.join(inDir, `${name}.fetching`));
+    spoolWake(inDir, name);
+    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'timeout', 'head', 'mv'] });
+    expect(fifosIn(inDir)).toEqual([]);
   });
 });

@@ -140,7 +140,18 @@ async function run(mode: Mode): Promise<Result> {
     if (pgbr) await pgbr(['restore', `--pg1-path=${dir}`, '--archive-mode=off', '--type=default']);
     else await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
     // BENCH_WAL_DEBUG=1: the replaying copy logs each restore_command at debug2 (kept in /tmp/openrds-wal-bench-<mode>-replay-postgres.log).
-    if (process.env.BENCH_WAL_DEBUG) fs.appendFileSync(path.join(dir, 'postgresql.auto.conf'), "log_min_messages = debug2\nlog_line_prefix = '%m [%p] '\n");
+    if (process.env.BENCH_WAL_DEBUG) fs.appendFileSync(path.join(dir, 'postgresql.auto.conf'), "log_min_messages = debug2\nlog_line_prefix = '%m [%p] '\nlog_startup_progress_interval = '10ms'\n");
+    // BENCH_WAL_TRACE=<dir>: each restore_command of the replaying copy runs under strace (a trace per call in <dir>).
+    if (process.env.BENCH_WAL_TRACE && !pgbr) {
+      const auto = path.join(dir, 'postgresql.auto.conf');
+      const conf = fs.readFileSync(auto, 'utf8');
+      const line = /^restore_command = '(.*)'$/m.exec(conf)![1]!.replace(/''/g, "'");
+      const script = path.join(process.env.BENCH_WAL_TRACE, 'restore.sh');
+      fs.mkdirSync(process.env.BENCH_WAL_TRACE, { recursive: true, mode: 0o777 });
+      fs.chmodSync(process.env.BENCH_WAL_TRACE, 0o777);
+      fs.writeFileSync(script, line.replace(/%f/g, '$1').replace(/%p/g, '$2') + '\n', { mode: 0o755 });
+      fs.writeFileSync(auto, conf.replace(/^restore_command = .*$/m, () => `restore_command = 'strace -f -tt -o ${process.env.BENCH_WAL_TRACE}/%f.$$.trace sh ${script} %f "%p"'`));
+    }
     const copy = await PgCluster.fromExistingDataDir(dir, { version: 15 });
     let replayS: number;
     try {
