@@ -45,9 +45,17 @@ describe('AsyncGetter', () => {
 
   it('primed by a restore, fetches from the start segment and marks where the archive ends and the next timeline', async () => {
     for (const n of [5, 6, 7]) archive.add(seg(n));
+    const queued = (): string[] => fs.readdirSync(inDir()).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
     await getter.prime(seg(5));
-    await until(() => marker(seg(8)) !== undefined && marker('00000002.history') !== undefined && marker('00000001.history') !== undefined);
-    expect(fs.readdirSync(inDir()).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort()).toEqual([seg(5), seg(6), seg(7)]);
+    // Before recovery asks, one segment per process-max (PostgreSQL's start fsyncs the data directory meanwhile).
+    await until(() => queued().length === 2 && marker('00000002.history') !== undefined && marker('00000001.history') !== undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(queued()).toEqual([seg(5), seg(6)]);
+    expect(asked.filter((n) => n.length === 24)).toEqual([seg(5), seg(6)]);
+    // Recovery asks for the first: the queue fills to its depth, up to where the archive ends.
+    expect(await getter.get(seg(5), path.join(dir, 'RECOVERYXLOG'))).toBe(true);
+    await until(() => marker(seg(8)) !== undefined);
+    expect(queued()).toEqual([seg(6), seg(7)]);
     // The answer holds for a few seconds from now, no more.
     const now = Date.now() / 1000;
     expect(marker(seg(8))).toBeGreaterThan(now);

@@ -5,6 +5,7 @@ import { FileReadError, FileWriteError, InternalError } from '../error';
 import { ZstdDataError } from './zstd';
 import { blake3ModulePath, type ChecksumType } from './checksum';
 import { CHUNK_HEADROOM, chunkHeadroomMark } from '../rpc/chunk-encode';
+import { WRITE_MAX } from './write-max';
 
 /**
  * A pool of worker threads that run the CPU-heavy filters of file streams (zstd and sha256 of
@@ -79,6 +80,8 @@ const WHOLE_READ = Buffer.allocUnsafeSlow(FRAME);
 // Free bytes kept before each frame in its own memory (CHUNK_HEADROOM, chunk-encode.ts): the main
 // thread writes the frame's message header there instead of copying the frame into a message.
 const HEADROOM = ${CHUNK_HEADROOM};
+/** The most bytes one write to a buffered file is given (WRITE_MAX, write-max.ts: large writes are slow on some hosts). */
+const WRITE_MAX = ${WRITE_MAX};
 /** Buffers made for one frame, with HEADROOM free bytes before it: moved to the main thread whole. */
 const framed = new WeakSet();
 /** \`n\` bytes in memory of their own, after HEADROOM free ones. */
@@ -323,7 +326,7 @@ async function directWrite(s, b, at) {
 /** Writes all of \`b\` at offset \`at\` (null: at the descriptor's position). */
 function writeAllAt(fd, b, at) {
   return new Promise((resolve, reject) => {
-    const more = (off) => fs.write(fd, b, off, b.length - off, at === null ? null : at + off, (err, n) => {
+    const more = (off) => fs.write(fd, b, off, Math.min(WRITE_MAX, b.length - off), at === null ? null : at + off, (err, n) => {
       if (err) reject(err); else if (off + n < b.length) more(off + n); else resolve();
     });
     more(0);
@@ -659,7 +662,7 @@ function handle(m) {
         try {
           fd = fs.openSync(f.path, 'w', f.mode);
           let n = 0;
-          while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+          while (n < data.length) n += fs.writeSync(fd, data, n, Math.min(WRITE_MAX, data.length - n));
           fs.fchmodSync(fd, f.mode);
           fs.futimesSync(fd, f.mtime, f.mtime);
         } catch (err) {
@@ -701,7 +704,7 @@ function handle(m) {
           fd = fs.openSync(f.tmp, f.flags, f.mode);
           fs.fchmodSync(fd, f.mode);
           let n = 0;
-          while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+          while (n < data.length) n += fs.writeSync(fd, data, n, Math.min(WRITE_MAX, data.length - n));
         } catch (err) {
           if (fd !== undefined) { fs.closeSync(fd); fs.rmSync(f.tmp, { force: true }); }
           failure = { index: i, ...errorOf(err) };

@@ -1,10 +1,12 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { AssertError, ConfigError, FileMissingError, FileWriteError } from '../error';
 import { FilterPool } from '../io/filter-pool';
+import { WRITE_MAX } from '../io/write-max';
 import { PosixStorage } from './posix';
 import { storageRepoNew } from './repo-storage';
 import type { StorageInfo } from './storage';
@@ -207,6 +209,29 @@ describe('PosixStorage', () => {
       fs.readSync(fd, tail, 0, 8, 23 * 1024 * 1024 + 1024);
       fs.closeSync(fd);
       expect(tail.readUInt32LE(0)).toBe(1024);
+    });
+
+    it('gives each write call WRITE_MAX bytes at most (large buffered writes are slow on some hosts), the bytes exact', async () => {
+      const big = crypto.randomBytes(3 * WRITE_MAX + 12345);
+      const small = crypto.randomBytes(1000);
+      const sizes: number[] = [];
+      const proto = Object.getPrototypeOf(await fs.promises.open(__filename, 'r').then(async (fh) => { await fh.close(); return fh; })) as { writev: (b: Buffer[]) => Promise<{ bytesWritten: number }> };
+      const writev = proto.writev;
+      jest.spyOn(proto, 'writev').mockImplementation(function (this: unknown, b: Buffer[]) {
+        sizes.push(b.reduce((n, x) => n + x.length, 0));
+        return writev.call(this, b);
+      });
+      const w = storage.newWrite('capped');
+      // Two chunks at once (writev), one of them larger than WRITE_MAX.
+      w.cork();
+      w.write(small);
+      w.write(big);
+      process.nextTick(() => w.uncork());
+      await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await finished(w);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(WRITE_MAX);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(small.length + big.length);
+      expect(fs.readFileSync(path.join(dir, 'capped')).equals(Buffer.concat([small, big]))).toBe(true);
     });
 
     it('fsyncs the file before the rename and the directory after it, and new parent directories', async () => {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { AssertError, ConfigError, FileMissingError, FileReadError, FileWriteError } from '../error';
 import type { FilterPool, PoolPutFile } from '../io/filter-pool';
+import { WRITE_MAX } from '../io/write-max';
 import type { Storage, StorageAppendable, StorageInfo, StorageListOptions, StorageReadOptions, StorageWriteOptions } from './storage';
 
 /** Name suffix of a write in progress: `<key>.tmp.<8 hex>`. Such files are not part of the repository. */
@@ -52,6 +53,18 @@ async function pathCreate(dir: string, mode: number): Promise<void> {
 }
 
 /** The buffers left after the first `written` bytes of `buffers` went out. */
+/** The first `max` bytes of `buffers` (the buffers themselves, the last one cut). */
+function buffersUpTo(buffers: Buffer[], max: number): Buffer[] {
+  const out: Buffer[] = [];
+  let left = max;
+  for (const b of buffers) {
+    if (left <= 0) break;
+    out.push(b.length > left ? b.subarray(0, left) : b);
+    left -= b.length;
+  }
+  return out;
+}
+
 function buffersAfter(buffers: Buffer[], written: number): Buffer[] {
   const rest: Buffer[] = [];
   let skip = written;
@@ -108,11 +121,11 @@ class PosixWrite extends Writable {
     this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), (err: unknown) => cb(this.writeError(err)));
   }
 
-  /** writev may write less than asked (IOV_MAX, a signal): go on from where it stopped. */
+  /** writev may write less than asked (IOV_MAX, a signal): go on from where it stopped. WRITE_MAX bytes a call at most. */
   private async writeAll(buffers: Buffer[]): Promise<void> {
     let rest = buffers.filter((b) => b.length > 0);
     while (rest.length > 0) {
-      const { bytesWritten } = await this.fh!.writev(rest);
+      const { bytesWritten } = await this.fh!.writev(buffersUpTo(rest, WRITE_MAX));
       rest = buffersAfter(rest, bytesWritten);
     }
   }
@@ -466,7 +479,7 @@ class PosixAppendable implements StorageAppendable {
   async append(data: Buffer, sync: boolean): Promise<void> {
     try {
       for (let done = 0; done < data.length;) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.size + done);
+        const { bytesWritten } = await this.fh.write(data, done, Math.min(WRITE_MAX, data.length - done), this.size + done);
         done += bytesWritten;
       }
     } catch (err) {
