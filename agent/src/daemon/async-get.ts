@@ -29,8 +29,14 @@ export class AsyncGetter {
   private timeline: string | undefined;
   private historyCheck: Promise<void> | undefined;
   private historyCheckedAt = 0;
-  /** Primed by a restore, recovery not started yet: only `processMax` segments are fetched ahead (see prime). */
-  private primed = false;
+  /**
+   * Primed by a restore, recovery not started yet: the segment recovery starts with, and whether
+   * it is in the queue. Meanwhile only `processMax` segments are fetched ahead (see prime). Once
+   * that segment has left the queue (the shell front took it) or recovery asks Node for one,
+   * the queue fills to its depth.
+   */
+  private primedFrom: string | undefined;
+  private primedQueued = false;
 
   constructor(private readonly opts: {
     spoolPath: string; stanza: string; walSegmentSize: number; processMax: number; queueMax: number;
@@ -54,7 +60,7 @@ export class AsyncGetter {
 
   private get depth(): number {
     const depth = Math.max(1, Math.floor(this.opts.queueMax / this.opts.walSegmentSize));
-    return this.primed ? Math.min(depth, Math.max(1, this.opts.processMax)) : depth;
+    return this.primedFrom !== undefined ? Math.min(depth, Math.max(1, this.opts.processMax)) : depth;
   }
 
   async get(walName: string, destination: string): Promise<boolean> {
@@ -65,7 +71,7 @@ export class AsyncGetter {
       return found;
     }
     this.timeline = walName.slice(0, 8);
-    this.primed = false;
+    this.primedFrom = undefined;
     await this.position(walName);
     const queued = path.join(this.inDir, walName);
     const running = this.fetching.get(walName);
@@ -91,7 +97,8 @@ export class AsyncGetter {
   async prime(walName: string): Promise<void> {
     await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
     this.timeline = walName.slice(0, 8);
-    this.primed = true;
+    this.primedFrom = walName;
+    this.primedQueued = false;
     await this.position(walName);
     this.next = walName;
     this.notFoundUntil = 0;
@@ -152,6 +159,8 @@ export class AsyncGetter {
   /** Starts fetches until the queue (files and fetches) holds `depth` segments. */
   private fill(): void {
     this.historyWatch();
+    // Recovery took the segment it starts with: it runs, the queue may fill.
+    if (this.primedFrom !== undefined && this.primedQueued && !fs.existsSync(path.join(this.inDir, this.primedFrom))) this.primedFrom = undefined;
     if (this.next === undefined || Date.now() < this.notFoundUntil) return;
     let queued = 0;
     try { queued = fs.readdirSync(this.inDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).length; } catch { /* made on the next get */ }
@@ -170,6 +179,7 @@ export class AsyncGetter {
           if (this.next === undefined || this.next > name) this.next = name;
         } else {
           log.detail(`fetched WAL file '${name}' ahead of recovery`);
+          if (name === this.primedFrom) this.primedQueued = true;
         }
         return this.missingMark(name, !found).then(() => found, () => found);
       }, (err: Error) => {
