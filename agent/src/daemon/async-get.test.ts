@@ -65,6 +65,45 @@ describe('AsyncGetter', () => {
     expect(marker('00000002.history')).toBeGreaterThan(now);
   });
 
+  it('a recovery to the end of the archive gets its newest segment queued again once it took it (PostgreSQL asks for it again as it promotes); not a standby', async () => {
+    for (const n of [5, 6]) archive.add(seg(n));
+    const queued = (): string[] => fs.readdirSync(inDir()).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+    getter.start();
+    await getter.prime(seg(5), { toEnd: true });
+    await until(() => queued().length === 2);
+    fs.renameSync(path.join(inDir(), seg(5)), path.join(dir, 'RECOVERYXLOG'));
+    await until(() => marker(seg(7)) !== undefined);
+    expect(queued()).toEqual([seg(6)]);
+    // The shell takes the last one; the archive has nothing after it: it is fetched once more.
+    fs.renameSync(path.join(inDir(), seg(6)), path.join(dir, 'RECOVERYXLOG'));
+    await until(() => queued().includes(seg(6)));
+    expect(asked.filter((n) => n === seg(6))).toHaveLength(2);
+    // Once only.
+    fs.renameSync(path.join(inDir(), seg(6)), path.join(dir, 'RECOVERYXLOG'));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(asked.filter((n) => n === seg(6))).toHaveLength(2);
+    // A standby (or a recovery with a target) does not.
+    await getter.prime(seg(5), { toEnd: false });
+    await until(() => queued().length === 2);
+    fs.renameSync(path.join(inDir(), seg(5)), path.join(dir, 'RECOVERYXLOG'));
+    await new Promise((r) => setTimeout(r, 300));
+    fs.renameSync(path.join(inDir(), seg(6)), path.join(dir, 'RECOVERYXLOG'));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(queued()).toEqual([]);
+    expect(asked.filter((n) => n === seg(6))).toHaveLength(3);
+  });
+
+  it('a new restore drops what an earlier recovery left queued (it may be another cluster\'s WAL of the same name)', async () => {
+    fs.mkdirSync(inDir(), { recursive: true });
+    fs.writeFileSync(path.join(inDir(), seg(9)), 'stale');
+    fs.writeFileSync(path.join(inDir(), `${seg(9)}.missing`), '9999999999\n');
+    archive.add(seg(9));
+    await getter.prime(seg(9));
+    await until(() => fs.existsSync(path.join(inDir(), seg(9))) && fs.readFileSync(path.join(inDir(), seg(9)), 'utf8') === seg(9));
+    expect(asked).toContain(seg(9));
+    expect(marker(seg(9))).toBeUndefined();
+  });
+
   it('clears a marker once the file is in the archive, and a get of a missing file marks it', async () => {
     archive.add(seg(5));
     getter.start();

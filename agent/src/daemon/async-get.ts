@@ -37,6 +37,16 @@ export class AsyncGetter {
    */
   private primedFrom: string | undefined;
   private primedQueued = false;
+  /**
+   * The recovery primed replays to the end of the archive and promotes: at the end PostgreSQL asks
+   * again for the last segment, which the shell front has moved away; the daemon fetches it into
+   * the queue once more (see endAgain), so that the shell serves it instead of starting Node.
+   */
+  private toEnd = false;
+  /** The newest segment fetched, the last segment the prefetch found missing (where the archive ends), and the last one fetched again for that. */
+  private newest: string | undefined;
+  private missingAt: string | undefined;
+  private againDone: string | undefined;
 
   constructor(private readonly opts: {
     spoolPath: string; stanza: string; walSegmentSize: number; processMax: number; queueMax: number;
@@ -94,11 +104,20 @@ export class AsyncGetter {
    * data directory first, and a full queue written and fsynced meanwhile slowed that start from
    * ~0.1 to ~0.6 s in the WAL bench's replay.
    */
-  async prime(walName: string): Promise<void> {
+  async prime(walName: string, opts: { toEnd?: boolean } = {}): Promise<void> {
     await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
     this.timeline = walName.slice(0, 8);
     this.primedFrom = walName;
     this.primedQueued = false;
+    this.toEnd = opts.toEnd === true;
+    this.newest = undefined;
+    this.missingAt = undefined;
+    this.againDone = undefined;
+    // A new recovery: nothing an earlier one left queued is trusted to be of this cluster's archive
+    // (a stanza upgraded since holds other WAL under the same names).
+    for (const n of fsNames(this.inDir)) {
+      if (/^[0-9A-F]{24}(\.missing)?$/.test(n) && !this.fetching.has(n)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+    }
     await this.position(walName);
     this.next = walName;
     this.notFoundUntil = 0;
@@ -136,7 +155,7 @@ export class AsyncGetter {
         // A history file that exists is left to restore_command (it is small, and rare).
         await fs.promises.rm(tmp, { force: true });
         await this.missingMark(name, !found);
-      }, (err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); });
+      }).catch((err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); });
     })).then(() => undefined).finally(() => { this.historyCheck = undefined; });
   }
 
@@ -161,6 +180,7 @@ export class AsyncGetter {
     this.historyWatch();
     // Recovery took the segment it starts with: it runs, the queue may fill.
     if (this.primedFrom !== undefined && this.primedQueued && !fs.existsSync(path.join(this.inDir, this.primedFrom))) this.primedFrom = undefined;
+    this.endAgain();
     if (this.next === undefined || Date.now() < this.notFoundUntil) return;
     let queued = 0;
     try { queued = fs.readdirSync(this.inDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).length; } catch { /* made on the next get */ }
@@ -168,35 +188,58 @@ export class AsyncGetter {
       const name = this.next;
       this.next = walSegmentNext(name, this.opts.walSegmentSize);
       if (fs.existsSync(path.join(this.inDir, name))) continue;
-      // restore_command's shell front waits for a segment with this marker instead of starting Node.
-      const marker = path.join(this.inDir, `${name}.${FETCHING_SUFFIX}`);
-      try { fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
-      const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
-        if (!found) {
-          // Not archived yet: ask again from this segment a little later; until then recovery
-          // hears "not found" from the shell front.
-          this.notFoundUntil = Date.now() + 2000;
-          if (this.next === undefined || this.next > name) this.next = name;
-        } else {
-          log.detail(`fetched WAL file '${name}' ahead of recovery`);
-          if (name === this.primedFrom) this.primedQueued = true;
-        }
-        return this.missingMark(name, !found).then(() => found, () => found);
-      }, (err: Error) => {
-        log.warn(`prefetch of WAL file '${name}' failed: ${err.message}`);
-        this.notFoundUntil = Date.now() + 2000;
-        if (this.next === undefined || this.next > name) this.next = name;
-        return false;
-      }).finally(() => {
-        // After the file (or its "missing" answer) is in place.
-        fs.rmSync(marker, { force: true });
-        // A restore_command waiting for it takes it now (or starts Node, which says why not).
-        spoolWake(this.inDir, name);
-        this.fetching.delete(name);
-        this.fill();
-      });
-      this.fetching.set(name, p);
+      this.fetchStart(name);
     }
+  }
+
+  /** Starts the fetch of `name` into the queue, with its `.fetching` marker while it runs. */
+  private fetchStart(name: string): void {
+    // restore_command's shell front waits for a segment with this marker instead of starting Node.
+    const marker = path.join(this.inDir, `${name}.${FETCHING_SUFFIX}`);
+    try { fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
+    const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
+      if (!found) {
+        // Not archived yet: ask again from this segment a little later; until then recovery
+        // hears "not found" from the shell front.
+        this.notFoundUntil = Date.now() + 2000;
+        this.missingAt = name;
+        if (this.next === undefined || this.next > name) this.next = name;
+      } else {
+        log.detail(`fetched WAL file '${name}' ahead of recovery`);
+        if (name === this.primedFrom) this.primedQueued = true;
+        if (this.newest === undefined || name > this.newest) this.newest = name;
+        if (name === this.missingAt) this.missingAt = undefined;
+      }
+      return this.missingMark(name, !found).then(() => found, () => found);
+    }, (err: Error) => {
+      log.warn(`prefetch of WAL file '${name}' failed: ${err.message}`);
+      this.notFoundUntil = Date.now() + 2000;
+      if (this.next === undefined || this.next > name) this.next = name;
+      return false;
+    }).finally(() => {
+      // After the file (or its "missing" answer) is in place.
+      fs.rmSync(marker, { force: true });
+      // A restore_command waiting for it takes it now (or starts Node, which says why not).
+      spoolWake(this.inDir, name);
+      this.fetching.delete(name);
+      this.fill();
+    });
+    this.fetching.set(name, p);
+  }
+
+  /**
+   * A recovery to the end of the archive (see toEnd) has taken the newest segment, and the archive
+   * has none after it: that segment is fetched into the queue once more, because PostgreSQL asks
+   * for it again when it ends recovery (to start its new timeline from it).
+   */
+  private endAgain(): void {
+    const last = this.newest;
+    if (!this.toEnd || last === undefined || this.missingAt === undefined || walSegmentNext(last, this.opts.walSegmentSize) !== this.missingAt) return;
+    if (this.againDone === last || this.fetching.has(last)) return;
+    if (fs.existsSync(path.join(this.inDir, last))) return;
+    this.againDone = last;
+    log.detail(`fetching WAL file '${last}' again: recovery reached the end of the archive and will ask for it once more`);
+    this.fetchStart(last);
   }
 }
 

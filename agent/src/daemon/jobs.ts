@@ -35,7 +35,7 @@ export interface JobContext {
   /** The daemon's worker threads, shared with WAL pushes (one per core at most). */
   pool?: FilterPool;
   /** archive-async: starts fetching WAL ahead from this segment (recovery of a restore will begin there). */
-  walPrefetch?: (walName: string) => void;
+  walPrefetch?: (walName: string, opts: { toEnd: boolean }) => void;
 }
 
 /**
@@ -475,7 +475,10 @@ export class JobRunner {
       const warning = commandLengthWarning('restore_command', restoreCommand, spec.pgVersion);
       if (warning) log.warn(warning);
       // The WAL recovery starts with is fetched ahead while PostgreSQL is still to be started.
-      if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart);
+      // toEnd: a recovery that replays to the end of the archive and promotes (no target, not a
+      // standby) asks again for its last segment at the end.
+      const toEnd = spec.signalFile === 'recovery.signal' && !settings.some((s) => s.key.startsWith('recovery_target') && s.key !== 'recovery_target_timeline' && s.key !== 'recovery_target_action');
+      if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart, { toEnd });
     }
     await recoveryWrite({ pgPath: spec.pgPath, pgVersion: spec.pgVersion, settings, signalFile: spec.signalFile });
     if (spec.tablespaceMap) await writeFileDurable(path.join(spec.pgPath, 'tablespace_map'), spec.tablespaceMap, 0o600);

@@ -89,7 +89,7 @@ export async function agentServe(config: Config): Promise<void> {
     })
     : undefined;
   // A restore this agent writes with restore_command pointing here starts the prefetch at once.
-  if (getter) ctx.walPrefetch = (walName) => { getter.prime(walName).catch((err: Error) => log.warn(`prefetch from '${walName}' failed: ${err.message}`)); };
+  if (getter) ctx.walPrefetch = (walName, opts) => { getter.prime(walName, opts).catch((err: Error) => log.warn(`prefetch from '${walName}' failed: ${err.message}`)); };
   const local = await localServerStart(config.str('agent-socket-path'), async (req) => {
     if (req.cmd !== 'ping' && req.stanza !== stanza) {
       throw new OptionInvalidError(`this agent serves stanza '${stanza}', not '${req.stanza}'`,
