@@ -249,6 +249,13 @@ describe('asynchronous archive-push', () => {
     } finally {
       await c.destroy();
     }
+    // A recovery to the end of the archive asks again for its last segment as it promotes: once
+    // recovery took it and the archive ends after it, the daemon queued it once more.
+    const deadline = Date.now() + 15_000;
+    while (!stack.agent!.logText().includes('again: recovery reached the end of the archive')) {
+      if (Date.now() > deadline) throw new Error('the last segment was not fetched again at the end of the archive');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const fetched = stack.agent!.logText().split('\n').filter((l) => l.includes('ahead of recovery'));
     expect(fetched.length).toBeGreaterThanOrEqual(3);
     // "Not in the archive" came from the daemon's markers: the next timeline's history file is one.

@@ -2,17 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AsyncGetter } from './async-get';
+import { until } from './test-until';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (n: number): string => `00000001000000000000000${n.toString(16).toUpperCase()}`;
-
-async function until(what: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 // The archive is a fake here (a set of names): this tests the queue and its markers, not the fetch.
 describe('AsyncGetter', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { log, walFileKind, walSegmentNext } from '@openrds/common';
+import { WAL_SEGMENT_RE, log, walFileKind, walSegmentNext } from '@openrds/common';
 import { spoolWaitStale, spoolWake } from './spool-wake';
 
 /**
@@ -30,13 +30,12 @@ export class AsyncGetter {
   private historyCheck: Promise<void> | undefined;
   private historyCheckedAt = 0;
   /**
-   * Primed by a restore, recovery not started yet: the segment recovery starts with, and whether
-   * it is in the queue. Meanwhile only `processMax` segments are fetched ahead (see prime). Once
-   * that segment has left the queue (the shell front took it) or recovery asks Node for one,
-   * the queue fills to its depth.
+   * Primed by a restore, recovery not started yet: the segment recovery starts with. Meanwhile
+   * only `processMax` segments are fetched ahead (see prime). Once that segment has been fetched
+   * and has left the queue (the shell front took it), or recovery asks Node for one, the queue
+   * fills to its depth.
    */
   private primedFrom: string | undefined;
-  private primedQueued = false;
   /**
    * The recovery primed replays to the end of the archive and promotes: at the end PostgreSQL asks
    * again for the last segment, which the shell front has moved away; the daemon fetches it into
@@ -108,7 +107,6 @@ export class AsyncGetter {
     await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
     this.timeline = walName.slice(0, 8);
     this.primedFrom = walName;
-    this.primedQueued = false;
     this.toEnd = opts.toEnd === true;
     this.newest = undefined;
     this.missingAt = undefined;
@@ -116,7 +114,8 @@ export class AsyncGetter {
     // A new recovery: nothing an earlier one left queued is trusted to be of this cluster's archive
     // (a stanza upgraded since holds other WAL under the same names).
     for (const n of fsNames(this.inDir)) {
-      if (/^[0-9A-F]{24}(\.missing)?$/.test(n) && !this.fetching.has(n)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+      const seg = n.replace(/\.missing$/, '');
+      if (WAL_SEGMENT_RE.test(seg) && !this.fetching.has(seg)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
     await this.position(walName);
     this.next = walName;
@@ -179,11 +178,12 @@ export class AsyncGetter {
   private fill(): void {
     this.historyWatch();
     // Recovery took the segment it starts with: it runs, the queue may fill.
-    if (this.primedFrom !== undefined && this.primedQueued && !fs.existsSync(path.join(this.inDir, this.primedFrom))) this.primedFrom = undefined;
+    const primed = this.primedFrom;
+    if (primed !== undefined && this.newest !== undefined && this.newest >= primed && !fs.existsSync(path.join(this.inDir, primed))) this.primedFrom = undefined;
     this.endAgain();
     if (this.next === undefined || Date.now() < this.notFoundUntil) return;
     let queued = 0;
-    try { queued = fs.readdirSync(this.inDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).length; } catch { /* made on the next get */ }
+    try { queued = fs.readdirSync(this.inDir).filter((n) => WAL_SEGMENT_RE.test(n)).length; } catch { /* made on the next get */ }
     while (queued + this.fetching.size < this.depth && this.fetching.size < Math.max(1, this.opts.processMax)) {
       const name = this.next;
       this.next = walSegmentNext(name, this.opts.walSegmentSize);
@@ -206,7 +206,6 @@ export class AsyncGetter {
         if (this.next === undefined || this.next > name) this.next = name;
       } else {
         log.detail(`fetched WAL file '${name}' ahead of recovery`);
-        if (name === this.primedFrom) this.primedQueued = true;
         if (this.newest === undefined || name > this.newest) this.newest = name;
         if (name === this.missingAt) this.missingAt = undefined;
       }

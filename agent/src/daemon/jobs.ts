@@ -21,6 +21,15 @@ import { agentRestoreCommand, commandLengthWarning } from './self';
 
 const LIST_PAGE_SIZE = 2000;
 
+/**
+ * Whether a restore's recovery replays to the end of the archive and promotes (recovery.signal,
+ * no recovery target): it then asks again for its last segment at the end.
+ */
+function recoversToEnd(signalFile: string, settings: { key: string }[]): boolean {
+  const targetKeys = settings.filter((s) => s.key.startsWith('recovery_target') && s.key !== 'recovery_target_timeline' && s.key !== 'recovery_target_action');
+  return signalFile === 'recovery.signal' && targetKeys.length === 0;
+}
+
 export type JobEmit = (event: Omit<JobEvent, 'jobId'>) => Promise<void>;
 
 /** What a job needs from the daemon: where the cluster is and how to reach the repo-server. */
@@ -475,10 +484,7 @@ export class JobRunner {
       const warning = commandLengthWarning('restore_command', restoreCommand, spec.pgVersion);
       if (warning) log.warn(warning);
       // The WAL recovery starts with is fetched ahead while PostgreSQL is still to be started.
-      // toEnd: a recovery that replays to the end of the archive and promotes (no target, not a
-      // standby) asks again for its last segment at the end.
-      const toEnd = spec.signalFile === 'recovery.signal' && !settings.some((s) => s.key.startsWith('recovery_target') && s.key !== 'recovery_target_timeline' && s.key !== 'recovery_target_action');
-      if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart, { toEnd });
+      if (spec.walStart && spec.stanza === this.ctx.stanza) this.ctx.walPrefetch?.(spec.walStart, { toEnd: recoversToEnd(spec.signalFile, settings) });
     }
     await recoveryWrite({ pgPath: spec.pgPath, pgVersion: spec.pgVersion, settings, signalFile: spec.signalFile });
     if (spec.tablespaceMap) await writeFileDurable(path.join(spec.pgPath, 'tablespace_map'), spec.tablespaceMap, 0o600);

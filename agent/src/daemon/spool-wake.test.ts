@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { configLoad } from '@openrds/common/dist/config';
 import { PG_COMMAND_MAX, agentArchiveCommand, agentRestoreCommand, commandLengthOf } from './self';
 import { spoolWaitStale, spoolWake } from './spool-wake';
+import { until } from './test-until';
 
 /**
  * The archive_command the agent prints for archive-async=y, run by /bin/sh as PostgreSQL runs it
@@ -44,14 +45,6 @@ function shimmed(line: string, shims: string): Promise<{ code: number; out: stri
     const log = path.join(shims, 'log');
     resolve({ code: code ?? 1, out: out.trim(), started: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [] });
   }));
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('the shell woken by the daemon instead of polling', () => {
