@@ -27,4 +27,28 @@ describe('Repo.archiveInfoRecent (the WAL path\'s archive.info)', () => {
     await repo.archiveInfoSave('main', second);
     expect((await repo.archiveInfoRecent('main')).db.id).toBe(2);
   });
+
+  it('serves what it kept while it reads the file again in the background, and waits once it is a minute older than that', async () => {
+    const repo = new Repo(new PosixStorage({ path: dir }));
+    const first: ArchiveInfo = { version: 1, db: db(1, '7300000000000000001'), history: [db(1, '7300000000000000001')] };
+    await repo.archiveInfoSave('main', first);
+    const now = Date.now();
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(now);
+    try {
+      expect((await repo.archiveInfoRecent('main')).db.id).toBe(1);
+      const second: ArchiveInfo = { version: 1, db: db(2, '7300000000000000002'), history: [db(1, '7300000000000000001'), db(2, '7300000000000000002')] };
+      await new Repo(new PosixStorage({ path: dir })).archiveInfoSave('main', second);
+      // 11 s on: the kept one answers at once, and the read it started keeps the new one.
+      clock.mockReturnValue(now + 11_000);
+      expect((await repo.archiveInfoRecent('main')).db.id).toBe(1);
+      for (let i = 0; i < 100 && (await repo.archiveInfoRecent('main')).db.id !== 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect((await repo.archiveInfoRecent('main')).db.id).toBe(2);
+      // Long unused (past the minute): read before it answers.
+      await new Repo(new PosixStorage({ path: dir })).archiveInfoSave('main', first);
+      clock.mockReturnValue(now + 11_000 + 80_000);
+      expect((await repo.archiveInfoRecent('main')).db.id).toBe(1);
+    } finally {
+      clock.mockRestore();
+    }
+  });
 });

@@ -57,6 +57,8 @@ export function archiveIdOf(db: DbHistoryEntry): string {
 
 /** How long archiveInfoRecent keeps archive.info (another process that changes it is seen within this). */
 const ARCHIVE_INFO_KEEP_MS = 10_000;
+/** How long past that the kept archive.info still serves while it is read again. */
+const ARCHIVE_INFO_STALE_MS = 60_000;
 
 /**
  * The repository of one repo-server: its layout (one place for every key) and the stanza info
@@ -64,6 +66,8 @@ const ARCHIVE_INFO_KEEP_MS = 10_000;
  */
 export class Repo {
   private readonly archiveInfoKept = new Map<string, { info: ArchiveInfo; at: number }>();
+  /** archive.info reads under way (one per stanza). */
+  private readonly archiveInfoLoading = new Map<string, Promise<ArchiveInfo>>();
   /** The repository's storage, with info files and manifests encrypted when the repository is. */
   readonly storage: Storage;
   readonly cipher: RepoCipher;
@@ -124,9 +128,25 @@ export class Repo {
   async archiveInfoRecent(stanza: string): Promise<ArchiveInfo> {
     const kept = this.archiveInfoKept.get(stanza);
     if (kept && Date.now() - kept.at < ARCHIVE_INFO_KEEP_MS) return kept.info;
-    const info = await this.archiveInfoLoad(stanza);
-    this.archiveInfoKept.set(stanza, { info, at: Date.now() });
-    return info;
+    // Older than that: read again, in the background while the kept one serves (a read under load
+    // took 48 ms, on the path of the push that found it old); a minute past it, this call waits.
+    const reload = (): Promise<ArchiveInfo> => {
+      let p = this.archiveInfoLoading.get(stanza);
+      if (!p) {
+        p = this.archiveInfoLoad(stanza).then((info) => {
+          // Not when a save dropped the kept info meanwhile (its read may predate the save).
+          if (this.archiveInfoLoading.get(stanza) === p) this.archiveInfoKept.set(stanza, { info, at: Date.now() });
+          return info;
+        }).finally(() => { if (this.archiveInfoLoading.get(stanza) === p) this.archiveInfoLoading.delete(stanza); });
+        this.archiveInfoLoading.set(stanza, p);
+      }
+      return p;
+    };
+    if (kept && Date.now() - kept.at < ARCHIVE_INFO_KEEP_MS + ARCHIVE_INFO_STALE_MS) {
+      reload().catch(() => undefined);
+      return kept.info;
+    }
+    return reload();
   }
 
   async archiveInfoSave(stanza: string, info: ArchiveInfo): Promise<void> {
@@ -135,6 +155,7 @@ export class Repo {
     } finally {
       // After the save (a load while it ran may have kept the old file), whether or not it succeeded.
       this.archiveInfoKept.delete(stanza);
+      this.archiveInfoLoading.delete(stanza);
     }
   }
 

@@ -145,8 +145,9 @@ async function archivePushSend(client: AgentGatewayClient, opts: ArchivePushOpti
 async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOptions, pool: FilterPool, walName: string,
   prefix: StagedPrefix, takeMs: number): Promise<ArchivePushResult__Output | undefined> {
   const t0 = Date.now();
-  // Staged parts are not sealed: a repository that became encrypted takes the file whole.
-  if (await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); })) return undefined;
+  // Staged parts are not sealed: the repo-server stages nothing for an encrypted repository, and
+  // refuses the push of a stage if its repository is encrypted by then (the file is pushed whole,
+  // sealed). No ArchiveKey round trip here: it is on the path PostgreSQL waits on.
   // A prefix staged below PostgreSQL's flush position is final: only the rest is read. One
   // staged by the page headers is compared with the finished file first.
   const file = await segmentRead(opts.walPath, prefix.bytes ? 0 : prefix.size);

@@ -169,6 +169,19 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
   });
 
+  it('refuses the push of a stage once its repository is encrypted (the agent then pushes it whole, sealed), and keeps no temp file', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    const enabled = jest.spyOn(repo.cipher, 'enabled', 'get').mockReturnValue(true);
+    try {
+      await expect(pushRest(seg, 1 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    } finally {
+      enabled.mockRestore();
+    }
+    expect(await store.find('main', '15-1', WAL)).toEqual([]);
+    expect(fs.readdirSync(walDir())).toEqual([]);
+  });
+
   it('refuses to stage a segment already in the archive (its whole push overtook the stream): no temp file is left', async () => {
     const seg = segment();
     await store.push(info, { stanza: 'main', walName: WAL, size: seg.length, sha256: sha(seg), compressType: 'zst', agentId: 'a1' },

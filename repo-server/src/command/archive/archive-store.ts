@@ -187,23 +187,24 @@ export class ArchiveStore {
     if (!SHA256_RE.test(req.sha256)) throw new FormatError(`invalid sha256 '${req.sha256}' for WAL file '${req.walName}'`);
     const archiveId = archiveIdOf(info.db);
     const stored = await this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
-      const existing = await this.find(req.stanza, archiveId, req.walName);
-      if (existing.length > 0) {
+      const found = this.find(req.stanza, archiveId, req.walName);
+      found.catch(() => undefined);
+      /** The answer when the archive has the file already: a duplicate (same content), else refused; nothing is written. */
+      const existingAnswer = async (existing: Awaited<typeof found>, drain: boolean): Promise<{ duplicate: boolean; warning: string; key: string }> => {
         const same = kind === 'history'
           ? await this.historySha(req.stanza, existing[0]!.key, existing[0]!.compressType) === req.sha256
           : existing.some((e) => e.sha256 === req.sha256);
+        await this.stageDrop(req);
         if (same) {
-          await this.stageDrop(req);
           // Read the rest of the upload so that the agent's stream ends cleanly before the answer.
-          await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
+          if (drain) await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
           const warning = `WAL file '${req.walName}' already exists in the archive with the same checksum\nHINT: this is valid in some recovery scenarios but may also indicate a problem.`;
           log.warn(warning);
           return { duplicate: true, warning, key: existing[0]!.key };
         }
-        await this.stageDrop(req);
         throw new ArchiveDuplicateError(`WAL file '${req.walName}' already exists in the archive of stanza '${req.stanza}' with a different checksum`,
           { hint: 'this is a serious problem: is another cluster archiving to this stanza? nothing was overwritten' });
-      }
+      };
       const key = this.keyOf(req.stanza, archiveId, req.walName, req.sha256, req.compressType);
       const check = (got: { sha256: string; size: number; head: Buffer }): void => {
         if (got.sha256 !== req.sha256 || got.size !== req.size) {
@@ -219,7 +220,16 @@ export class ArchiveStore {
           }
         }
       };
-      if (req.staged) return this.pushStaged(info, req, source, key, check);
+      // A staged push receives and checks its rest while the archive is listed (under load a
+      // listing took up to 16 ms), and looks at the listing before the file takes its name.
+      if (req.staged) {
+        return this.pushStaged(info, req, source, key, check, async () => {
+          const existing = await found;
+          return existing.length > 0 ? existingAnswer(existing, false) : undefined;
+        });
+      }
+      const existing = await found;
+      if (existing.length > 0) return existingAnswer(existing, true);
       // Pushed whole: a stage of it the agent gave up on is dropped.
       await this.stageDrop(req);
       // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
@@ -299,22 +309,29 @@ export class ArchiveStore {
    * frames), continues the staged hash, and the whole is checked before it takes its name.
    */
   private async pushStaged(info: ArchiveInfo, req: ArchivePushRequest, source: Readable, key: string,
-    check: (got: { sha256: string; size: number; head: Buffer }) => void): Promise<{ duplicate: boolean; warning: string; key: string }> {
+    check: (got: { sha256: string; size: number; head: Buffer }) => void,
+    existing: () => Promise<{ duplicate: boolean; warning: string; key: string } | undefined>): Promise<{ duplicate: boolean; warning: string; key: string }> {
     const staged = req.staged!;
     const id = StageTable.idOf(req.stanza, req.walName, req.agentId ?? '');
     const t0 = Date.now();
     return this.mutex.run(`stage:${id}`, async () => {
       const t1 = Date.now();
       const st = this.stages.take(id);
-      if (!st) throw stageMissing(req.walName, 'nothing is staged for it');
+      // No stage (a whole push of the file stored it, a restart): the archive's answer first.
+      if (!st) return (await existing()) ?? Promise.reject(stageMissing(req.walName, 'nothing is staged for it'));
+      let appended: Promise<void> | undefined;
       try {
         if (req.compressType !== 'zst') throw new FormatError(`a staged WAL file must be pushed with zst, not ${req.compressType}`);
+        // Staged parts are plain: an encrypted repository takes the file whole (the agent seals it).
+        if (this.repo.cipher.enabled) throw stageMissing(req.walName, 'the repository is encrypted');
         if (st.archiveId !== archiveIdOf(info.db)) throw stageMissing(req.walName, 'the stanza was upgraded');
         const hash = st.hashAt(staged);
         if (!hash || staged > req.size) throw stageMissing(req.walName, `${staged} bytes are not a staged prefix (${st.raw} staged)`);
         await st.cut(staged);
         const rest = req.size - staged;
         const tail = await readAll(source, packedMax(rest), req.walName);
+        // Written to the temp file while it is checked (nothing takes its name before the check).
+        if (st.file) (appended = st.file.append(tail, false)).catch(() => undefined);
         let raw: Buffer = Buffer.alloc(0);
         if (rest > 0 || tail.length > 0) {
           try {
@@ -326,9 +343,15 @@ export class ArchiveStore {
         hash.update(raw);
         const head = st.head.length >= WAL_HEADER_READ ? st.head : Buffer.concat([st.head, raw]).subarray(0, WAL_HEADER_READ);
         check({ sha256: hash.digest('hex'), size: staged + raw.length, head });
+        const duplicate = await existing();
+        if (duplicate) {
+          await appended;
+          await st.abort();
+          return duplicate;
+        }
         const t2 = Date.now();
         if (st.file) {
-          await st.file.append(tail, false);
+          await appended;
           await st.file.commit(key);
         } else {
           await this.repo.storage.put(key, Buffer.concat([...st.parts, tail]));
@@ -336,6 +359,8 @@ export class ArchiveStore {
         log.debug(`staged push of '${req.walName}': stage lock ${t1 - t0} ms, rest received and checked ${t2 - t1} ms, stored ${Date.now() - t2} ms`);
         return { duplicate: false, warning: '', key };
       } catch (err) {
+        // No write may still run on the temp file when it is closed.
+        await appended?.catch(() => undefined);
         await st.abort();
         throw err;
       }
