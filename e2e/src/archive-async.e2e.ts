@@ -237,7 +237,7 @@ describe('asynchronous archive-push', () => {
     // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
     // While the daemon fetches the segment asked for (its `.fetching` marker), the shell waits for it.
     const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;
-    expect(restoreCommand.startsWith(`openrds_f=${inDir}/%f; test -f $openrds_f && mv $openrds_f "%p" || { [ ! -f $openrds_f.fetching ] || { if mkfifo `)).toBe(true);
+    expect(restoreCommand.startsWith(`openrds_f=${inDir}/%f; test -f $openrds_f && mv $openrds_f "%p" || { [ ! -f $openrds_f.fetching ] || { openrds_w=$openrds_f.$$.wait; if mkfifo `)).toBe(true);
     expect(restoreCommand).toContain('[ -f $openrds_f.fetching ] && [ ! -f $openrds_f ]');
     expect(restoreCommand).toContain('{ read -r openrds_m < $openrds_f.missing; } 2>/dev/null; [ "$openrds_m" -gt "$(date +%s)" ] && exit 1; } '
       + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}`);

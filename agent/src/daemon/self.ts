@@ -29,7 +29,7 @@ function shellWait(cond: string): string {
 /**
  * The shell's wait for the daemon's answer about the spool file `$<v>` (a shell variable naming
  * `<dir>/<file>`) while `cond` holds, woken by the daemon (see spool-wake.ts): a FIFO
- * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then one byte read from
+ * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then a line read from
  * it, WAIT_MAX_S at most. Where no FIFO can be made, the polling wait of shellWait, or (`poll`
  * false) no wait.
  *
@@ -39,11 +39,19 @@ function shellWait(cond: string): string {
  * process the shell starts (a `cat` and a `date` for that check before) costs milliseconds.
  */
 export function shellWaitWoken(v: string, cond: string, alive?: string, poll = true): string {
-  const fifo = `$${v}.$$.${WAIT_SUFFIX}`;
-  const block = `exec 9<>${fifo}; if ${cond}; then timeout ${WAIT_MAX_S} head -c 1 <&9 >/dev/null; fi; exec 9<&-;`;
+  // Named once (PostgreSQL 15 and older keep 1023 characters of the line).
+  const fifo = '$openrds_w';
+  // The wait: a read-only end (fd 8, opened with fd 9 before the look: the daemon removes the
+  // FIFO as it wakes it), and `sleep` holding the read-write one (inherited at its fork) as the
+  // FIFO's only writer besides the daemon. The shell's own `read` returns at the
+  // daemon's line, or at end of file once `sleep` exits (or at once, had it not started): no
+  // process has to exit between the daemon's wake and the shell (`timeout head` made two), and the
+  // wait starts one process fewer. The ends are left open for the shell's last steps (closing
+  // them would cost characters of a line PostgreSQL 15 and older cut at 1023).
+  const block = `exec 9<>${fifo} 8<${fifo}; if ${cond}; then sleep ${WAIT_MAX_S} & exec 9<&-; read openrds_r <&8 && kill $! 2>&-; fi;`;
   const woken = alive ? `[ ${alive} -nt ${fifo} ] && { ${block} };` : block;
   const polled = alive ? `${shellAliveByClock(alive)} && { ${shellWait(cond)}; }` : shellWait(cond);
-  return `if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo};${poll ? ` else ${polled};` : ''} fi`;
+  return `openrds_w=$${v}.$$.${WAIT_SUFFIX}; if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo};${poll ? ` else ${polled};` : ''} fi`;
 }
 
 /** The daemon's vouching read from the content of `alive` (the unix second it holds until), for a shell with no FIFO. */

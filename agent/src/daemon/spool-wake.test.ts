@@ -21,6 +21,16 @@ function archiveCommand(spool: string, name: string): { pid: number; done: Promi
   return { pid: child.pid!, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, out: out.trim().split('\n').map((l) => l.split(' ')[0]).join(' '), ms: Date.now() - t0, end: Date.now() }))) };
 }
 
+/** Whether the shell `pid` has looked for its answer and reads its FIFO (fd 8): a wake now is one it waited for. */
+function readsFifo(pid: number | string): boolean {
+  return fs.existsSync(`/proc/${pid}/fd/8`);
+}
+
+/** Whether the shell `pid` holds its FIFO open (fd 9 read-write, then fd 8 read-only while it waits): a wake reaches it. */
+function holdsFifo(pid: number | string): boolean {
+  return fs.existsSync(`/proc/${pid}/fd/9`) || fs.existsSync(`/proc/${pid}/fd/8`);
+}
+
 function aliveUntil(dir: string, sec: number): void {
   const file = path.join(dir, 'daemon.alive');
   fs.writeFileSync(file, String(sec));
@@ -29,12 +39,12 @@ function aliveUntil(dir: string, sec: number): void {
 
 /**
  * Runs an archive_command or restore_command line (%f, %p replaced) with /bin/sh, the external
- * programs it may start (mkfifo, rm, cat, date, timeout, head, mv) found first as shims that log
+ * programs it may start (mkfifo, rm, cat, date, sleep, mv) found first as shims that log
  * their name to `<shims>/log` and run the real one: the test counts the processes each path costs.
  */
 function shimmed(line: string, shims: string): Promise<{ code: number; out: string; started: string[] }> {
   fs.mkdirSync(shims, { recursive: true });
-  for (const p of ['mkfifo', 'rm', 'cat', 'date', 'timeout', 'head', 'mv']) {
+  for (const p of ['mkfifo', 'rm', 'cat', 'date', 'sleep', 'mv']) {
     fs.writeFileSync(path.join(shims, p), `#!/bin/sh\necho ${p} >> ${shims}/log\nexec /usr/bin/${p} "$@"\n`, { mode: 0o755 });
   }
   fs.rmSync(path.join(shims, 'log'), { force: true });
@@ -45,6 +55,12 @@ function shimmed(line: string, shims: string): Promise<{ code: number; out: stri
     const log = path.join(shims, 'log');
     resolve({ code: code ?? 1, out: out.trim(), started: fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [] });
   }));
+}
+
+/** Whether a shim has logged `p` (a `sleep` killed at once may not have got that far: the test waits for it). */
+function shimStarted(shims: string, p: string): boolean {
+  const log = path.join(shims, 'log');
+  return fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\n').includes(p);
 }
 
 describe('the shell woken by the daemon instead of polling', () => {
@@ -84,7 +100,7 @@ describe('the shell woken by the daemon instead of polling', () => {
   it('a wake for a segment leaves the waiter of its .partial alone', async () => {
     const partial = `${name}.partial`;
     const w = shellWait(partial);
-    await until(() => fifos().length === 1 && fs.existsSync(`/proc/${w.pid}/fd/9`));
+    await until(() => fifos().length === 1 && holdsFifo(w.pid));
     fs.writeFileSync(path.join(dir, `${name}.ok`), '');
     spoolWake(dir, name);
     expect(fifos()).toEqual([`${partial}.${w.pid}.wait`]);
@@ -110,7 +126,7 @@ describe('the shell woken by the daemon instead of polling', () => {
   it('a stopping daemon wakes every waiter', async () => {
     const a = shellWait(name), b = shellWait('000000010000000000000008');
     // Both hold their FIFO open (a FIFO made but not opened yet refuses the wake: its shell would wait it out, having no answer to find).
-    await until(() => fifos().length === 2 && [a.pid, b.pid].every((pid) => fs.existsSync(`/proc/${pid}/fd/9`)));
+    await until(() => fifos().length === 2 && [a.pid, b.pid].every(holdsFifo));
     const woken = Date.now();
     spoolWake(dir);
     const [ra, rb] = await Promise.all([a.done, b.done]);
@@ -177,13 +193,13 @@ describe('the processes each path of the shell fronts starts (each costs millise
     expect(await shimmed(archiveLine(), shims)).toEqual({ code: 0, out: '', started: [] });
   });
 
-  it('archive_command: woken by the daemon, mkfifo and the timed read only (no cat, no date)', async () => {
+  it('archive_command: woken by the daemon, mkfifo and the sleep that bounds the wait only (no cat, no date)', async () => {
     aliveUntil(out, Math.floor(Date.now() / 1000) + 600);
     const r = shimmed(archiveLine(), shims);
-    await until(() => fifosIn(out).length === 1 && fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(out, `${name}.${p}.wait`)) && fs.existsSync(`/proc/${p}/fd/9`)));
+    await until(() => fifosIn(out).length === 1 && fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(out, `${name}.${p}.wait`)) && readsFifo(p)) && shimStarted(shims, 'sleep'));
     fs.writeFileSync(path.join(out, `${name}.ok`), '');
     spoolWake(out, name);
-    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'timeout', 'head'] });
+    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'sleep'] });
   });
 
   it('archive_command: a daemon whose vouching has lapsed is not waited for: Node at once', async () => {
@@ -215,11 +231,11 @@ describe('the processes each path of the shell fronts starts (each costs millise
   it('restore_command: a segment being fetched is waited for on a FIFO, then taken', async () => {
     fs.writeFileSync(path.join(inDir, `${name}.fetching`), '');
     const r = shimmed(restoreLine(name), shims);
-    await until(() => fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(inDir, `${name}.${p}.wait`)) && fs.existsSync(`/proc/${p}/fd/9`)));
+    await until(() => fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && fs.existsSync(path.join(inDir, `${name}.${p}.wait`)) && readsFifo(p)) && shimStarted(shims, 'sleep'));
     fs.writeFileSync(path.join(inDir, name), 'wal');
     fs.rmSync(path.join(inDir, `${name}.fetching`));
     spoolWake(inDir, name);
-    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'timeout', 'head', 'mv'] });
+    expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'sleep', 'mv'] });
     expect(fifosIn(inDir)).toEqual([]);
   });
 });

@@ -4,8 +4,8 @@ import * as path from 'node:path';
 /**
  * Waking the shell of an archive_command (or restore_command) that waits for the daemon, without
  * polling: the shell makes a FIFO `<file>.<pid>.wait` in the spool, holds it open read-write,
- * looks for its answer once more, and only then blocks reading one byte from it (with a timeout,
- * should the daemon die). The daemon writes its answer first (`.ok`, `.error`, the fetched file),
+ * looks for its answer once more, and only then blocks reading a line from it (for WAIT_MAX_S at
+ * most, should the daemon die). The daemon writes its answer first (`.ok`, `.error`, the fetched file),
  * then writes a byte to each FIFO waiting for that file. A FIFO made after the daemon looked is
  * one whose shell finds the answer in its own look, made after it; one that exists but is not
  * open yet refuses the daemon's open (ENXIO), and its shell, too, looks after opening it. Before,
@@ -35,8 +35,9 @@ export function spoolWake(dir: string, name?: string): void {
     try { fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); } catch { continue; }
     try {
       if (!fs.fstatSync(fd).isFIFO()) continue;
-      fs.writeSync(fd, '\n');
+      // Removed first: the woken shell, quick to go on, need not start `rm` for it.
       fs.rmSync(file, { force: true });
+      fs.writeSync(fd, '\n');
     } catch {
       // The shell gave up meanwhile (EPIPE): it removes its FIFO itself.
     } finally {
