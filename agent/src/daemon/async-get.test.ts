@@ -132,4 +132,29 @@ describe('AsyncGetter', () => {
     release();
     await until(() => fs.existsSync(path.join(inDir(), seg(5))) && !fs.existsSync(path.join(inDir(), `${seg(5)}.fetching`)));
   });
+
+  it('a stopping daemon drops its markers of segments being fetched (a shell that looks after the stop starts Node at once), and none comes back', async () => {
+    let release: () => void = () => {};
+    const started: string[] = [];
+    getter = new AsyncGetter({
+      spoolPath: dir, stanza: 's', walSegmentSize: SEG, processMax: 1, queueMax: 4 * SEG,
+      get: async (name, destination) => {
+        started.push(name);
+        await new Promise<void>((r) => { release = r; });
+        fs.writeFileSync(destination, name);
+        return true;
+      },
+    });
+    getter.start();
+    await getter.prime(seg(5));
+    await until(() => fs.existsSync(path.join(inDir(), `${seg(5)}.fetching`)));
+    getter.stop();
+    expect(fs.readdirSync(inDir()).filter((n) => n.endsWith('.fetching'))).toEqual([]);
+    // The fetch under way ends; no marker comes back.
+    release();
+    await until(() => fs.existsSync(path.join(inDir(), seg(5))));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(started.filter((n) => n.length === 24)).toEqual([seg(5)]);
+    expect(fs.readdirSync(inDir()).filter((n) => n.endsWith('.fetching'))).toEqual([]);
+  });
 });

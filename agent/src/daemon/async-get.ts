@@ -25,6 +25,8 @@ export class AsyncGetter {
   private readonly fetching = new Map<string, Promise<boolean>>();
   private notFoundUntil = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Set by stop(): no fetch starts, no marker is written. */
+  private stopped = false;
   /** The timeline recovery is on (from the last segment asked for): its successor's history file is watched. */
   private timeline: string | undefined;
   private historyCheck: Promise<void> | undefined;
@@ -56,15 +58,24 @@ export class AsyncGetter {
 
   /** Refills the queue as a shell restore_command (test -f ... && mv ...) consumes it. */
   start(): void {
+    this.stopped = false;
     // Nothing is being fetched yet: markers a previous daemon left behind go.
-    for (const n of fsNames(this.inDir)) if (n.endsWith(`.${FETCHING_SUFFIX}`)) fs.rmSync(path.join(this.inDir, n), { force: true });
+    this.fetchingMarkersDrop();
     this.timer = setInterval(() => this.fill(), 200);
     this.timer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    // No fetch will finish for a shell to wait on: the markers go before the wake, so that a shell
+    // which opens its FIFO after the wake starts Node at once instead of waiting out its 2 s.
+    this.fetchingMarkersDrop();
     spoolWake(this.inDir);
+  }
+
+  private fetchingMarkersDrop(): void {
+    for (const n of fsNames(this.inDir)) if (n.endsWith(`.${FETCHING_SUFFIX}`)) fs.rmSync(path.join(this.inDir, n), { force: true });
   }
 
   private get depth(): number {
@@ -176,6 +187,7 @@ export class AsyncGetter {
 
   /** Starts fetches until the queue (files and fetches) holds `depth` segments. */
   private fill(): void {
+    if (this.stopped) return;
     this.historyWatch();
     // Recovery took the segment it starts with: it runs, the queue may fill.
     const primed = this.primedFrom;
@@ -196,7 +208,7 @@ export class AsyncGetter {
   private fetchStart(name: string): void {
     // restore_command's shell front waits for a segment with this marker instead of starting Node.
     const marker = path.join(this.inDir, `${name}.${FETCHING_SUFFIX}`);
-    try { fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
+    try { if (!this.stopped) fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
     const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
       if (!found) {
         // Not archived yet: ask again from this segment a little later; until then recovery

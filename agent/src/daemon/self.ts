@@ -48,7 +48,9 @@ export function shellWaitWoken(v: string, cond: string, alive?: string, poll = t
   // process has to exit between the daemon's wake and the shell (`timeout head` made two), and the
   // wait starts one process fewer. The ends are left open for the shell's last steps (closing
   // them would cost characters of a line PostgreSQL 15 and older cut at 1023).
-  const block = `exec 9<>${fifo} 8<${fifo}; if ${cond}; then sleep ${WAIT_MAX_S} & exec 9<&-; read openrds_r <&8 && kill $! 2>&-; fi;`;
+  // With `alive`: the daemon removes it, then wakes every waiter, as it stops, so a shell that
+  // opens its FIFO after that wake sees the file gone and starts Node rather than wait out its 2 s.
+  const block = `exec 9<>${fifo} 8<${fifo}; if ${cond}${alive ? ` && [ -f ${alive} ]` : ''}; then sleep ${WAIT_MAX_S} & exec 9<&-; read openrds_r <&8 && kill $! 2>&-; fi;`;
   const woken = alive ? `[ ${alive} -nt ${fifo} ] && { ${block} };` : block;
   const polled = alive ? `${shellAliveByClock(alive)} && { ${shellWait(cond)}; }` : shellWait(cond);
   return `openrds_w=$${v}.$$.${WAIT_SUFFIX}; if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo};${poll ? ` else ${polled};` : ''} fi`;
@@ -97,7 +99,8 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   if (config.get('archive-async') !== true) return push;
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
   const ok = '[ -f $openrds_f.ok ]';
-  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`, `\${openrds_f%/*}/${ALIVE_FILE}`);
+  const alive = `\${openrds_f%/*}/${ALIVE_FILE}`;
+  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`, alive);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
   return `openrds_f=${out}/%f; ${ok} || { ${wait}; ${ok} || ${push}; }`;
 }

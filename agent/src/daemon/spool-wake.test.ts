@@ -211,6 +211,17 @@ describe('the processes each path of the shell fronts starts (each costs millise
     expect(fifosIn(out)).toEqual([]);
   });
 
+  it('archive_command: daemon.alive gone between its two looks (the daemon stopped; its wake came before the FIFO was open) is not waited for', async () => {
+    // A directory stands for that moment: new enough for the first look (-nt), not a file for the second (-f).
+    fs.mkdirSync(path.join(out, 'daemon.alive'));
+    const sec = Math.floor(Date.now() / 1000) + 600;
+    fs.utimesSync(path.join(out, 'daemon.alive'), sec, sec);
+    const t0 = Date.now();
+    const r = await shimmed(archiveLine(), shims);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(r).toEqual({ code: 0, out: expect.stringMatching(/^node archive-push /), started: ['mkfifo', 'rm'] });
+  });
+
   it('restore_command: a queued segment is one mv', async () => {
     fs.writeFileSync(path.join(inDir, name), 'wal');
     expect(await shimmed(restoreLine(name), shims)).toEqual({ code: 0, out: '', started: ['mv'] });
