@@ -86,7 +86,7 @@ export class AsyncPusher {
     this.aliveNextAt = now + 1000;
     const file = path.join(this.spoolDir, ALIVE_FILE);
     // The same second as its modification time, which the shell compares with its FIFO's (made
-    // just then) without starting `date`; the content serves a shell that could make no FIFO.
+    // just then) without starting `date`; the content says it to a reader.
     const until = Math.floor(now / 1000) + ALIVE_HOLD_S;
     fs.promises.writeFile(`${file}.tmp`, String(until), { mode: 0o600 })
       .then(() => fs.promises.utimes(`${file}.tmp`, now / 1000, until))

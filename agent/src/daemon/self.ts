@@ -19,26 +19,19 @@ export function agentCommandLine(config: Config): string {
 }
 
 /**
- * The shell's wait for the daemon while `cond` holds, every 5 ms for about 2 s. Each poll starts
- * `sleep`: the archive_command waits so only where it cannot make a FIFO (see shellWaitWoken).
- */
-function shellWait(cond: string): string {
-  return `i=0; while [ $i -lt 400 ] && ${cond}; do sleep 0.005; i=$((i+1)); done`;
-}
-
-/**
  * The shell's wait for the daemon's answer about the spool file `$<v>` (a shell variable naming
  * `<dir>/<file>`) while `cond` holds, woken by the daemon (see spool-wake.ts): a FIFO
  * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then a line read from
- * it, WAIT_MAX_S at most. Where no FIFO can be made, the polling wait of shellWait, or (`poll`
- * false) no wait.
+ * it, WAIT_MAX_S at most. Where no FIFO can be made, no wait: Node starts, checks the spool itself
+ * and joins the daemon's push or fetch (a polling wait, kept for that case until stop 26, cost 190
+ * characters of a line PostgreSQL 15 and older cut at 1023).
  *
  * `alive`, when given, is the file by which the daemon vouches to be running: its modification
  * time is kept a few seconds ahead (see AsyncPusher), so `[ alive -nt fifo ]` against the FIFO
  * just made tells, with no process started, whether a daemon will answer. Under load each
  * process the shell starts (a `cat` and a `date` for that check before) costs milliseconds.
  */
-export function shellWaitWoken(v: string, cond: string, alive?: string, poll = true): string {
+export function shellWaitWoken(v: string, cond: string, alive?: string): string {
   // Named once (PostgreSQL 15 and older keep 1023 characters of the line).
   const fifo = '$openrds_w';
   // The wait: a read-only end (fd 8, opened with fd 9 before the look: the daemon removes the
@@ -52,13 +45,7 @@ export function shellWaitWoken(v: string, cond: string, alive?: string, poll = t
   // opens its FIFO after that wake sees the file gone and starts Node rather than wait out its 2 s.
   const block = `exec 9<>${fifo} 8<${fifo}; if ${cond}${alive ? ` && [ -f ${alive} ]` : ''}; then sleep ${WAIT_MAX_S} & exec 9<&-; read openrds_r <&8 && kill $! 2>&-; fi;`;
   const woken = alive ? `[ ${alive} -nt ${fifo} ] && { ${block} };` : block;
-  const polled = alive ? `${shellAliveByClock(alive)} && { ${shellWait(cond)}; }` : shellWait(cond);
-  return `openrds_w=$${v}.$$.${WAIT_SUFFIX}; if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo};${poll ? ` else ${polled};` : ''} fi`;
-}
-
-/** The daemon's vouching read from the content of `alive` (the unix second it holds until), for a shell with no FIFO. */
-function shellAliveByClock(alive: string): string {
-  return `[ "$(cat ${alive} 2>/dev/null || echo 0)" -ge "$(date +%s)" ]`;
+  return `openrds_w=$${v}.$$.${WAIT_SUFFIX}; if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo}; fi`;
 }
 
 /**
@@ -67,10 +54,17 @@ function shellAliveByClock(alive: string): string {
  */
 export const PG_COMMAND_MAX = 1023;
 
-/** The longest a command line gets once PostgreSQL replaces %p (pg_wal/<file>) and %f (a .partial segment's name). */
-export function commandLengthOf(line: string): number {
-  const f = '000000010000000000000001.partial';
-  return line.replace(/%p/g, `pg_wal/${f}`).replace(/%f/g, f).length;
+/**
+ * The longest a command line gets once PostgreSQL replaces %p and %f. archive_command: pg_wal/<file>
+ * and <file>, the longest a backup history file's name (40 characters; this measured with a
+ * .partial segment's, 32, until stop 26: a PostgreSQL 13 archive_command 8 characters under the
+ * limit by that measure was cut at a .backup file). restore_command: pg_wal/RECOVERYHISTORY (the
+ * longest of the names PostgreSQL restores to) and a segment's name (history files' are shorter).
+ */
+export function commandLengthOf(line: string, key: 'archive_command' | 'restore_command' = 'archive_command'): number {
+  const f = key === 'archive_command' ? '000000010000000000000001.00000028.backup' : '000000010000000000000001';
+  const p = key === 'archive_command' ? `pg_wal/${f}` : 'pg_wal/RECOVERYHISTORY';
+  return line.replace(/%p/g, p).replace(/%f/g, f).length;
 }
 
 /**
@@ -79,7 +73,7 @@ export function commandLengthOf(line: string): number {
  * or undefined when it fits.
  */
 export function commandLengthWarning(key: 'archive_command' | 'restore_command', line: string, pgVersion?: number): string | undefined {
-  const length = commandLengthOf(line);
+  const length = commandLengthOf(line, key);
   if (length <= PG_COMMAND_MAX || (pgVersion !== undefined && pgVersion > (key === 'archive_command' ? 15 : 13))) return undefined;
   const cut = pgVersion !== undefined ? `PostgreSQL ${pgVersion} cuts it` : 'PostgreSQL 15 and older cut archive_command (13 and older restore_command)';
   return `${key} is ${length} characters long: ${cut} at ${PG_COMMAND_MAX}\nHINT: use a shorter spool-path, config path or install prefix`;
@@ -129,8 +123,8 @@ export function agentRestoreCommand(config: Config, stanza: string): string {
   // The daemon is fetching this very segment (recovery caught up with the prefetch): wait for it
   // here rather than start Node to join that fetch. The FIFO is made only then: a history file or
   // the end of the archive is answered without it. Where no FIFO can be made, Node joins the
-  // fetch (no polling: PostgreSQL 13 and older keep 1023 characters of the line).
+  // fetch.
   const fetching = `$openrds_f.${FETCHING_SUFFIX}`;
-  const wait = shellWaitWoken('openrds_f', `[ -f ${fetching} ] && [ ! -f $openrds_f ]`, undefined, false);
+  const wait = shellWaitWoken('openrds_f', `[ -f ${fetching} ] && [ ! -f $openrds_f ]`);
   return `openrds_f=${inDir}/%f; ${take} || { [ ! -f ${fetching} ] || { ${wait}; }; ${take}; } || { ${fresh} && exit 1; } || ${get}`;
 }

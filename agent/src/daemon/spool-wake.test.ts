@@ -151,9 +151,14 @@ describe('the shell woken by the daemon instead of polling', () => {
     fs.writeFileSync(conf, '');
     const config = configLoad({ command: 'archive-command', argv: [`--config=${conf}`, '--stanza=main', '--archive-async',
       `--spool-path=/var/spool/${'x'.repeat(60)}`, `--cmd=/opt/${'y'.repeat(60)}/bin/openrds-agent`], env: {} });
+    // Measured with the longest names PostgreSQL puts in: a backup history file's for archive_command (40
+    // characters: the first backup's, which cut a line measured with a .partial name), pg_wal/RECOVERYHISTORY
+    // and a segment's for restore_command.
+    expect(commandLengthOf('%p %f')).toBe('pg_wal/'.length + 40 + 1 + 40);
+    expect(commandLengthOf('%p %f', 'restore_command')).toBe('pg_wal/RECOVERYHISTORY'.length + 1 + 24);
     expect(commandLengthOf(agentArchiveCommand(config, 'main'))).toBeLessThanOrEqual(PG_COMMAND_MAX);
     // PostgreSQL 13 and older cut restore_command the same way.
-    expect(commandLengthOf(agentRestoreCommand(config, 'main'))).toBeLessThanOrEqual(PG_COMMAND_MAX);
+    expect(commandLengthOf(agentRestoreCommand(config, 'main'), 'restore_command')).toBeLessThanOrEqual(PG_COMMAND_MAX);
   });
 
   it('a FIFO not opened yet is left to its shell (which looks after opening it); stale ones are removed', () => {
