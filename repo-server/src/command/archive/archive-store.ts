@@ -189,15 +189,19 @@ export class ArchiveStore {
     const stored = await this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
       const found = this.find(req.stanza, archiveId, req.walName);
       found.catch(() => undefined);
-      /** The answer when the archive has the file already: a duplicate (same content), else refused; nothing is written. */
-      const existingAnswer = async (existing: Awaited<typeof found>, drain: boolean): Promise<{ duplicate: boolean; warning: string; key: string }> => {
+      /**
+       * The answer when the archive has the file already: a duplicate (same content), else refused;
+       * nothing is written. `staged`: asked by pushStaged, which holds the stage's lock and has
+       * taken the stage and read the upload already (a stageDrop here would wait for that lock).
+       */
+      const existingAnswer = async (existing: Awaited<typeof found>, staged: boolean): Promise<{ duplicate: boolean; warning: string; key: string }> => {
         const same = kind === 'history'
           ? await this.historySha(req.stanza, existing[0]!.key, existing[0]!.compressType) === req.sha256
           : existing.some((e) => e.sha256 === req.sha256);
-        await this.stageDrop(req);
+        if (!staged) await this.stageDrop(req);
         if (same) {
           // Read the rest of the upload so that the agent's stream ends cleanly before the answer.
-          if (drain) await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
+          if (!staged) await pipeline(source, new Writable({ write: (_c, _e, cb) => cb() }));
           const warning = `WAL file '${req.walName}' already exists in the archive with the same checksum\nHINT: this is valid in some recovery scenarios but may also indicate a problem.`;
           log.warn(warning);
           return { duplicate: true, warning, key: existing[0]!.key };
@@ -225,11 +229,11 @@ export class ArchiveStore {
       if (req.staged) {
         return this.pushStaged(info, req, source, key, check, async () => {
           const existing = await found;
-          return existing.length > 0 ? existingAnswer(existing, false) : undefined;
+          return existing.length > 0 ? existingAnswer(existing, true) : undefined;
         });
       }
       const existing = await found;
-      if (existing.length > 0) return existingAnswer(existing, true);
+      if (existing.length > 0) return existingAnswer(existing, false);
       // Pushed whole: a stage of it the agent gave up on is dropped.
       await this.stageDrop(req);
       // An encrypted repository takes only encrypted WAL (the agent seals it with the archive key).
