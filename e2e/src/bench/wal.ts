@@ -101,9 +101,10 @@ async function run(mode: Mode): Promise<Result> {
       if (printed.code !== 0 || quoted === undefined) throw new Error(`openrds-agent archive-command: ${printed.stderr}`);
       cmd = quoted.replace(/''/g, "'");
     }
-    // Each call's duration, as PostgreSQL waits for it (see timerWrite).
+    // Each call's duration, as PostgreSQL waits for it (see timerWrite). The script is named after the
+    // mode: pgBackRest's backup checks that archive_command names pgbackrest.
     const lat = path.join(scratch, 'latency');
-    const timedCmd = `exec /bin/bash ${timerWrite(path.join(scratch, 'timed-archive.sh'), cmd, lat)} %p %f`;
+    const timedCmd = `exec /bin/bash ${timerWrite(path.join(scratch, `timed-${mode}.sh`), cmd, lat)} %p %f`;
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
     await stack.cluster.query('SELECT pg_reload_conf()');
     if (LOAD === 'tpcb') await stack.cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
