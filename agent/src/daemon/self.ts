@@ -21,8 +21,8 @@ export function agentCommandLine(config: Config): string {
 /**
  * The shell's wait for the daemon's answer about the spool file `$<v>` (a shell variable naming
  * `<dir>/<file>`) while `cond` holds, woken by the daemon (see spool-wake.ts): a FIFO
- * `$<v>.$$.wait` held open read-write (fd 9), `cond` looked at once more, then a line read from
- * it, WAIT_MAX_S at most. Where no FIFO can be made, no wait: Node starts, checks the spool itself
+ * `$<v>.$$.wait` held open (fd 9 read-write, fd 8 read-only), `cond` looked at once more, then a
+ * line read from it, WAIT_MAX_S at most. Where no FIFO can be made, no wait: Node starts, checks the spool itself
  * and joins the daemon's push or fetch (a polling wait, kept for that case until stop 26, cost 190
  * characters of a line PostgreSQL 15 and older cut at 1023).
  *

@@ -3,10 +3,10 @@ import * as path from 'node:path';
 
 /**
  * Waking the shell of an archive_command (or restore_command) that waits for the daemon, without
- * polling: the shell makes a FIFO `<file>.<pid>.wait` in the spool, holds it open read-write,
- * looks for its answer once more, and only then blocks reading a line from it (for WAIT_MAX_S at
- * most, should the daemon die). The daemon writes its answer first (`.ok`, `.error`, the fetched file),
- * then writes a byte to each FIFO waiting for that file. A FIFO made after the daemon looked is
+ * polling: the shell makes a FIFO `<file>.<pid>.wait` in the spool, holds it open (read-write and
+ * read-only), looks for its answer once more, and only then blocks reading a line from it (for
+ * WAIT_MAX_S at most, should the daemon die). The daemon writes its answer first (`.ok`, `.error`,
+ * the fetched file), then removes each FIFO waiting for that file and writes a line to it. A FIFO made after the daemon looked is
  * one whose shell finds the answer in its own look, made after it; one that exists but is not
  * open yet refuses the daemon's open (ENXIO), and its shell, too, looks after opening it. Before,
  * the shell slept in steps of 2-5 ms, starting `sleep` at each step: tens of processes per call on
