@@ -25,7 +25,7 @@ export class AsyncGetter {
   private readonly fetching = new Map<string, Promise<boolean>>();
   private notFoundUntil = 0;
   private timer: NodeJS.Timeout | undefined;
-  /** Set by stop(): no fetch starts, no marker is written. */
+  /** Set by stop(): no fetch starts (so no marker is written). */
   private stopped = false;
   /** The timeline recovery is on (from the last segment asked for): its successor's history file is watched. */
   private timeline: string | undefined;
@@ -208,7 +208,7 @@ export class AsyncGetter {
   private fetchStart(name: string): void {
     // restore_command's shell front waits for a segment with this marker instead of starting Node.
     const marker = path.join(this.inDir, `${name}.${FETCHING_SUFFIX}`);
-    try { if (!this.stopped) fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
+    try { fs.writeFileSync(marker, ''); } catch { /* the shell then starts Node, which joins the fetch */ }
     const p = this.opts.get(name, path.join(this.inDir, name)).then((found) => {
       if (!found) {
         // Not archived yet: ask again from this segment a little later; until then recovery

@@ -362,6 +362,12 @@ function reply(m, payload, out) {
     && (out.byteOffset === 0 || (out.byteOffset === HEADROOM && framed.has(out.buffer)));
   parentPort.postMessage({ id: m.id, seq: m.seq, ...payload, ...(out && out.length ? { out } : {}) }, own ? [out.buffer] : []);
 }
+/** Writes all of \`data\` at the descriptor's position, WRITE_MAX bytes a call at most. */
+function writeFullSync(fd, data) {
+  let n = 0;
+  while (n < data.length) n += fs.writeSync(fd, data, n, Math.min(WRITE_MAX, data.length - n));
+}
+
 function readFull(fd, buf, length, position) {
   let got = 0;
   while (got < length) {
@@ -661,8 +667,7 @@ function handle(m) {
         let fd;
         try {
           fd = fs.openSync(f.path, 'w', f.mode);
-          let n = 0;
-          while (n < data.length) n += fs.writeSync(fd, data, n, Math.min(WRITE_MAX, data.length - n));
+          writeFullSync(fd, data);
           fs.fchmodSync(fd, f.mode);
           fs.futimesSync(fd, f.mtime, f.mtime);
         } catch (err) {
@@ -703,8 +708,7 @@ function handle(m) {
         try {
           fd = fs.openSync(f.tmp, f.flags, f.mode);
           fs.fchmodSync(fd, f.mode);
-          let n = 0;
-          while (n < data.length) n += fs.writeSync(fd, data, n, Math.min(WRITE_MAX, data.length - n));
+          writeFullSync(fd, data);
         } catch (err) {
           if (fd !== undefined) { fs.closeSync(fd); fs.rmSync(f.tmp, { force: true }); }
           failure = { index: i, ...errorOf(err) };

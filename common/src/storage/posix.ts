@@ -52,7 +52,6 @@ async function pathCreate(dir: string, mode: number): Promise<void> {
   await pathSync(path.dirname(dir));
 }
 
-/** The buffers left after the first `written` bytes of `buffers` went out. */
 /** The first `max` bytes of `buffers` (the buffers themselves, the last one cut). */
 function buffersUpTo(buffers: Buffer[], max: number): Buffer[] {
   const out: Buffer[] = [];
@@ -65,6 +64,7 @@ function buffersUpTo(buffers: Buffer[], max: number): Buffer[] {
   return out;
 }
 
+/** The buffers left after the first `written` bytes of `buffers` went out. */
 function buffersAfter(buffers: Buffer[], written: number): Buffer[] {
   const rest: Buffer[] = [];
   let skip = written;
