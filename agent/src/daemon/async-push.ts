@@ -46,7 +46,10 @@ export class AsyncPusher {
     // A new .ready starts its push at once (inotify); the periodic scan stays as the safety net.
     try {
       this.watcher = fs.watch(path.join(this.opts.pgPath, 'pg_wal', 'archive_status'), (_event, name) => {
-        if (typeof name === 'string' && name.endsWith('.ready')) void this.scan();
+        if (typeof name === 'string' && name.endsWith('.ready')) {
+          this.readyNow(name.slice(0, -'.ready'.length));
+          void this.scan();
+        }
       });
       this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
       this.watcher.unref();
@@ -92,6 +95,20 @@ export class AsyncPusher {
       .then(() => fs.promises.utimes(`${file}.tmp`, now / 1000, until))
       .then(() => fs.promises.rename(`${file}.tmp`, file))
       .catch((err: unknown) => log.detail(`unable to write '${file}': ${(err as Error).message}`));
+  }
+
+  /**
+   * A `.ready` file just appeared: its push starts now when a lane is free, rather than after the
+   * scan's two directory listings (on a busy host each waits for the main thread, and PostgreSQL
+   * calls archive_command for this file next). The scan that follows finds it under way.
+   */
+  private readyNow(name: string): void {
+    if (this.stopped || this.inFlight.has(name) || this.inFlight.size >= Math.max(1, this.opts.processMax)) return;
+    if ((this.retryAt.get(name) ?? 0) > Date.now()) return;
+    // Events also come for a .ready renamed to .done, and for one whose .ok is there already.
+    if (!fs.existsSync(path.join(this.opts.pgPath, 'pg_wal', 'archive_status', `${name}.ready`))) return;
+    if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) return;
+    void this.push(name).catch(() => undefined);
   }
 
   /** Starts pushes for the ready files not acknowledged yet; cleans acknowledgements PostgreSQL is done with. */

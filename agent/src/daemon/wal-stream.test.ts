@@ -22,10 +22,14 @@ describe('WalStreamer', () => {
   let calls: StageCall[];
   let flushed: WalFlushed | undefined;
   let streamer: WalStreamer;
+  /** When set, a stage call's answer waits until the test gives it. */
+  let held: (() => void)[] | undefined;
   const client = {
     archiveStage: (req: StageCall, _opts: unknown, cb: (err: Error | null, r?: { staged: number }) => void) => {
       calls.push(req);
-      cb(null, { staged: req.offset + req.size });
+      const answer = (): void => cb(null, { staged: req.offset + req.size });
+      if (held) held.push(answer);
+      else answer();
     },
   } as unknown as AgentGatewayClient;
   const tick = (): Promise<boolean> => (streamer as unknown as { tick(): Promise<boolean> }).tick();
@@ -41,6 +45,7 @@ describe('WalStreamer', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wal-stream-'));
     fs.mkdirSync(path.join(dir, 'pg_wal', 'archive_status'), { recursive: true });
     calls = [];
+    held = undefined;
     flushed = undefined;
     streamer = new WalStreamer({
       client, pool, pgPath: dir, stanza: 's', agentId: 'a', walSegmentSize: SEG, pageSize: PAGE, compressLevel: 1, timeoutMs: 10_000,
@@ -81,6 +86,28 @@ describe('WalStreamer', () => {
     flushed = at(3, SEG);
     await ticks();
     expect(calls.length).toBe(before);
+  });
+
+  it('flush mode: a push waits for the part whose stage call is under way, and no part follows it', async () => {
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
+    flushed = at(1, 12 * MiB);
+    await ticks();
+    // 3 MiB more flushed: three parts, sent one after the other; the first one's answer is held.
+    flushed = at(1, 15 * MiB);
+    held = [];
+    const ticking = tick();
+    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    let took = false;
+    const taking = streamer.take(seg(1)).then((p) => { took = true; return p; });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(took).toBe(false);
+    held.shift()!();
+    const prefix = await taking;
+    await ticking;
+    // The part under way counts; the two after it are not sent (the push sends those bytes).
+    expect(calls.length).toBe(13);
+    expect(prefix?.size).toBe(13 * MiB);
+    expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 13 * MiB)).digest('hex'));
   });
 
   it('flush mode: a push that finds its segment far behind takes nothing, and a few in a row rest the stream', async () => {

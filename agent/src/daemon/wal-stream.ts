@@ -66,6 +66,10 @@ interface Current {
   magic: number;
   /** Staged up to PostgreSQL's flush position only (no kept bytes, no compare at the push). */
   flushed: boolean;
+  /** The part whose ArchiveStage call is under way (settles when it does), if any. */
+  inflight?: Promise<void>;
+  /** Its push waits for that part: no further part is sent. */
+  taking?: boolean;
 }
 
 /** A staged start with more than this left to send is not used: the segment is pushed whole. */
@@ -75,6 +79,8 @@ const BEHIND_RUN = 3;
 const BEHIND_PAUSE_MS = 2_000;
 /** Segments staged whole by the flush position and waiting for their push, at most (their pushes are late: older ones are pushed whole). */
 const DONE_MAX = 4;
+/** A push waits this long at most for the stage call of its segment's last part (see take). */
+const TAKE_WAIT_MS = 1000;
 
 export class WalStreamer {
   private cur: Current | undefined;
@@ -152,12 +158,25 @@ export class WalStreamer {
 
   /**
    * The staged start of `name` for its push, or undefined. The segment is not streamed further:
-   * it is finished. A part in flight is not waited for (under load a step of the stream takes
-   * tens of ms; the push cuts the stage back to what it names and sends the rest itself), except
-   * the first, so that no stage the push does not know of is left behind.
+   * it is finished. A part whose stage call is under way is waited for (up to TAKE_WAIT_MS): it
+   * is ahead of the push at the repo-server anyway, where the push would otherwise cut it off
+   * again and send its bytes once more (read, compressed and checked on the path PostgreSQL
+   * waits on). Before the first part, the tick is waited for, so that no stage the push does
+   * not know of is left behind.
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
-    if (this.cur?.name === name && this.cur.staged === 0) await this.ticking;
+    const open = this.cur?.name === name ? this.cur : undefined;
+    if (open) {
+      // No further part starts (a tick about to send its first one sends none, and ends).
+      open.taking = true;
+      if (open.inflight) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([open.inflight, new Promise<void>((resolve) => { timer = setTimeout(resolve, TAKE_WAIT_MS); })]);
+        clearTimeout(timer);
+      } else if (open.staged === 0) {
+        await this.ticking;
+      }
+    }
     const at = this.done.findIndex((c) => c.name === name);
     let cur: Current | undefined;
     if (at >= 0) cur = this.done.splice(at, 1)[0];
@@ -312,20 +331,33 @@ export class WalStreamer {
     for (let i = 0; i < slices.length; i++) {
       const slice = slices[i]!;
       const { out } = await packed[i]!;
+      // Its push has taken the segment, or waits for the part before: no more parts.
+      if (this.cur !== cur || cur.taking) return;
       const t2 = Date.now();
-      const reply = await new Promise<ArchiveStageResult__Output>((resolve, reject) => {
+      const call = new Promise<ArchiveStageResult__Output>((resolve, reject) => {
         this.opts.client.archiveStage({
           stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset: cur.staged, size: slice.length, data: out,
         }, { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
       });
-      // Streaming again: a later pause is news.
-      this.pausedFor = '';
-      // Taken by its push meanwhile: the push named only what was staged before this part.
-      if (this.cur !== cur) return;
-      cur.hash.update(slice);
-      cur.staged += slice.length;
-      if (reply.staged !== cur.staged) {
-        throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${cur.staged}`);
+      // Settles once the part is counted (or not: the call failed, or the push took the segment).
+      let settle!: () => void;
+      cur.inflight = new Promise<void>((resolve) => { settle = resolve; });
+      try {
+        const reply = await call;
+        // Streaming again: a later pause is news.
+        this.pausedFor = '';
+        // Taken by its push meanwhile: the push named only what was staged before this part.
+        if (this.cur !== cur) return;
+        if (reply.staged !== cur.staged + slice.length) {
+          // Not this segment's stage any more: its push goes whole.
+          this.cur = undefined;
+          throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${cur.staged + slice.length}`);
+        }
+        cur.hash.update(slice);
+        cur.staged += slice.length;
+      } finally {
+        cur.inflight = undefined;
+        settle();
       }
       log.debug(`staged ${slice.length} bytes of '${name}' at ${cur.staged - slice.length} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
     }

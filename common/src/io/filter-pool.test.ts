@@ -157,6 +157,29 @@ describe('FilterPool (worker threads)', () => {
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
     const collect = async (r: Readable): Promise<Buffer> => { const parts: Buffer[] = []; for await (const c of r) parts.push(c as Buffer); return Buffer.concat(parts); };
 
+    it('commits a temp file in one message: its name, its bytes, the descriptor left open; a failure leaves the temp file', async () => {
+      const tmp = path.join(dir, 'c.tmp'), file = path.join(dir, 'c');
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeSync(fd, data);
+        await pool.commitFile(fd, tmp, file);
+        expect(fs.existsSync(tmp)).toBe(false);
+        expect(fs.readFileSync(file).equals(data)).toBe(true);
+        // Still open: its owner closes it.
+        expect(fs.fstatSync(fd).size).toBe(data.length);
+      } finally {
+        fs.closeSync(fd);
+      }
+      const tmp2 = path.join(dir, 'd.tmp');
+      const fd2 = fs.openSync(tmp2, 'w');
+      try {
+        await expect(pool.commitFile(fd2, tmp2, path.join(dir, 'no-such-dir', 'd'))).rejects.toThrow(/ENOENT/);
+        expect(fs.existsSync(tmp2)).toBe(true);
+      } finally {
+        fs.closeSync(fd2);
+      }
+    });
+
     it('hashes a file where it lies, and says when it is gone', async () => {
       fs.writeFileSync(path.join(dir, 'h'), data);
       expect(await pool.hashFile(path.join(dir, 'h'))).toEqual({ sha256: sha(data), size: data.length });

@@ -31,6 +31,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
+const path = require('node:path');
 const z = require(workerData.zstd);
 // Checksums (see ChecksumType in checksum.ts): sha256 as hex, or 'blake3:<hex>'.
 let Blake3Hasher;
@@ -732,6 +733,19 @@ function handle(m) {
       });
       return;
     }
+    if (m.op === 'commitFile') {
+      // A temp file's commit (a staged WAL segment's): fdatasync, rename and the directory's
+      // fsync in one message, where each step through libuv is a trip back to the main thread.
+      // The descriptor stays open (its owner closes it): only the file's own name changes.
+      try {
+        fs.fdatasyncSync(m.fd);
+        fs.renameSync(m.tmp, m.path);
+        const dir = fs.openSync(path.dirname(m.path), 'r');
+        try { fs.fsyncSync(dir); } finally { fs.closeSync(dir); }
+        reply(m, {});
+      } catch (err) { reply(m, errorOf(err)); }
+      return;
+    }
     if (m.op === 'readFiles') {
       // Small files read whole here (a repository's, for a restore): one message for many, each
       // missing, larger than \`max\` or past the message's \`bytes\` (the caller streams it), or
@@ -925,6 +939,8 @@ interface WorkerMessage {
   checksum?: ChecksumType;
   /** writeOpen: with O_DIRECT where the file system takes it (see DIRECT in the worker). */
   direct?: boolean;
+  /** commitFile: the descriptor, its temp name and the name it takes. */
+  fd?: number; tmp?: string;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
   inbox?: { start: number; length: number; end: number };
 }
@@ -1253,6 +1269,15 @@ export class FilterPool {
       files: files.map((f) => ({ tmp: f.tmp, path: f.path, flags: f.flags, mode: f.mode, sync: f.sync, length: f.data.length })),
     }, `${files.length} file(s)`, true, undefined, files.map((f) => f.data));
     return m.failure ? { failure: m.failure } : {};
+  }
+
+  /**
+   * Commits a written temp file on one worker, in one message: fdatasync of `fd` (data and size
+   * durable), rename of `tmp` to `file` (in the same directory) and fsync of that directory. The
+   * descriptor stays open. Rejects with the first failure (the temp file then keeps its name).
+   */
+  async commitFile(fd: number, tmp: string, file: string): Promise<void> {
+    await this.call({ op: 'commitFile', fd, tmp, path: file }, `'${file}'`, true);
   }
 
   /**

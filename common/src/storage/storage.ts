@@ -111,7 +111,11 @@ export interface StorageAppendable {
   append(data: Buffer, sync: boolean): Promise<void>;
   /** Cuts the file back to `size` bytes. */
   truncate(size: number): Promise<void>;
-  /** fdatasync (data and size durable), then the file takes the name `key` (replacing nothing: callers pick unused keys) and its directory is fsynced. */
-  commit(key: string): Promise<void>;
+  /**
+   * fdatasync (data and size durable), then the file takes the name `key` (replacing nothing:
+   * callers pick unused keys) and its directory is fsynced; with `pool`, in one worker message
+   * where the driver can.
+   */
+  commit(key: string, pool?: FilterPool): Promise<void>;
   abort(): Promise<void>;
 }

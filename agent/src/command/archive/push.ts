@@ -188,30 +188,61 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
 const segmentBuffers: Buffer[] = [];
 const SEGMENT_BUFFERS_KEPT = 1;
 
+/** A staged push reads a rest up to this size with synchronous calls (from the page cache: well under a millisecond per MiB). */
+const REST_SYNC_MAX = 4 * 1024 * 1024;
+
+type SegmentBytes = { bytes: Buffer; release: () => void };
+
+/** A buffer of at least `want` bytes from `segmentBuffers`, and the result of a read into its first `got` bytes. */
+function segmentBuffer(want: number): { buf: Buffer; done: (got: number) => SegmentBytes } {
+  let buf = segmentBuffers.pop();
+  if (!buf || buf.length < want) buf = Buffer.allocUnsafeSlow(Math.max(want, 1));
+  const kept = buf;
+  return {
+    buf: kept,
+    done: (got) => ({ bytes: kept.subarray(0, got), release: () => { if (segmentBuffers.length < SEGMENT_BUFFERS_KEPT) segmentBuffers.push(kept); } }),
+  };
+}
+
 /**
  * The file from byte `from` on (the whole file by default) in a reused buffer (release() gives it
- * back), or undefined when it cannot be read or is shorter than `from`.
+ * back), or undefined when it cannot be read or is shorter than `from`. A short rest is read with
+ * synchronous calls: four trips through libuv (open, stat, read, close) each wait for the main
+ * thread on a busy host, and PostgreSQL waits on this push.
  */
-async function segmentRead(file: string, from = 0): Promise<{ bytes: Buffer; release: () => void } | undefined> {
+async function segmentRead(file: string, from = 0): Promise<SegmentBytes | undefined> {
+  if (from > 0) {
+    let fd: number;
+    try { fd = fs.openSync(file, 'r'); } catch { return undefined; }
+    try {
+      const want = fs.fstatSync(fd).size - from;
+      if (want < 0) return undefined;
+      if (want <= REST_SYNC_MAX) {
+        const { buf, done } = segmentBuffer(want);
+        let got = 0;
+        for (let n = 1; got < want && n > 0; got += n) n = fs.readSync(fd, buf, got, want - got, from + got);
+        return done(got);
+      }
+    } catch {
+      return undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
   let fh: fs.promises.FileHandle;
   try { fh = await fs.promises.open(file, 'r'); } catch { return undefined; }
   try {
     const { size } = await fh.stat();
     if (size < from) return undefined;
     const want = size - from;
-    let buf = segmentBuffers.pop();
-    if (!buf || buf.length < want) buf = Buffer.allocUnsafeSlow(Math.max(want, 1));
-    const kept = buf;
-    let done = 0;
-    while (done < want) {
-      const { bytesRead } = await fh.read(kept, done, want - done, from + done);
+    const { buf, done } = segmentBuffer(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await fh.read(buf, got, want - got, from + got);
       if (bytesRead === 0) break;
-      done += bytesRead;
+      got += bytesRead;
     }
-    return {
-      bytes: kept.subarray(0, done),
-      release: () => { if (segmentBuffers.length < SEGMENT_BUFFERS_KEPT) segmentBuffers.push(kept); },
-    };
+    return done(got);
   } catch {
     return undefined;
   } finally {

@@ -356,7 +356,7 @@ export class ArchiveStore {
         const t2 = Date.now();
         if (st.file) {
           await appended;
-          await st.file.commit(key);
+          await st.file.commit(key, archivePool());
         } else {
           await this.repo.storage.put(key, Buffer.concat([...st.parts, tail]));
         }
