@@ -24,16 +24,24 @@ describe('WalStreamer', () => {
   let streamer: WalStreamer;
   /** When set, a stage call's answer waits until the test gives it. */
   let held: (() => void)[] | undefined;
+  /** A stage call at this offset fails (the repo-server unreachable). */
+  let failAt: number | undefined;
   const client = {
     archiveStage: (req: StageCall, _opts: unknown, cb: (err: Error | null, r?: { staged: number }) => void) => {
       calls.push(req);
-      const answer = (): void => cb(null, { staged: req.offset + req.size });
+      const answer = (): void => (failAt === req.offset ? cb(Object.assign(new Error('14 UNAVAILABLE: gone'), { code: 14 })) : cb(null, { staged: req.offset + req.size }));
       if (held) held.push(answer);
       else answer();
     },
   } as unknown as AgentGatewayClient;
   const tick = (): Promise<boolean> => (streamer as unknown as { tick(): Promise<boolean> }).tick();
-  const ticks = async (): Promise<void> => { while (await tick()); };
+  /** Ticks while the stream has more, each tick's stage calls settled before the next. */
+  const ticks = async (): Promise<void> => {
+    for (let more = true; more;) {
+      more = await tick();
+      await streamer.settled();
+    }
+  };
   const file = (n: number): Buffer => fs.readFileSync(path.join(dir, 'pg_wal', seg(n)));
   /** What the fake repo-server holds of a segment: its parts decompressed, in order. */
   const stagedOf = (name: string): Buffer => Buffer.concat(calls.filter((c) => c.walName === name).map((c) => zstdDecompressBuffer(c.data, c.size)));
@@ -46,6 +54,7 @@ describe('WalStreamer', () => {
     fs.mkdirSync(path.join(dir, 'pg_wal', 'archive_status'), { recursive: true });
     calls = [];
     held = undefined;
+    failAt = undefined;
     flushed = undefined;
     streamer = new WalStreamer({
       client, pool, pgPath: dir, stanza: 's', agentId: 'a', walSegmentSize: SEG, pageSize: PAGE, compressLevel: 1, timeoutMs: 10_000,
@@ -108,6 +117,44 @@ describe('WalStreamer', () => {
     expect(calls.length).toBe(13);
     expect(prefix?.size).toBe(13 * MiB);
     expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 13 * MiB)).digest('hex'));
+  });
+
+  it('flush mode: reads the next part while the parts before are staged, stages them in order, and no more than four ahead', async () => {
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
+    held = [];
+    flushed = at(1, 2 * MiB);
+    await tick();
+    // The first tick's two parts are on their way (the first call's answer held): the next tick reads two more.
+    flushed = at(1, 4 * MiB);
+    await tick();
+    const waitCalls = async (n: number): Promise<void> => { while (calls.length < n) await new Promise((resolve) => setTimeout(resolve, 5)); };
+    await waitCalls(1);
+    // Four parts on their way: the next tick reads nothing.
+    flushed = at(1, 6 * MiB);
+    expect(await tick()).toBe(false);
+    for (let n = 1; n <= 4; n++) {
+      await waitCalls(n);
+      expect(calls.length).toBe(n);
+      held.shift()!();
+    }
+    await streamer.settled();
+    expect(calls.map((c) => c.offset)).toEqual([0, MiB, 2 * MiB, 3 * MiB]);
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 4 * MiB))).toBe(true);
+    held = undefined;
+    await ticks();
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 6 * MiB))).toBe(true);
+  });
+
+  it('flush mode: a stage call that fails stops the parts after it, and the push of that segment goes whole', async () => {
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
+    flushed = at(1, 12 * MiB);
+    await ticks();
+    failAt = 13 * MiB;
+    flushed = at(1, 16 * MiB - PAGE);
+    await ticks();
+    // The part at 12 MiB staged, the one at 13 MiB refused, none after it.
+    expect(calls.map((c) => c.offset).slice(-2)).toEqual([12 * MiB, 13 * MiB]);
+    expect(await streamer.take(seg(1))).toBeUndefined();
   });
 
   it('flush mode: a push that finds its segment far behind takes nothing, and a few in a row rest the stream', async () => {

@@ -59,17 +59,24 @@ export interface StagedPrefix {
 interface Current {
   name: string;
   start: bigint;
-  /** Header mode: the segment's bytes as staged so far (bytes [0, staged)), for the push's compare. */
+  /** Header mode: the segment's bytes as read so far (bytes [0, sent)), for the push's compare. */
   buf: Buffer | undefined;
+  /** Bytes the repo-server has acknowledged, and the sha256 over them (the push continues a copy). */
   staged: number;
   hash: crypto.Hash;
+  /** Bytes handed to the stage calls (staged, and the parts still on their way), and the running sha256 over them. */
+  sent: number;
+  hashSent: crypto.Hash;
+  /** The stage calls of its parts, one after the other, and how many have not settled. */
+  chain: Promise<void>;
+  queued: number;
   magic: number;
   /** Staged up to PostgreSQL's flush position only (no kept bytes, no compare at the push). */
   flushed: boolean;
-  /** The part whose ArchiveStage call is under way (settles when it does), if any. */
-  inflight?: Promise<void>;
-  /** Its push waits for that part: no further part is sent. */
+  /** Its push has taken it: no further part is sent (the push sends those bytes). */
   taking?: boolean;
+  /** A stage call failed: the parts after it are not sent, and its push goes whole. */
+  failed?: boolean;
 }
 
 /** A staged start with more than this left to send is not used: the segment is pushed whole. */
@@ -79,8 +86,14 @@ const BEHIND_RUN = 3;
 const BEHIND_PAUSE_MS = 2_000;
 /** Segments staged whole by the flush position and waiting for their push, at most (their pushes are late: older ones are pushed whole). */
 const DONE_MAX = 4;
-/** A push waits this long at most for the stage call of its segment's last part (see take). */
+/** A push waits this long at most for the stage calls of its segment's parts on their way (see take). */
 const TAKE_WAIT_MS = 1000;
+/**
+ * Parts of a segment on their way at most: a tick reads and compresses the next bytes while the
+ * parts before are staged (a step of the stream is a query, a read, a compression and a call,
+ * each waiting for a core on a busy host), but starts none past this.
+ */
+const QUEUED_MAX = 4;
 
 export class WalStreamer {
   private cur: Current | undefined;
@@ -89,7 +102,6 @@ export class WalStreamer {
   /** Flush mode's read buffer (header mode reads into the segment's own buffer). */
   private readBuf: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
   private stopped = false;
   private pausedUntil = 0;
   /** The last pause's message (a repeat of it is logged at DETAIL). */
@@ -126,14 +138,13 @@ export class WalStreamer {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let more = false;
-      this.ticking = this.tick().then((m) => { more = m; }, (err: unknown) => this.pause(err))
-        .finally(() => { this.ticking = undefined; this.schedule(more ? 0 : undefined); });
+      void this.tick().then((m) => { more = m; }, (err: unknown) => { this.cur = undefined; this.pause(err); })
+        .finally(() => this.schedule(more ? 0 : undefined));
     }, ms);
     this.timer.unref();
   }
 
   private pause(err: unknown): void {
-    this.cur = undefined;
     const e = errorFromGrpc(err);
     // The repo-server restarted or dropped the stage: the segment starts over at the next tick.
     if (e instanceof ArchiveStageMissingError) return;
@@ -144,6 +155,11 @@ export class WalStreamer {
     else log.info(text);
     this.pausedFor = text;
     this.pausedUntil = Date.now() + ms;
+  }
+
+  /** Resolves once every stage call under way has settled. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.done, ...(this.cur ? [this.cur] : [])].map((c) => c.chain));
   }
 
   /** Runs a push; no part is started meanwhile (parts in flight finish). */
@@ -158,30 +174,27 @@ export class WalStreamer {
 
   /**
    * The staged start of `name` for its push, or undefined. The segment is not streamed further:
-   * it is finished. A part whose stage call is under way is waited for (up to TAKE_WAIT_MS): it
-   * is ahead of the push at the repo-server anyway, where the push would otherwise cut it off
-   * again and send its bytes once more (read, compressed and checked on the path PostgreSQL
-   * waits on). Before the first part, the tick is waited for, so that no stage the push does
-   * not know of is left behind.
+   * it is finished. Its parts on their way are waited for (up to TAKE_WAIT_MS): they are ahead of
+   * the push at the repo-server anyway, where the push would otherwise cut them off again and
+   * send their bytes once more (read, compressed and checked on the path PostgreSQL waits on).
+   * A part not sent yet is not sent: a tick that was about to begin the segment stages nothing
+   * the push does not know of.
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
-    const open = this.cur?.name === name ? this.cur : undefined;
-    if (open) {
-      // No further part starts (a tick about to send its first one sends none, and ends).
-      open.taking = true;
-      if (open.inflight) {
+    const found = this.done.find((c) => c.name === name) ?? (this.cur?.name === name ? this.cur : undefined);
+    if (found) {
+      found.taking = true;
+      if (found.queued > 0) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([open.inflight, new Promise<void>((resolve) => { timer = setTimeout(resolve, TAKE_WAIT_MS); })]);
+        await Promise.race([found.chain, new Promise<void>((resolve) => { timer = setTimeout(resolve, TAKE_WAIT_MS); })]);
         clearTimeout(timer);
-      } else if (open.staged === 0) {
-        await this.ticking;
       }
+      const at = this.done.indexOf(found);
+      if (at >= 0) this.done.splice(at, 1);
+      if (this.cur === found) this.cur = undefined;
     }
-    const at = this.done.findIndex((c) => c.name === name);
-    let cur: Current | undefined;
-    if (at >= 0) cur = this.done.splice(at, 1)[0];
-    else if (this.cur?.name === name) { cur = this.cur; this.cur = undefined; }
-    log.debug(`WAL pre-streaming: the push of '${name}' takes ${cur ? `${cur.staged} staged bytes (${at >= 0 ? 'staged to its end' : 'being staged'})` : 'nothing staged'}`);
+    const cur = found?.failed ? undefined : found;
+    log.debug(`WAL pre-streaming: the push of '${name}' takes ${cur ? `${cur.staged} staged bytes (${cur.sent === this.opts.walSegmentSize ? 'staged to its end' : 'being staged'})` : 'nothing staged'}`);
     if (!cur || cur.staged === 0) return undefined;
     if (this.opts.walSegmentSize - cur.staged > BEHIND_MAX) {
       // Far behind PostgreSQL (a bulk load): a whole push is cheaper than the rest of a staged one
@@ -212,7 +225,8 @@ export class WalStreamer {
 
   private currentNew(name: string, flushed: boolean): Current {
     return {
-      name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), staged: 0, hash: crypto.createHash('sha256'), magic: -1, flushed,
+      name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), staged: 0, hash: crypto.createHash('sha256'),
+      sent: 0, hashSent: crypto.createHash('sha256'), chain: Promise.resolve(), queued: 0, magic: -1, flushed,
       // Header mode keeps the staged bytes for the push's compare (the last segment's buffer is reused).
       buf: flushed ? undefined : (this.cur?.buf ?? Buffer.allocUnsafe(this.opts.walSegmentSize)),
     };
@@ -234,28 +248,30 @@ export class WalStreamer {
       this.cur = this.currentNew(name, false);
     }
     const cur = this.cur;
+    if (cur.queued >= QUEUED_MAX) return false;
     let fh: fs.promises.FileHandle;
     try { fh = await fs.promises.open(path.join(this.opts.pgPath, 'pg_wal', name), 'r'); } catch { return false; }
     let part: Buffer;
     try {
       const page = this.opts.pageSize;
-      const want = Math.min(READ_MAX + page, this.opts.walSegmentSize - cur.staged);
+      const want = Math.min(READ_MAX + page, this.opts.walSegmentSize - cur.sent);
       const probe = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(probe, 0, want, cur.staged);
+      const { bytesRead } = await fh.read(probe, 0, want, cur.sent);
       // Finished pages: every valid page but the last valid one (PostgreSQL may still add to it).
       let valid = 0;
-      while ((valid + 1) * page <= bytesRead && this.pageValid(cur, probe, valid, cur.staged + valid * page)) valid++;
+      while ((valid + 1) * page <= bytesRead && this.pageValid(cur, probe, valid, cur.sent + valid * page)) valid++;
       const finished = (valid - 1) * page;
-      const left = this.opts.walSegmentSize - cur.staged;
+      const left = this.opts.walSegmentSize - cur.sent;
       if (finished <= 0 || (finished < PART_MIN && left - finished > PART_MIN)) return false;
       // Read again: these pages were all written before the later page was seen.
-      part = cur.buf!.subarray(cur.staged, cur.staged + finished);
-      const { bytesRead: again } = await fh.read(part, 0, finished, cur.staged);
+      part = cur.buf!.subarray(cur.sent, cur.sent + finished);
+      const { bytesRead: again } = await fh.read(part, 0, finished, cur.sent);
       if (again !== finished) return false;
     } finally {
       await fh.close();
     }
-    await this.send(cur, part);
+    if (this.cur !== cur || cur.taking) return false;
+    this.send(cur, part);
     return part.length >= READ_MAX;
   }
 
@@ -272,7 +288,7 @@ export class WalStreamer {
     if (cur && (!cur.flushed || (cur.name !== at.name && walSegmentNext(cur.name, segSize) !== at.name))) {
       // Header mode's segment, or the flush position is elsewhere (a new timeline, the stream far behind): set aside.
       this.cur = undefined;
-      if (cur.flushed && cur.staged > 0) this.doneAdd(cur);
+      if (cur.flushed && cur.sent > 0) this.doneAdd(cur);
       cur = undefined;
     }
     if (!cur) {
@@ -287,23 +303,27 @@ export class WalStreamer {
     // The segment's bytes that are final: all of an earlier segment, else up to the flush position's page.
     const page = this.opts.pageSize;
     const limit = cur.name === at.name ? Math.min(segSize, Math.floor(Number(at.lsn - cur.start) / page) * page) : segSize;
-    const finished = Math.min(limit - cur.staged, READ_MAX);
+    const finished = Math.min(limit - cur.sent, READ_MAX);
     if (finished <= 0 || (finished < PART_MIN && limit < segSize)) {
-      if (cur.staged === segSize) this.curDone(cur);
+      if (cur.sent === segSize) this.curDone(cur);
       return false;
     }
+    if (cur.queued >= QUEUED_MAX) return false;
     if (!this.readBuf) this.readBuf = Buffer.allocUnsafeSlow(READ_MAX);
     const part = this.readBuf.subarray(0, finished);
     let fh: fs.promises.FileHandle;
     try { fh = await fs.promises.open(path.join(this.opts.pgPath, 'pg_wal', cur.name), 'r'); } catch { return false; }
     try {
-      const { bytesRead } = await fh.read(part, 0, finished, cur.staged);
+      const { bytesRead } = await fh.read(part, 0, finished, cur.sent);
       if (bytesRead !== finished) return false;
     } finally {
       await fh.close();
     }
-    await this.send(cur, part);
-    if (cur.staged === segSize) this.curDone(cur);
+    // Taken by its push while it was read: the push sends these bytes.
+    if (this.cur !== cur || cur.taking) return false;
+    // The buffer is free again once this returns (hashed, and copied to the pool's workers).
+    this.send(cur, part);
+    if (cur.sent === segSize) this.curDone(cur);
     return finished >= READ_MAX || this.cur !== cur;
   }
 
@@ -320,46 +340,52 @@ export class WalStreamer {
     while (this.done.length > DONE_MAX) this.done.shift();
   }
 
-  /** Compresses `part` (the bytes after what `cur` has staged) in parts of up to PART bytes side by side on the pool, and stages them in order. */
-  private async send(cur: Current, part: Buffer): Promise<void> {
-    const name = cur.name;
+  /**
+   * Hands `part` (the bytes after what `cur` has sent) to the stage calls, in parts of up to PART
+   * bytes: each is hashed now and compressed on the pool at once (side by side; the pool copies
+   * the bytes, so `part` may be read over when this returns), and staged after the parts before.
+   */
+  private send(cur: Current, part: Buffer): void {
     const t1 = Date.now();
-    const slices: Buffer[] = [];
-    for (let o = 0; o < part.length; o += PART) slices.push(part.subarray(o, o + PART));
-    const packed = slices.map((sl) => this.opts.pool.compressWhole(sl, this.opts.compressLevel));
-    for (const p of packed) p.catch(() => undefined);
-    for (let i = 0; i < slices.length; i++) {
-      const slice = slices[i]!;
-      const { out } = await packed[i]!;
-      // Its push has taken the segment, or waits for the part before: no more parts.
-      if (this.cur !== cur || cur.taking) return;
+    for (let o = 0; o < part.length; o += PART) {
+      const slice = part.subarray(o, o + PART);
+      const offset = cur.sent, size = slice.length;
+      const hash = cur.hashSent.update(slice).copy();
+      const packed = this.opts.pool.compressWhole(slice, this.opts.compressLevel);
+      packed.catch(() => undefined);
+      cur.sent += size;
+      cur.queued++;
+      cur.chain = cur.chain.then(() => this.stageCall(cur, offset, size, packed, hash, t1)).finally(() => { cur.queued--; });
+    }
+  }
+
+  /** Stages one part of `cur` (the bytes at `offset`, compressed by `packed`); `hash` is the sha256 up to its end. A failure stops the segment's stream. */
+  private async stageCall(cur: Current, offset: number, size: number, packed: ReturnType<FilterPool['compressWhole']>, hash: crypto.Hash, t1: number): Promise<void> {
+    const name = cur.name;
+    const live = (): boolean => !cur.taking && !cur.failed;
+    try {
+      const { out } = await packed;
+      if (!live()) return;
       const t2 = Date.now();
-      const call = new Promise<ArchiveStageResult__Output>((resolve, reject) => {
-        this.opts.client.archiveStage({
-          stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset: cur.staged, size: slice.length, data: out,
-        }, { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
+      const reply = await new Promise<ArchiveStageResult__Output>((resolve, reject) => {
+        this.opts.client.archiveStage({ stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset, size, data: out },
+          { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
       });
-      // Settles once the part is counted (or not: the call failed, or the push took the segment).
-      let settle!: () => void;
-      cur.inflight = new Promise<void>((resolve) => { settle = resolve; });
-      try {
-        const reply = await call;
-        // Streaming again: a later pause is news.
-        this.pausedFor = '';
-        // Taken by its push meanwhile: the push named only what was staged before this part.
-        if (this.cur !== cur) return;
-        if (reply.staged !== cur.staged + slice.length) {
-          // Not this segment's stage any more: its push goes whole.
-          this.cur = undefined;
-          throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${cur.staged + slice.length}`);
-        }
-        cur.hash.update(slice);
-        cur.staged += slice.length;
-      } finally {
-        cur.inflight = undefined;
-        settle();
+      // Streaming again: a later pause is news.
+      this.pausedFor = '';
+      if (reply.staged !== offset + size) {
+        throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${offset + size}`);
       }
-      log.debug(`staged ${slice.length} bytes of '${name}' at ${cur.staged - slice.length} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
+      // Counted even when its push took the segment meanwhile: the push waited for it (or named less).
+      cur.staged = offset + size;
+      cur.hash = hash;
+      log.debug(`staged ${size} bytes of '${name}' at ${offset} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
+    } catch (err) {
+      if (!live()) return;
+      // Not staged as sent: the segment's push goes whole; the stream begins the next segment.
+      cur.failed = true;
+      if (this.cur === cur) this.cur = undefined;
+      this.pause(err);
     }
   }
 
