@@ -45,7 +45,11 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     repo = new Repo(new PosixStorage({ path: dir }));
     store = new ArchiveStore(repo);
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    // A stage a test leaves (the next segment's) is closed, as a stopping repo-server does.
+    await store.stagesDrop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('stores the staged parts and the rest as the segment, and shows nothing before the push', async () => {
     const seg = segment();
