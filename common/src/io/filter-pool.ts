@@ -752,7 +752,7 @@ function handle(m) {
       // fsync in one message, where each step through libuv is a trip back to the main thread.
       // The descriptor stays open (its owner closes it): only the file's own name changes.
       try {
-        if (m.fd !== undefined) fs.fdatasyncSync(m.fd);
+        fs.fdatasyncSync(m.fd);
         fs.renameSync(m.tmp, m.path);
         const dir = fs.openSync(path.dirname(m.path), 'r');
         try { fs.fsyncSync(dir); } finally { fs.closeSync(dir); }
@@ -1291,11 +1291,10 @@ export class FilterPool {
 
   /**
    * Commits a written temp file on one worker, in one message: fdatasync of `fd` (data and size
-   * durable; none when the file was fsynced already), rename of `tmp` to `file` (in the same
-   * directory) and fsync of that directory. The descriptor stays open. Rejects with the first
-   * failure (the temp file then keeps its name).
+   * durable), rename of `tmp` to `file` (in the same directory) and fsync of that directory. The
+   * descriptor stays open. Rejects with the first failure (the temp file then keeps its name).
    */
-  async commitFile(fd: number | undefined, tmp: string, file: string): Promise<void> {
+  async commitFile(fd: number, tmp: string, file: string): Promise<void> {
     await this.call({ op: 'commitFile', fd, tmp, path: file }, `'${file}'`, true);
   }
 

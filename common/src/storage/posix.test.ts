@@ -117,21 +117,16 @@ describe('PosixStorage', () => {
     expect(left(dir)).toEqual([]);
   });
 
-  it.each([['here', false], ['on a worker', true]])('putStaged (%s) writes under a temp name that listings skip, and commit or abort decides', async (_how, worker) => {
-    const pool = worker ? new FilterPool(1) : undefined;
-    try {
-      const staged = await storage.putStaged!('archive/1/seg-a', Buffer.from('wal'), pool);
-      expect(await storage.list('archive/1')).toEqual([]);
-      expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual([expect.stringMatching(/^seg-a\.tmp\.[0-9a-f]{8}$/)]);
-      await staged.commit();
-      expect(await storage.list('archive/1')).toEqual(['seg-a']);
-      expect(fs.readFileSync(path.join(dir, 'archive/1/seg-a'), 'utf8')).toBe('wal');
-      const refused = await storage.putStaged!('archive/1/seg-b', Buffer.from('bad'), pool);
-      await refused.abort();
-      expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual(['seg-a']);
-    } finally {
-      await pool?.close();
-    }
+  it('putStaged writes under a temp name that listings skip, and commit or abort decides', async () => {
+    const staged = await storage.putStaged!('archive/1/seg-a', Buffer.from('wal'));
+    expect(await storage.list('archive/1')).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual([expect.stringMatching(/^seg-a\.tmp\.[0-9a-f]{8}$/)]);
+    await staged.commit();
+    expect(await storage.list('archive/1')).toEqual(['seg-a']);
+    expect(fs.readFileSync(path.join(dir, 'archive/1/seg-a'), 'utf8')).toBe('wal');
+    const refused = await storage.putStaged!('archive/1/seg-b', Buffer.from('bad'));
+    await refused.abort();
+    expect(fs.readdirSync(path.join(dir, 'archive/1'))).toEqual(['seg-a']);
   });
 
   it('getMany reads small files on a worker, leaves larger ones to newRead, and names a missing one', async () => {

@@ -371,26 +371,13 @@ export class PosixStorage implements Storage {
     if (!opts.noSyncPath) for (const dir of new Set(files.map((f) => path.dirname(f.path)))) await pathSync(dir);
   }
 
-  /**
-   * put() in two steps: written and fsynced under a temp name now, renamed to the key (and its
-   * directory fsynced) on commit. With `pool`, each step is one worker message (a WAL push waits
-   * on both, and each trip through libuv waits for the main thread on a busy host).
-   */
-  async putStaged(key: string, data: Buffer, pool?: FilterPool): Promise<{ commit(): Promise<void>; abort(): Promise<void> }> {
+  /** put() in two steps: written and fsynced under a temp name now, renamed to the key (and its directory fsynced) on commit. */
+  async putStaged(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }> {
     const file = this.pathOf(key);
     if (file === this.base) throw new AssertError('storage key for a write must not be empty');
     const tmpKey = path.posix.join(path.posix.dirname(key), path.basename(tempName(file)));
-    if (!pool) {
-      await this.put(tmpKey, data, { noAtomic: true, noSyncPath: true });
-      return { commit: () => this.move(tmpKey, key), abort: () => this.remove(tmpKey) };
-    }
-    await this.putMany([{ key: tmpKey, data }], { noAtomic: true, noSyncPath: true, pool });
-    return {
-      commit: () => pool.commitFile(undefined, this.pathOf(tmpKey), file).catch((err: unknown) => {
-        throw new FileWriteError(`unable to move '${tmpKey}' to '${key}': ${messageOf(err)}`, { cause: err });
-      }),
-      abort: () => this.remove(tmpKey),
-    };
+    await this.put(tmpKey, data, { noAtomic: true, noSyncPath: true });
+    return { commit: () => this.move(tmpKey, key), abort: () => this.remove(tmpKey) };
   }
 
   async appendable(near: string): Promise<StorageAppendable> {

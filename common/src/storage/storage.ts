@@ -78,7 +78,7 @@ export interface Storage {
    * name, and becomes the key only on commit() (abort() removes it). A caller can check the data
    * while it is being written, and decide after.
    */
-  putStaged?(key: string, data: Buffer, pool?: FilterPool): Promise<{ commit(): Promise<void>; abort(): Promise<void> }>;
+  putStaged?(key: string, data: Buffer): Promise<{ commit(): Promise<void>; abort(): Promise<void> }>;
   /**
    * A file built up in parts before it has a key (optional: posix has it), under a temp name in
    * the directory of `near`: parts are appended and made durable as they come, the file can be

@@ -186,9 +186,9 @@ export class CipherMetaStorage implements Storage {
   get putStaged(): Storage['putStaged'] {
     const inner = this.inner;
     if (!inner.putStaged) return undefined;
-    return (key, data, pool) => {
+    return (key, data) => {
       if (metaStanzaOf(key) !== undefined && this.cipher.enabled) throw new Error(`putStaged of metadata '${key}' in an encrypted repository`);
-      return inner.putStaged!(key, data, pool);
+      return inner.putStaged!(key, data);
     };
   }
 

@@ -245,7 +245,7 @@ export class ArchiveStore {
         const packed = keys ? decryptBuffer(keys, bytes, `WAL file '${req.walName}'`) : bytes;
         // Where the storage can (posix), the file is written and fsynced under a temp name while
         // it is checked, and takes its name only once the check passed.
-        const staged = this.repo.storage.putStaged?.(key, bytes, archivePool());
+        const staged = this.repo.storage.putStaged?.(key, bytes);
         staged?.catch(() => undefined);
         let digest: Awaited<ReturnType<FilterPool['zstdDigestWhole']>>;
         try {
