@@ -551,36 +551,22 @@ function handle(m) {
     if (m.op === 'wholeFile') {
       // A WAL file read here a MiB at a time, each MiB hashed and compressed while it is in cache:
       // the main thread neither reads it nor holds it, and no buffer of the file's size is made.
-      // A range of it (\`from\`, \`to\`) when two workers share the file; \`hashOn\`: the bytes
-      // after the range are hashed too (sha256 runs in order), and their count comes back.
       const fd = openRead(m.path);
       if (fd === undefined) { reply(m, { missing: true }); return; }
       s = sessionOpen('compress', m.level, true);
       const parts = [];
-      const to = m.to === undefined ? Infinity : m.to;
-      let pos = m.from || 0, hashedAfter = 0;
-      const tooLarge = (n) => { if (pos + n > m.max) throw Object.assign(new Error('the file is larger than ' + m.max + ' bytes'), { code: 'EFBIG' }); };
       try {
-        for (let want = Math.min(FRAME, to - pos); want > 0; want = Math.min(FRAME, to - pos)) {
-          const n = readFull(fd, WHOLE_READ, want, pos);
-          tooLarge(n);
+        for (;;) {
+          const n = readFull(fd, WHOLE_READ, FRAME, s.inSize);
+          if (s.inSize + n > m.max) throw Object.assign(new Error('the file is larger than ' + m.max + ' bytes'), { code: 'EFBIG' });
           const block = WHOLE_READ.subarray(0, n);
           s.inHash.update(block); s.inSize += n;
-          // The first frame of a file, even an empty one.
-          if (n > 0 || parts.length === 0) frameEmit(s, block, parts);
-          pos += n;
-          if (n < want) break;
-        }
-        if (m.hashOn && pos === to) {
-          for (let n = FRAME; n === FRAME; pos += n, hashedAfter += n) {
-            n = readFull(fd, WHOLE_READ, FRAME, pos);
-            tooLarge(n);
-            s.inHash.update(WHOLE_READ.subarray(0, n));
-          }
+          frameEmit(s, block, parts);
+          if (n < FRAME) break;
         }
       } finally { fs.closeSync(fd); }
       sessionDone(s);
-      reply(m, { result: result(s), hashedAfter }, join(parts));
+      reply(m, { result: result(s) }, join(parts));
       return;
     }
     if (m.op === 'unzstdDigest') {
@@ -937,8 +923,6 @@ interface Pending { resolve: (m: WorkerReply) => void; reject: (e: Error) => voi
 interface WorkerReply {
   id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; errno?: string; zstdData?: boolean;
   missing?: boolean; gone?: boolean; items?: unknown[]; failure?: { index: number; error: string; errno?: string };
-  /** wholeFile with hashOn: the bytes hashed after the range. */
-  hashedAfter?: number;
   /** writeOpen: the file is written with O_DIRECT. */
   direct?: boolean;
   /** retire: the worker holds nothing (no session, fsync or failure to report) and may be stopped. */
@@ -955,8 +939,6 @@ interface WorkerMessage {
   checksum?: ChecksumType;
   /** writeOpen: with O_DIRECT where the file system takes it (see DIRECT in the worker). */
   direct?: boolean;
-  /** wholeFile: the range of the file (default all of it), and whether the bytes after it are hashed too. */
-  from?: number; to?: number; hashOn?: boolean;
   /** commitFile: the descriptor, its temp name and the name it takes. */
   fd?: number; tmp?: string;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
@@ -1353,30 +1335,21 @@ export class FilterPool {
   }
 
   /**
-   * Reads a file on the workers and compresses it whole (zstd frames of a MiB, as compressWhole):
-   * its sha256 and size, and the compressed bytes. A file of two frames or more (`size`, as the
-   * caller found it) is shared by two workers at a frame's edge, the first hashing the second's
-   * part too (sha256 runs in order): on a busy host two threads get two shares of the cores, and
-   * a WAL push waits on this. Undefined when the file is gone; an error when it is larger than
-   * `max`, or when it changed size between the two workers' reads.
+   * Reads a file on a worker and compresses it whole (zstd frames of a MiB, as compressWhole):
+   * its sha256 and size, and the compressed bytes. Undefined when the file is gone; an error
+   * when it is larger than `max`.
    */
-  async compressFile(file: string, level: number, max: number, size?: number): Promise<{ sha256: string; size: number; out: Buffer } | undefined> {
-    const FRAME_SIZE = 1024 * 1024;
-    const read = (range: { from?: number; to?: number; hashOn?: boolean }): Promise<WorkerReply> =>
-      this.call({ op: 'wholeFile', path: file, level, max, ...range }, `'${file}'`, false);
-    const outOf = (m: WorkerReply): Buffer => (m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : Buffer.alloc(0));
-    if (size === undefined || size < 2 * FRAME_SIZE || size > max || this.size < 2) {
-      const m = await read({});
+  async compressFile(file: string, level: number, max: number): Promise<{ result: PoolResult; out: Buffer } | undefined> {
+    const w = this.idleWorker();
+    w.sessions++;
+    try {
+      const m = await w.post({ op: 'wholeFile', id: nextSessionId++, seq: 0, path: file, level, max })!;
+      if (m.error !== undefined) throw replyError(m, `'${file}'`, false);
       if (m.missing) return undefined;
-      return { sha256: m.result!.inSha256, size: m.result!.inSize, out: outOf(m) };
+      return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
+    } finally {
+      w.sessions--;
     }
-    const half = Math.ceil(size / 2 / FRAME_SIZE) * FRAME_SIZE;
-    const [a, b] = await Promise.all([read({ to: half, hashOn: true }), read({ from: half })]);
-    if (a.missing || b.missing) return undefined;
-    if (a.result!.inSize !== half || a.hashedAfter !== b.result!.inSize) {
-      throw new FileReadError(`unable to read '${file}': it changed size while it was read (${a.result!.inSize} + ${a.hashedAfter} bytes hashed, ${b.result!.inSize} compressed after ${half})`);
-    }
-    return { sha256: a.result!.inSha256, size: half + b.result!.inSize, out: Buffer.concat([outOf(a), outOf(b)]) };
   }
 
   /**

@@ -70,17 +70,16 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   }
   const t0 = Date.now();
   let digest: { sha256: string; size: number };
-  // A WAL file with the daemon's pool and zstd: read, hashed and compressed by the workers in one
-  // message each, a segment shared by two (streaming it through the pool costs per-chunk
-  // messages; reading it here, a 16 MiB buffer per push and the main thread's time).
+  // A WAL file with the daemon's pool and zstd: read, hashed and compressed by a worker in one
+  // message (streaming it through the pool costs per-chunk messages; reading it here, a 16 MiB
+  // buffer per push and the main thread's time).
   let whole: Buffer | undefined;
   const missing = (): FileMissingError => new FileMissingError(`WAL file '${opts.walPath}' does not exist`, { hint: 'archive-push expects %p of archive_command' });
   try {
-    const size = opts.pool && opts.compressType === 'zst' ? (await fs.promises.stat(opts.walPath)).size : undefined;
-    if (opts.pool && size !== undefined && size <= WHOLE_MAX) {
-      const r = await opts.pool.compressFile(opts.walPath, opts.compressLevel, WHOLE_MAX, size);
+    if (opts.pool && opts.compressType === 'zst' && (await fs.promises.stat(opts.walPath)).size <= WHOLE_MAX) {
+      const r = await opts.pool.compressFile(opts.walPath, opts.compressLevel, WHOLE_MAX);
       if (!r) throw missing();
-      digest = { sha256: r.sha256, size: r.size };
+      digest = { sha256: r.result.inSha256, size: r.result.inSize };
       whole = r.out;
     } else {
       digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
