@@ -362,7 +362,9 @@ export class WalStreamer {
   /** Stages one part of `cur` (the bytes at `offset`, compressed by `packed`); `hash` is the sha256 up to its end. A failure stops the segment's stream. */
   private async stageCall(cur: Current, offset: number, size: number, packed: ReturnType<FilterPool['compressWhole']>, hash: crypto.Hash, t1: number): Promise<void> {
     const name = cur.name;
-    const live = (): boolean => !cur.taking && !cur.failed;
+    // Not when its push took it, a part before failed, or the stream set it aside (a new segment
+    // in header mode, the oldest of `done`): no push would take what follows.
+    const live = (): boolean => !cur.taking && !cur.failed && (this.cur === cur || this.done.includes(cur));
     try {
       const { out } = await packed;
       if (!live()) return;
