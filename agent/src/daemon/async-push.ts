@@ -103,12 +103,19 @@ export class AsyncPusher {
    * calls archive_command for this file next). The scan that follows finds it under way.
    */
   private readyNow(name: string): void {
-    if (this.stopped || this.inFlight.has(name) || this.inFlight.size >= Math.max(1, this.opts.processMax)) return;
-    if ((this.retryAt.get(name) ?? 0) > Date.now()) return;
-    // Events also come for a .ready renamed to .done, and for one whose .ok is there already.
-    if (!fs.existsSync(path.join(this.opts.pgPath, 'pg_wal', 'archive_status', `${name}.ready`))) return;
-    if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) return;
+    // Events also come for a .ready renamed to .done.
+    if (this.stopped || !fs.existsSync(path.join(this.opts.pgPath, 'pg_wal', 'archive_status', `${name}.ready`))) return;
+    this.pushIfDue(name, Date.now());
+  }
+
+  /** Starts the push of `name` unless it runs, waits for its retry or is acknowledged; false when every lane is busy. */
+  private pushIfDue(name: string, now: number): boolean {
+    if (this.inFlight.size >= Math.max(1, this.opts.processMax)) return false;
+    if (this.inFlight.has(name) || (this.retryAt.get(name) ?? 0) > now) return true;
+    // A push may have completed since the spool was listed.
+    if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) return true;
     void this.push(name).catch(() => undefined);
+    return true;
   }
 
   /** Starts pushes for the ready files not acknowledged yet; cleans acknowledgements PostgreSQL is done with. */
@@ -133,11 +140,7 @@ export class AsyncPusher {
         failing: waiting.filter((n) => spool.has(`${n}.error`)).length, readyBytes: segments * (this.opts.walSegmentSize ?? 0),
       };
       for (const name of ready) {
-        if (this.inFlight.size >= Math.max(1, this.opts.processMax)) break;
-        if (spool.has(`${name}.ok`) || this.inFlight.has(name) || (this.retryAt.get(name) ?? 0) > now) continue;
-        // A push may have completed since the spool was listed.
-        if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) continue;
-        void this.push(name).catch(() => undefined);
+        if (!spool.has(`${name}.ok`) && !this.pushIfDue(name, now)) break;
       }
       // An acknowledgement whose .ready is gone has been used: PostgreSQL marked the file .done.
       const readySet = new Set(ready);

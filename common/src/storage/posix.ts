@@ -508,7 +508,7 @@ class PosixAppendable implements StorageAppendable {
     this.size = size;
   }
 
-  async commit(key: string, pool?: FilterPool): Promise<void> {
+  async commit(key: string, pool: FilterPool): Promise<void> {
     try {
       await this.syncing;
       if (this.syncError !== undefined) throw this.syncError;
@@ -516,29 +516,19 @@ class PosixAppendable implements StorageAppendable {
       throw new FileWriteError(`unable to sync '${this.tmpKey}': ${messageOf(err)}`, { cause: err });
     }
     const file = this.storage.pathOf(key);
-    if (pool && path.dirname(file) === path.dirname(this.tmp)) {
-      // One worker message (fdatasync, rename, directory fsync) instead of a trip through libuv
-      // per step: on a busy host each trip waits for the main thread (a WAL push waits on this).
-      try {
-        await pool.commitFile(this.fh.fd, this.tmp, file);
-      } catch (err) {
-        throw new FileWriteError(`unable to commit '${this.tmpKey}' as '${key}': ${messageOf(err)}`, { cause: err });
-      }
-      this.closed = true;
-      // The file is in place and durable: its close is not waited for.
-      this.fh.close().catch(() => undefined);
-      return;
-    }
+    if (path.dirname(file) !== path.dirname(this.tmp)) throw new AssertError(`'${key}' is not in the directory of '${this.tmpKey}'`);
+    // One worker message (fdatasync, rename, directory fsync) instead of a trip through libuv per
+    // step: on a busy host each trip waits for the main thread (a WAL push waits on this). The
+    // data and the size are all a reader needs (fsync would also commit the times: a journal
+    // commit even when the background syncs have left nothing else to write).
     try {
-      // The data and the size, which is all a reader needs (fsync would also commit the times: a
-      // journal commit even when the background syncs have left nothing else to write).
-      await this.fh.datasync();
+      await pool.commitFile(this.fh.fd, this.tmp, file);
     } catch (err) {
-      throw new FileWriteError(`unable to sync '${this.tmpKey}': ${messageOf(err)}`, { cause: err });
+      throw new FileWriteError(`unable to commit '${this.tmpKey}' as '${key}': ${messageOf(err)}`, { cause: err });
     }
     this.closed = true;
-    await this.fh.close();
-    await this.storage.move(this.tmpKey, key);
+    // The file is in place and durable: its close is not waited for.
+    this.fh.close().catch(() => undefined);
   }
 
   async abort(): Promise<void> {

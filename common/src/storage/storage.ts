@@ -112,10 +112,10 @@ export interface StorageAppendable {
   /** Cuts the file back to `size` bytes. */
   truncate(size: number): Promise<void>;
   /**
-   * fdatasync (data and size durable), then the file takes the name `key` (replacing nothing:
-   * callers pick unused keys) and its directory is fsynced; with `pool`, in one worker message
-   * where the driver can.
+   * fdatasync (data and size durable), then the file takes the name `key` (in the directory of
+   * `near`, replacing nothing: callers pick unused keys) and its directory is fsynced, in one
+   * message to a worker of `pool`.
    */
-  commit(key: string, pool?: FilterPool): Promise<void>;
+  commit(key: string, pool: FilterPool): Promise<void>;
   abort(): Promise<void>;
 }
