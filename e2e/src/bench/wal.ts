@@ -1,7 +1,9 @@
 // WAL archiving throughput, archive_command latency under a bulk load, and replay time of that WAL
 // by a restored copy through restore_command (bench/wal.sh): openrds
 // synchronous, openrds asynchronous (daemon pushes ahead, shell test in archive_command) and
-// pgBackRest's asynchronous archive-push, each on its own PostgreSQL 15 cluster, one after the other.
+// pgBackRest's asynchronous archive-push, each on its own PostgreSQL 15 cluster, one after the other;
+// and `minimal-c`, a yardstick (bench/minimal-pusher.c): the least any pusher with a remote, durable
+// acknowledgement does per segment, timed the same way under the same load.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,10 +33,33 @@ interface Result {
   replaySegments: number; replayS: number;
   /** openrds: segments whose push sent only the part after what the daemon had staged ahead (archive-push-stream). */
   stagedPushes?: number;
+  /** minimal-c: p50 of its pusher's own time per file of the load, from the `.ready` event to the `.ok` written. */
+  pushP50Ms?: number;
+}
+
+/** minimal-c: the last bytes of each file its pusher sends (what a pre-streaming pusher still has to send; ours sent 0.1-0.6 MB at stop 27). */
+const MINIMAL_REST = Number(process.env.BENCH_MINIMAL_REST ?? String(256 * 1024));
+
+/**
+ * Starts bench/minimal-pusher.c's server and pusher (compiled into `scratch`) for the cluster of
+ * `stack`; returns its archive_command, its pusher's log and how to stop both. BENCH_MINIMAL_SYNC=n: the
+ * server syncs nothing (the disk's share, by difference).
+ */
+async function minimalStart(stack: Stack, scratch: string): Promise<{ cmd: string; log: string; stop: () => void }> {
+  const bin = path.join(scratch, 'minimal-pusher');
+  const cc = await runCommand('gcc', ['-O2', '-o', bin, path.resolve(__dirname, '../../../bench/minimal-pusher.c')], {});
+  if (cc.code !== 0) throw new Error(`gcc bench/minimal-pusher.c: ${cc.stderr}`);
+  const spool = path.join(scratch, 'minimal-spool'), repo = path.join(scratch, 'minimal-repo'), log = path.join(scratch, 'minimal-log');
+  for (const d of [spool, repo]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = spawn(bin, ['server', String(port), repo, process.env.BENCH_MINIMAL_SYNC === 'n' ? '0' : '1'], { stdio: 'inherit' });
+  await new Promise((r) => setTimeout(r, 300));
+  const agent = spawn(bin, ['agent', path.join(stack.cluster.dataDir, 'pg_wal'), spool, String(port), String(MINIMAL_REST), log], { stdio: 'inherit' });
+  return { cmd: `test -f ${spool}/%f.ok || ${bin} wait ${spool} %f`, log, stop: () => { agent.kill(); server.kill(); } };
 }
 
 /** BENCH_WAL_MODES: a comma list of the modes to run (all by default; BENCHMARKS.md is written only when all ran). */
-const ALL_MODES = ['openrds-sync', 'openrds-async', 'openrds-async-stream', 'pgbackrest-async'] as const;
+const ALL_MODES = ['openrds-sync', 'openrds-async', 'openrds-async-stream', 'pgbackrest-async', 'minimal-c'] as const;
 type Mode = typeof ALL_MODES[number];
 const MODES = ALL_MODES.filter((m) => !process.env.BENCH_WAL_MODES || process.env.BENCH_WAL_MODES.split(',').includes(m));
 
@@ -66,11 +91,14 @@ function timerWrite(file: string, cmd: string, lat: string): string {
 }
 
 async function run(mode: Mode): Promise<Result> {
-  const async = mode === 'openrds-async' || mode === 'openrds-async-stream';
+  // BENCH_MINIMAL_BESIDE=y (a diagnosis): minimal-c's cluster also has openrds' daemon pushing and pre-streaming every segment.
+  const beside = mode === 'minimal-c' && process.env.BENCH_MINIMAL_BESIDE === 'y';
+  const async = mode === 'openrds-async' || mode === 'openrds-async-stream' || beside;
   const stack = await Stack.create({ version: 15, stanza: 'walb', globalOptions: { 'process-max': String(PROCESS_MAX), ...(async ? { 'archive-async': 'y' } : {}),
     // openrds-async-stream: with pre-streaming (archive-push-stream, off by default); BENCH_WAL_STREAM=y|n sets it for openrds-async too.
-    ...(mode === 'openrds-async-stream' ? { 'archive-push-stream': 'y' } : process.env.BENCH_WAL_STREAM ? { 'archive-push-stream': process.env.BENCH_WAL_STREAM } : {}),
+    ...(mode === 'openrds-async-stream' || beside ? { 'archive-push-stream': 'y' } : process.env.BENCH_WAL_STREAM ? { 'archive-push-stream': process.env.BENCH_WAL_STREAM } : {}),
     ...(process.env.BENCH_WAL_LOG ? { 'log-level-console': process.env.BENCH_WAL_LOG } : {}) } });
+  let minimal: Awaited<ReturnType<typeof minimalStart>> | undefined;
   try {
     const scratch = path.join(stack.dir, 'run', 'bench');
     fs.mkdirSync(scratch, { recursive: true });
@@ -81,7 +109,10 @@ async function run(mode: Mode): Promise<Result> {
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
     let cmd: string;
     let pgbr: ((args: string[]) => Promise<void>) | undefined;
-    if (mode === 'pgbackrest-async') {
+    if (mode === 'minimal-c') {
+      minimal = await minimalStart(stack, scratch);
+      cmd = minimal.cmd;
+    } else if (mode === 'pgbackrest-async') {
       const conf = path.join(scratch, 'pgbackrest.conf');
       for (const d of ['repo', 'log', 'lock', 'spool']) { fs.mkdirSync(path.join(scratch, d), { recursive: true }); fs.chownSync(path.join(scratch, d), pg.uid, pg.gid); }
       fs.writeFileSync(conf, ['[global]', `repo1-path=${scratch}/repo`, `log-path=${scratch}/log`, `lock-path=${scratch}/lock`, `spool-path=${scratch}/spool`,
@@ -127,8 +158,10 @@ async function run(mode: Mode): Promise<Result> {
       }
     };
     await drained(100);
-    // The base backup the replay starts from.
-    if (pgbr) await pgbr(['backup', '--type=full', '--start-fast']);
+    // The base backup the replay starts from. minimal-c stores no WAL: the backup's checkpoint
+    // only, after which the load writes full pages again, as it does for the others.
+    if (minimal) await stack.cluster.query('CHECKPOINT');
+    else if (pgbr) await pgbr(['backup', '--type=full', '--start-fast']);
     else await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
     await drained(100);
     fs.rmSync(lat, { force: true });
@@ -153,6 +186,16 @@ async function run(mode: Mode): Promise<Result> {
     const ns = durations().sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 300));
     const floorNs = fs.existsSync(floorLat) ? fs.readFileSync(floorLat, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[0])).sort((a, b) => a - b) : [];
+    const p50 = (sorted: number[]): number => Number(((sorted[Math.floor(sorted.length / 2)] ?? NaN) / 1e6).toFixed(1));
+    const p99 = (sorted: number[]): number => Number(((sorted[Math.floor(sorted.length * 0.99)] ?? NaN) / 1e6).toFixed(1));
+    if (minimal) {
+      // No backlog nor replay: it stores no WAL. Its pusher's own time per file of the load.
+      fs.copyFileSync(lat, `/tmp/openrds-wal-bench-${mode}-latency`);
+      const pushNs = fs.readFileSync(minimal.log, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number))
+        .filter(([at]) => at! >= t0).map(([, , ms]) => ms! * 1e6).sort((a, b) => a - b);
+      return { mode, segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)), p50Ms: p50(ns), p99Ms: p99(ns), floorP50Ms: p50(floorNs),
+        backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
+    }
 
     // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
     // to archive all of it: the archiving rate, whatever rate the load makes WAL at.
@@ -211,10 +254,11 @@ async function run(mode: Mode): Promise<Result> {
     const agentLog = fs.existsSync(path.join(stack.dir, 'agent.log')) ? fs.readFileSync(path.join(stack.dir, 'agent.log'), 'utf8') : '';
     const stagedPushes = agentLog.split('\n').filter((l) => l.includes('bytes staged ahead')).length;
     return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
-      p50Ms: Number((ns[Math.floor(ns.length / 2)]! / 1e6).toFixed(1)), floorP50Ms: Number(((floorNs[Math.floor(floorNs.length / 2)] ?? NaN) / 1e6).toFixed(1)), p99Ms: Number((ns[Math.floor(ns.length * 0.99)]! / 1e6).toFixed(1)),
-      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: Number((backlogNs[Math.floor(backlogNs.length / 2)]! / 1e6).toFixed(1)),
+      p50Ms: p50(ns), floorP50Ms: p50(floorNs), p99Ms: p99(ns),
+      backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: p50(backlogNs),
       ...(mode === 'pgbackrest-async' ? {} : { stagedPushes }) };
   } finally {
+    minimal?.stop();
     await stack.destroy();
   }
 }
@@ -229,11 +273,14 @@ async function main(): Promise<void> {
   console.log(`\n${loadText()}, process-max ${PROCESS_MAX}: load time, time until every segment was archived, archive_command duration\n`);
   console.log('| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms | p99 ms | sh start p50 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  const rows = results.map((r) => `| ${r.mode} | ${r.segments} | ${r.loadS.toFixed(1)} | ${r.drainS.toFixed(1)} | ${r.segPerS} | ${r.p50Ms} | ${r.p99Ms} | ${r.floorP50Ms} | ${r.backlog} | ${r.backlogSegPerS} | ${r.backlogP50Ms} | ${r.replaySegments} | ${r.replayS} |`);
+  const cell = (n: number): string => (Number.isNaN(n) ? '-' : String(n));
+  const rows = results.map((r) => [r.mode, r.segments, r.loadS.toFixed(1), r.drainS.toFixed(1), r.segPerS, r.p50Ms, r.p99Ms, r.floorP50Ms, r.backlog, r.backlogSegPerS,
+    r.backlogP50Ms, r.replaySegments, r.replayS].map((v) => (typeof v === 'number' ? cell(v) : v)).join(' | ')).map((row) => `| ${row} |`);
   for (const row of rows) console.log(row);
   if (MODES.length < ALL_MODES.length) return;
   const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
   const streamed = results.find((r) => r.mode === 'openrds-async-stream')!;
+  const minimal = results.find((r) => r.mode === 'minimal-c')!;
   const best = Math.min(ours.p50Ms, streamed.p50Ms);
   const text = [LOAD === 'tpcb' ? `## WAL archiving under an OLTP load against pgBackRest (\`BENCH_WAL_LOAD=tpcb bash bench/wal.sh\`)` : `## WAL archiving against pgBackRest (\`bash bench/wal.sh\`)`, '',
     `Run of ${new Date().toISOString()}: ${loadText()} as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
@@ -247,6 +294,10 @@ async function main(): Promise<void> {
     targetLine('sustained (backlog) throughput ≥ 1.2 × pgBackRest', `${ours.backlogSegPerS} vs ${peer.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 1.2 * peer.backlogSegPerS),
     targetLine('sustained ≥ 30 segments/s of 16 MiB', `${ours.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 30),
     targetLine('replay with async get ≤ pgBackRest', `${ours.replayS} s vs ${peer.replayS} s`, ours.replayS <= peer.replayS),
+    '', `The yardstick \`minimal-c\` (bench/minimal-pusher.c) does the least a pusher with a remote, durable acknowledgement can: `
+    + `on the \`.ready\` event, the last ${MINIMAL_REST / 1024} KiB of the file over TCP, written, fdatasynced, renamed and its directory fsynced, then the \`.ok\`; `
+    + `no hashing, compression, encryption, checks or protocol. Under the same load its archive_command p50 was ${minimal.p50Ms} ms `
+    + `(its push itself ${minimal.pushP50Ms} ms p50, from the event to the \`.ok\`).`,
   ].join('\n');
   console.log(`\n${text}`);
   benchmarksSectionWrite(LOAD === 'tpcb' ? 'wal-oltp' : 'wal', text);
