@@ -474,5 +474,33 @@ describe('FilterPool (worker threads)', () => {
         await fresh.close();
       }
     });
+
+    it('keeps its most recently used worker up while kept warm (keepWarm), and stops it as idle afterwards', async () => {
+      const fresh = new FilterPool(2);
+      const idle = FilterPool.idleMs;
+      FilterPool.idleMs = 300;
+      try {
+        await Promise.all([0, 1].map(() => fresh.hashFile(path.join(dir, 'h'))));
+        expect(fresh.running).toBe(2);
+        fresh.keepWarm(3000);
+        // The other one goes as idle; the warm one stays past several idle periods.
+        for (const end = Date.now() + 10_000; fresh.running > 1;) {
+          if (Date.now() > end) throw new Error('timed out');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(fresh.running).toBe(1);
+        // Its work is still right, and once the warm time has passed it goes too.
+        expect(await fresh.hashFile(path.join(dir, 'h'))).toEqual({ sha256: sha(fs.readFileSync(path.join(dir, 'h'))), size: fs.statSync(path.join(dir, 'h')).size });
+        for (const end = Date.now() + 10_000; fresh.running > 0;) {
+          if (Date.now() > end) throw new Error('timed out');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(fresh.running).toBe(0);
+      } finally {
+        FilterPool.idleMs = idle;
+        await fresh.close();
+      }
+    });
   });
 });

@@ -992,7 +992,7 @@ let reaper: NodeJS.Timeout | undefined;
 function reapIdleWorkers(): void {
   const now = Date.now();
   for (const w of liveWorkers) {
-    if (FilterPool.idleMs === 0 || w.retiring || w.broken || !w.idle || now - w.lastActive < FilterPool.idleMs) continue;
+    if (FilterPool.idleMs === 0 || w.retiring || w.broken || !w.idle || now - w.lastActive < FilterPool.idleMs || w.warmUntil > now) continue;
     // Not given new work from now on; stopped if it says it holds nothing and nothing was posted
     // to it meanwhile (a 'syncAll' still goes to it, and is answered before it could go).
     w.retiring = true;
@@ -1010,6 +1010,8 @@ class PoolWorker {
   lastActive = Date.now();
   /** Asked to stop (idle): no new work goes to it. */
   retiring = false;
+  /** Not stopped as idle before this time (see FilterPool.keepWarm). */
+  warmUntil = 0;
   private readonly pending = new Map<string, Pending>();
   private failure: Error | undefined;
   /** The inbox: 8 bytes of the worker's consumed mark, then INBOX_BYTES of data. */
@@ -1135,6 +1137,14 @@ const READ_FILES_BYTES = 8 * 1024 * 1024;
 /** Bytes a worker reads from a file per message when it streams one (backup of a large file). */
 const FILE_READ_BYTES = 1024 * 1024;
 
+/**
+ * How long after a WAL push or fetch the pool keeps a worker (FilterPool.keepWarm): WAL comes at
+ * least every archive_timeout on a quiet primary (often 60-300 s), and each call on a new worker
+ * paid its start (78-124 ms measured in the repo-server's commit of a staged segment, under a
+ * light load that made a segment every 10 s).
+ */
+export const WAL_WARM_MS = 10 * 60_000;
+
 export class FilterPool {
   /**
    * How long a worker may sit idle before it is stopped (tests shorten it); OPENRDS_WORKER_IDLE_MS
@@ -1150,6 +1160,19 @@ export class FilterPool {
    * `limited()` share the workers of the pool they come from.
    */
   constructor(private readonly size: number = os.cpus().length, private readonly workers: PoolWorker[] = []) {}
+
+  /**
+   * Keeps this pool's most recently used worker from being stopped as idle for `ms` from now: for
+   * work that comes every few seconds or minutes and that someone waits on (a WAL push, which
+   * PostgreSQL's archive_command waits for; a segment a recovery fetches). A new worker costs tens
+   * of milliseconds, and up to ~120 ms on a busy host, on every such call otherwise. Called after
+   * the work, when the worker exists.
+   */
+  keepWarm(ms: number): void {
+    let w: PoolWorker | undefined;
+    for (const x of this.workers) if (!x.broken && !x.retiring && (!w || x.lastActive > w.lastActive)) w = x;
+    if (w) w.warmUntil = Math.max(w.warmUntil, Date.now() + ms);
+  }
 
   /** A view of this pool that uses `width` of its workers at most (a job's process-max). */
   limited(width: number): FilterPool {

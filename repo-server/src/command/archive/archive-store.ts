@@ -4,7 +4,7 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises';
 import {
   ArchiveDuplicateError, ArchiveMismatchError, ChecksumError, FormatError, KeyedMutex, Sha256Filter, SizeFilter,
-  COMPRESS_EXTENSION_RE, FilterPool, ZstdDataError, zstdDecompressBuffer, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
+  COMPRESS_EXTENSION_RE, FilterPool, WAL_WARM_MS, ZstdDataError, zstdDecompressBuffer, compressExtension, compressTypeOf, decompressFilters, decryptBuffer, decryptFilters, log, walFileKind, walHeaderParse,
 } from '@openrds/common';
 import type { CompressType, IoFilter } from '@openrds/common';
 import { VerifyTap } from '../../server/verify-tap';
@@ -276,6 +276,8 @@ export class ArchiveStore {
       return { duplicate: false, warning: '', key };
     });
     this.events.emit('stored', `${req.stanza}/${req.walName}`);
+    // The next push (seconds or minutes away) finds its worker up.
+    archivePool().keepWarm(WAL_WARM_MS);
     return stored;
   }
 
