@@ -109,6 +109,30 @@ describe('AsyncGetter', () => {
     expect(marker('00000003.history')).toBeGreaterThan(Date.now() / 1000);
   });
 
+  it('queues the history file of the timeline when the archive has it, again after the shell took it; a new recovery and a new daemon drop queued ones', async () => {
+    const tli2 = (n: number): string => `00000002000000000000000${n}`;
+    for (const n of ['00000002.history', tli2(5)]) archive.add(n);
+    const history = path.join(inDir(), '00000002.history');
+    const content = (): string | undefined => { try { return fs.readFileSync(history, 'utf8'); } catch { return undefined; } };
+    // One an earlier recovery queued is not trusted by the next (prime) ...
+    fs.mkdirSync(inDir(), { recursive: true });
+    fs.writeFileSync(history, 'stale');
+    await getter.prime(tli2(5));
+    expect(content()).not.toBe('stale');
+    getter.start();
+    await until(() => content() === '00000002.history' && marker('00000003.history') !== undefined);
+    expect(fs.existsSync(`${history}.fetch`)).toBe(false);
+    // The shell front takes it (a rename); it is queued again at the next look.
+    fs.renameSync(history, path.join(dir, 'RECOVERYHISTORY'));
+    await until(() => content() === '00000002.history', 8000);
+    // ... nor by a new daemon.
+    getter.stop();
+    fs.writeFileSync(history, 'stale');
+    getter = new AsyncGetter({ spoolPath: dir, stanza: 's', walSegmentSize: SEG, processMax: 1, queueMax: SEG, get: async () => false });
+    getter.start();
+    expect(content()).toBeUndefined();
+  });
+
   it('marks a segment while it is being fetched, until the file is in place, and drops stale marks at start', async () => {
     fs.mkdirSync(inDir(), { recursive: true });
     fs.writeFileSync(path.join(inDir(), `${seg(9)}.fetching`), '');

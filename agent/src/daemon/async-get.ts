@@ -17,7 +17,10 @@ import { spoolWaitStale, spoolWake } from './spool-wake';
  * start and its end),
  * the daemon keeps `<name>.missing` holding the second until which that answer holds (a few
  * seconds, renewed while the daemon runs and the file stays missing), and restore_command's shell
- * front exits 1 while it is fresh. A file that appears is found within those seconds.
+ * front exits 1 while it is fresh. A file that appears is found within those seconds. Those
+ * history files, when the archive has them, are kept in the queue (fetched again every few
+ * seconds while recovery runs, as the shell takes them): a recovery on timeline 2 or later takes
+ * its own history file without starting Node.
  */
 export class AsyncGetter {
   readonly inDir: string;
@@ -59,8 +62,10 @@ export class AsyncGetter {
   /** Refills the queue as a shell restore_command (test -f ... && mv ...) consumes it. */
   start(): void {
     this.stopped = false;
-    // Nothing is being fetched yet: markers a previous daemon left behind go.
+    // Nothing is being fetched yet: markers a previous daemon left behind go, and so do the history
+    // files it queued (of a stanza made again since, they would be another cluster's).
     this.fetchingMarkersDrop();
+    for (const n of fsNames(this.inDir)) if (HISTORY_RE.test(n)) fs.rmSync(path.join(this.inDir, n), { force: true });
     this.timer = setInterval(() => this.fill(), 200);
     this.timer.unref();
   }
@@ -123,10 +128,11 @@ export class AsyncGetter {
     this.missingAt = undefined;
     this.againDone = undefined;
     // A new recovery: nothing an earlier one left queued is trusted to be of this cluster's archive
-    // (a stanza upgraded since holds other WAL under the same names).
+    // (a stanza upgraded since holds other WAL under the same names; a stanza made again, other
+    // history files).
     for (const n of fsNames(this.inDir)) {
       const seg = n.replace(/\.missing$/, '');
-      if (WAL_SEGMENT_RE.test(seg) && !this.fetching.has(seg)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+      if ((WAL_SEGMENT_RE.test(seg) && !this.fetching.has(seg)) || HISTORY_RE.test(n)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
     await this.position(walName);
     this.next = walName;
@@ -162,10 +168,15 @@ export class AsyncGetter {
     this.historyCheck = Promise.all(names.map((name) => {
       const tmp = path.join(this.inDir, `${name}.fetch`);
       return this.opts.get(name, tmp).then(async (found) => {
-        // A history file that exists is left to restore_command (it is small, and rare).
-        await fs.promises.rm(tmp, { force: true });
+        // One that exists is queued for the shell front (its content never changes once archived;
+        // a copy the shell took is replaced at the next look while recovery runs).
+        if (found && !this.stopped) await fs.promises.rename(tmp, path.join(this.inDir, name));
+        else await fs.promises.rm(tmp, { force: true });
         await this.missingMark(name, !found);
-      }).catch((err: Error) => { log.debug(`check of '${name}' failed: ${err.message}`); });
+      }).catch(async (err: Error) => {
+        await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+        log.debug(`check of '${name}' failed: ${err.message}`);
+      });
     })).then(() => undefined).finally(() => { this.historyCheck = undefined; });
   }
 
@@ -260,6 +271,9 @@ export const FETCHING_SUFFIX = 'fetching';
 function fsNames(dir: string): string[] {
   try { return fs.readdirSync(dir); } catch { return []; }
 }
+
+/** A timeline history file's name. */
+const HISTORY_RE = /^[0-9A-F]{8}\.history$/;
 
 /** Seconds a "not in the archive" answer holds (renewed every ~2 s while the daemon runs). */
 const MISSING_HOLD_S = 3;
