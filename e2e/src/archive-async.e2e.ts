@@ -327,6 +327,43 @@ describe('asynchronous archive-push', () => {
     }
   });
 
+  it('a recovery on timeline 2 finds its history file queued by the daemon, the archive\'s own, and recovers', async () => {
+    // The cluster restored in place and promoted: timeline 2, archived to the stanza as before.
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    await stack.cluster.stop('immediate');
+    fs.rmSync(stack.cluster.dataDir, { recursive: true, force: true });
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`]);
+    await stack.cluster.start();
+    await stack.cluster.waitPromoted();
+    await stack.cluster.query('CREATE TABLE on_tli2 AS SELECT g FROM generate_series(1, 1000) g');
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    await drained();
+    const history = fs.readFileSync(path.join(stack.cluster.dataDir, 'pg_wal', '00000002.history'));
+    // A backup on timeline 2, restored as a copy: its recovery asks for 00000002.history first.
+    await stack.adminOk(['backup', `--stanza=${stack.stanza}`, '--type=full', '--start-fast']);
+    const inDir = path.join(spool, 'archive', stack.stanza, 'in');
+    const dir = stack.restoreDir('tli2');
+    await stack.adminOk(['restore', `--stanza=${stack.stanza}`, `--pg1-path=${dir}`, '--archive-mode=off', '--target-action=promote']);
+    const queued = path.join(inDir, '00000002.history');
+    for (const until = Date.now() + 15_000; !fs.existsSync(queued);) {
+      if (Date.now() > until) throw new Error('00000002.history was not queued');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(fs.readFileSync(queued).equals(history)).toBe(true);
+    // The next timeline's is not in the archive: answered by a marker.
+    expect(Number(fs.readFileSync(path.join(inDir, '00000003.history.missing'), 'utf8'))).toBeGreaterThan(Date.now() / 1000 - 60);
+    const c = await PgCluster.fromExistingDataDir(dir, { version: 15 });
+    try {
+      await c.start();
+      await c.waitPromoted();
+      expect((await c.query<{ n: string }>('SELECT count(*)::text AS n FROM on_tli2'))[0]!.n).toBe('1000');
+      expect((await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f.slice(0, 8)).toBe('00000003');
+      expect(fs.readFileSync(c.logFile, 'utf8')).toContain('restored log file "00000002.history" from archive');
+    } finally {
+      await c.destroy();
+    }
+  });
+
   it('drops WAL past archive-push-queue-max while the repo-server is down, loudly, so pg_wal stops growing', async () => {
     await stack.agent!.stop('SIGTERM');
     fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', '[global]\narchive-push-queue-max=32MB\n'));

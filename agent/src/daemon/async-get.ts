@@ -122,6 +122,8 @@ export class AsyncGetter {
   async prime(walName: string, opts: { toEnd?: boolean } = {}): Promise<void> {
     await fs.promises.mkdir(this.inDir, { recursive: true, mode: 0o700 });
     this.timeline = walName.slice(0, 8);
+    // Its history files are looked up at once: PostgreSQL asks for them first, as it starts.
+    this.historyCheckedAt = 0;
     this.primedFrom = walName;
     this.toEnd = opts.toEnd === true;
     this.newest = undefined;
