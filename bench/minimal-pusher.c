@@ -160,7 +160,11 @@ static int agent(const char *walDir, const char *spool, int port, size_t rest, c
   DIR *d;
   struct dirent *e;
   if (!log) die(logPath);
-  if (connect(c, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+  /* The server may still be starting: a few seconds of tries. */
+  for (int tries = 0; connect(c, (struct sockaddr *)&a, sizeof a) < 0; tries++) {
+    if (tries == 100) die("connect");
+    usleep(50000);
+  }
   snprintf(status, sizeof status, "%s/archive_status", walDir);
   if (in < 0 || inotify_add_watch(in, status, IN_CREATE | IN_MOVED_TO) < 0) die(status);
   /* What was ready before the watch began. */

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgCluster } from '../harness/cluster';
-import { osUser, runCommand } from '../harness/processes';
+import { freePort, osUser, runCommand } from '../harness/processes';
 import { Stack, installedBin } from '../stack';
 import { benchmarksSectionWrite, targetLine } from './summary';
 
@@ -51,9 +51,9 @@ async function minimalStart(stack: Stack, scratch: string): Promise<{ cmd: strin
   if (cc.code !== 0) throw new Error(`gcc bench/minimal-pusher.c: ${cc.stderr}`);
   const spool = path.join(scratch, 'minimal-spool'), repo = path.join(scratch, 'minimal-repo'), log = path.join(scratch, 'minimal-log');
   for (const d of [spool, repo]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const server = spawn(bin, ['server', String(port), repo, process.env.BENCH_MINIMAL_SYNC === 'n' ? '0' : '1'], { stdio: 'inherit' });
-  await new Promise((r) => setTimeout(r, 300));
+  // The pusher connects once the server listens (it tries for a few seconds).
   const agent = spawn(bin, ['agent', path.join(stack.cluster.dataDir, 'pg_wal'), spool, String(port), String(MINIMAL_REST), log], { stdio: 'inherit' });
   return { cmd: `test -f ${spool}/%f.ok || ${bin} wait ${spool} %f`, log, stop: () => { agent.kill(); server.kill(); } };
 }
