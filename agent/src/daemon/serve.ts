@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Config, FilterPool, MemoryGovernor, OptionInvalidError, log, pgControlRead } from '@openrds/common';
+import { Config, FilterPool, MemoryGovernor, OptionInvalidError, WAL_WARM_MS, log, pgControlRead } from '@openrds/common';
 import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archiveKeyGet, archivePushFile } from '../command/archive/push';
@@ -69,10 +69,15 @@ export async function agentServe(config: Config): Promise<void> {
       ...(flushProbe ? { flushed: () => flushProbe.position() } : {}),
     })
     : undefined;
+  // After each WAL push or fetch the pool keeps a worker up: the next one comes in seconds or
+  // minutes, and someone waits on it (archive_command, a recovery).
+  const warm = <T>(r: T): T => { pool.keepWarm(WAL_WARM_MS); return r; };
   const pushOne = (walPath: string) => archivePushFile(client, {
     stanza, walPath, compressType, compressLevel: config.int('compress-level'), agentId, timeoutMs, pool,
     ...(streamer ? { staged: () => streamer.take(path.basename(walPath)) } : {}),
-  });
+  }).then(warm);
+  const getOne = (walName: string, destination: string) =>
+    archiveGetFile(client, { stanza, walName, destination, timeoutMs, pool, walSegmentSize: control.walSegmentSize }).then(warm);
   const pushFile = (walPath: string) => (streamer ? streamer.hold(() => pushOne(walPath)) : pushOne(walPath));
   const queueLimit = {
     pgPath, walSegmentSize: control.walSegmentSize,
@@ -85,7 +90,7 @@ export async function agentServe(config: Config): Promise<void> {
     ? new AsyncGetter({
       spoolPath: config.str('spool-path'), stanza, walSegmentSize: control.walSegmentSize, processMax: config.int('process-max'),
       queueMax: config.int('archive-get-queue-max'),
-      get: (walName, destination) => archiveGetFile(client, { stanza, walName, destination, timeoutMs, pool, walSegmentSize: control.walSegmentSize }),
+      get: getOne,
     })
     : undefined;
   // A restore this agent writes with restore_command pointing here starts the prefetch at once.
@@ -110,9 +115,7 @@ export async function agentServe(config: Config): Promise<void> {
       return res.warning ? { warning: res.warning } : {};
     }
     if (req.cmd === 'archive-get') {
-      const found = getter
-        ? await getter.get(req.walName, req.destination)
-        : await archiveGetFile(client, { stanza, walName: req.walName, destination: req.destination, timeoutMs, pool, walSegmentSize: control.walSegmentSize });
+      const found = getter ? await getter.get(req.walName, req.destination) : await getOne(req.walName, req.destination);
       return { found };
     }
     return {};

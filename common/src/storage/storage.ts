@@ -112,8 +112,8 @@ export interface StorageAppendable {
   /** Cuts the file back to `size` bytes. */
   truncate(size: number): Promise<void>;
   /**
-   * fdatasync (data and size durable), then the file takes the name `key` (in the directory of
-   * `near`, replacing nothing: callers pick unused keys) and its directory is fsynced, in one
+   * fdatasync (data and size durable), then the file takes the name `key` (in the temp file's
+   * directory, replacing nothing: callers pick unused keys) and its directory is fsynced, in one
    * message to a worker of `pool`.
    */
   commit(key: string, pool: FilterPool): Promise<void>;

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   ChecksumError, FileWriteError, Sha256Filter, SizeFilter, cipherKeyLookup, decompressFilters, decryptBuffer, decryptFilters, grpcChunkReader, grpcDeadline, grpcMessages,
-  ProtocolError, WAL_WARM_MS, ZstdDataError, errorFromGrpc, log, walFileKind,
+  ProtocolError, ZstdDataError, errorFromGrpc, log, walFileKind,
 } from '@openrds/common';
 import type { AgentGatewayClient, ArchiveGetMessage__Output, CipherKeyLookup, CompressType, FilterPool } from '@openrds/common';
 
@@ -65,8 +65,6 @@ export async function archiveGetFile(client: AgentGatewayClient, opts: ArchiveGe
       if ('error' in r) throw new FileWriteError(`unable to write ${r.error}`, { hint: 'check free space and permissions of the spool path or pg_wal' });
       if ('corrupt' in r) throw damaged(r.corrupt);
       if ('sha256' in r) throw corrupt(r.sha256, r.size, opts.walSegmentSize!);
-      // A standby that follows the archive fetches a segment every few seconds or minutes.
-      opts.pool!.keepWarm(WAL_WARM_MS);
     } else {
       const sha = new Sha256Filter();
       const size = new SizeFilter();

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   ArchiveStageMissingError, CHUNK_SIZE, FileMissingError, FormatError, compressFilters, encryptBuffer, encryptFilters, errorFromGrpc, grpcChunkWriter, grpcClientStream, grpcDeadline, grpcWrite,
-  WAL_WARM_MS, log, sha256File, walFileKind, zstdCompressBuffer,
+  log, sha256File, walFileKind, zstdCompressBuffer,
 } from '@openrds/common';
 import { Readable, Writable } from 'node:stream';
 import type { StagedPrefix } from '../../daemon/wal-stream';
@@ -65,7 +65,7 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
         log.detail(`archive-push '${walName}': ${err.message}: pushed whole`);
         return undefined;
       });
-      if (r) { opts.pool.keepWarm(WAL_WARM_MS); return r; }
+      if (r) return r;
     }
   }
   const t0 = Date.now();
@@ -106,8 +106,6 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     t2 = Date.now();
   });
   log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
-  // The next push (seconds or minutes away) finds its worker up.
-  opts.pool?.keepWarm(WAL_WARM_MS);
   return result;
 }
 
