@@ -388,4 +388,26 @@ describe('asynchronous archive-push', () => {
     // The dropped WAL is a gap in the archive, which verify reports.
     expect((await verifyArchive()).gaps.length).toBeGreaterThan(0);
   });
+
+  it('keeps one worker thread up after a push, past the idle stop: the next push does not start one', async () => {
+    const threads = (): number => fs.readdirSync(`/proc/${stack.agent!.pid}/task`).length;
+    const settle = async (ms: number): Promise<void> => { await new Promise((r) => setTimeout(r, ms)); };
+    // A new daemon, once every worker its start used has stopped as idle: its threads unchanged for 7 s.
+    await drained();
+    await stack.agent!.stop('SIGTERM');
+    await stack.startAgent();
+    let none = threads();
+    for (let since = Date.now(), until = Date.now() + 60_000; Date.now() - since < 7000;) {
+      if (Date.now() > until) throw new Error('the agent\'s threads did not settle');
+      await settle(250);
+      const now = threads();
+      if (now !== none) { none = now; since = Date.now(); }
+    }
+    await stack.cluster.query('CREATE TABLE warm AS SELECT g FROM generate_series(1, 100000) g');
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    await drained();
+    // Idle workers stop after 5 s: all but the one a WAL push keeps warm.
+    await settle(8000);
+    expect(threads()).toBe(none + 1);
+  });
 });
