@@ -46,6 +46,8 @@ describe('WalStreamer', () => {
   /** What the fake repo-server holds of a segment: its parts decompressed, in order. */
   const stagedOf = (name: string): Buffer => Buffer.concat(calls.filter((c) => c.walName === name).map((c) => zstdDecompressBuffer(c.data, c.size)));
   const at = (n: number, offset: number): WalFlushed => ({ name: seg(n), lsn: walSegmentStartLsn(seg(n), SEG) + BigInt(offset) });
+  /** A push's take, as the daemon runs it: inside hold (a staged push keeps the stream still until it is done). */
+  const pushTake = (name: string): ReturnType<WalStreamer['take']> => streamer.hold(() => streamer.take(name));
 
   beforeAll(() => { pool = new FilterPool(); });
   afterAll(async () => { await pool.close(); });
@@ -74,18 +76,18 @@ describe('WalStreamer', () => {
     await ticks();
     expect(stagedOf(seg(1)).equals(file(1))).toBe(true);
     expect(stagedOf(seg(2)).equals(file(2).subarray(0, MiB))).toBe(true);
-    const first = await streamer.take(seg(1));
+    const first = await pushTake(seg(1));
     expect(first?.size).toBe(SEG);
     expect(first?.bytes).toBeUndefined();
     expect(first?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1)).digest('hex'));
-    expect(await streamer.take(seg(1))).toBeUndefined();
+    expect(await pushTake(seg(1))).toBeUndefined();
     // At a segment's very end the position still names it: staged whole once, waiting for its
     // push, and not again once taken.
     flushed = at(2, SEG);
     await ticks();
     await ticks();
     expect(stagedOf(seg(2)).equals(file(2))).toBe(true);
-    expect((await streamer.take(seg(2)))?.size).toBe(SEG);
+    expect((await pushTake(seg(2)))?.size).toBe(SEG);
     const before = calls.length;
     await ticks();
     expect(calls.length).toBe(before);
@@ -117,6 +119,70 @@ describe('WalStreamer', () => {
     expect(calls.length).toBe(13);
     expect(prefix?.size).toBe(13 * MiB);
     expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 13 * MiB)).digest('hex'));
+  });
+
+  it('flush mode: a staged push keeps the stream still until it is done', async () => {
+    for (const n of [1, 2]) fs.writeFileSync(path.join(dir, 'pg_wal', seg(n)), crypto.randomBytes(SEG));
+    flushed = at(1, 5 * MiB);
+    await ticks();
+    flushed = at(2, MiB);
+    await ticks();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let onTaken!: () => void;
+    const taken = new Promise<void>((resolve) => { onTaken = resolve; });
+    const push = streamer.hold(async () => {
+      const prefix = await streamer.take(seg(1));
+      onTaken();
+      await gate;
+      return prefix;
+    });
+    await taken;
+    // PostgreSQL wrote on meanwhile: nothing is staged beside the push.
+    flushed = at(2, 3 * MiB);
+    const before = calls.length;
+    await ticks();
+    expect(calls.length).toBe(before);
+    release();
+    expect((await push)?.size).toBe(SEG);
+    await ticks();
+    expect(stagedOf(seg(2)).equals(file(2).subarray(0, 3 * MiB))).toBe(true);
+  });
+
+  it('flush mode: a part read as PostgreSQL finishes its segment is not sent (the push sends those bytes)', async () => {
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
+    flushed = at(1, 14 * MiB);
+    await ticks();
+    const before = calls.length;
+    // The segment is finished (its .ready is there) by the time the next part is compressed.
+    fs.writeFileSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(1)}.ready`), '');
+    flushed = at(1, 15 * MiB);
+    await ticks();
+    expect(calls.length).toBe(before);
+    const prefix = await pushTake(seg(1));
+    expect(prefix?.size).toBe(14 * MiB);
+    expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 14 * MiB)).digest('hex'));
+  });
+
+  it('flush mode: far from a segment\'s end a part waits for a MiB; within 2 MiB of it, parts go from 64 KiB', async () => {
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
+    flushed = at(1, MiB);
+    await ticks();
+    expect(calls.map((c) => c.size)).toEqual([MiB]);
+    // Half a MiB more, 14.5 MiB before the end: it waits.
+    flushed = at(1, MiB + 512 * 1024);
+    await ticks();
+    expect(calls.length).toBe(1);
+    flushed = at(1, 2 * MiB);
+    await ticks();
+    expect(calls.map((c) => c.size)).toEqual([MiB, MiB]);
+    // Near the end: 128 KiB are staged at once.
+    flushed = at(1, 14 * MiB + 128 * 1024);
+    await ticks();
+    flushed = at(1, 14 * MiB + 256 * 1024);
+    await ticks();
+    expect(calls[calls.length - 1]!.size).toBe(128 * 1024);
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 14 * MiB + 256 * 1024))).toBe(true);
   });
 
   it('flush mode: reads the next part while the parts before are staged, stages them in order, and no more than four ahead', async () => {

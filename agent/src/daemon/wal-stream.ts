@@ -36,8 +36,19 @@ const PART_MIN = 64 * 1024;
 const PAUSE_MS = 60_000;
 /** After a failure that passes (the repo-server unreachable, the stanza not created yet): this long. */
 const RETRY_MS = 1_000;
-/** How often the segment PostgreSQL writes is looked at (at once again after a full read: the stream is behind). */
+/** How often the segment PostgreSQL writes is looked at near its end (at once again after a full read: the stream is behind). */
 const TICK_MS = 20;
+/**
+ * Flush mode: within this many bytes of its end (bytes PostgreSQL has still to write), the
+ * segment is staged at each tick from PART_MIN on, so that its push has little left to send.
+ * Before, it is staged in parts of PART_FAR, and looked at every FAR_TICK_MS while its end is
+ * further away than that at the rate WAL is written: each part is a query, a read, a compression
+ * and a call here, a decompression, a hash, a write and an fdatasync at the repo-server, and a
+ * step every 20 ms all the way took a quarter of a core of each daemon under an OLTP load.
+ */
+const NEAR_END = 2 * 1024 * 1024;
+const PART_FAR = 1024 * 1024;
+const FAR_TICK_MS = 100;
 /** Flush mode, while the flush position stands still (an idle cluster): a look this often, not 50 queries a second. */
 const IDLE_TICK_MS = 250;
 /** A finished segment's status file: the segment PostgreSQL writes is the one after the newest. */
@@ -94,6 +105,8 @@ const TAKE_WAIT_MS = 1000;
  * each waiting for a core on a busy host), but starts none past this.
  */
 const QUEUED_MAX = 4;
+/** A staged push keeps the stream still this long at most (see take). */
+const QUIET_MAX_MS = 200;
 
 export class WalStreamer {
   private cur: Current | undefined;
@@ -109,10 +122,15 @@ export class WalStreamer {
   /** Flush mode: the position the last tick saw, and whether it had not moved since the one before. */
   private lastLsn = -1n;
   private lastLsnStill = false;
+  /** Flush mode: when the last position was read, and the next tick's delay it calls for. */
+  private lastLsnAt = 0;
+  private nextTickMs = TICK_MS;
   /** Pushes in a row that found their segment far behind (see take). */
   private behind = 0;
   /** Pushes under way: the stream waits for them, so that their compression does not queue behind its parts on the pool. */
   private holds = 0;
+  /** The stream starts nothing before this time: a staged push is under way (see take). */
+  private quietUntil = 0;
 
   constructor(private readonly opts: {
     client: AgentGatewayClient; pool: FilterPool; pgPath: string; stanza: string; agentId: string;
@@ -134,7 +152,7 @@ export class WalStreamer {
   }
 
   /** Ticks every TICK_MS (IDLE_TICK_MS while nothing is written), and at once again while a tick found a full part (the stream is behind). */
-  private schedule(ms = this.lastLsnStill ? IDLE_TICK_MS : TICK_MS): void {
+  private schedule(ms = this.lastLsnStill ? IDLE_TICK_MS : this.nextTickMs): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let more = false;
@@ -162,13 +180,13 @@ export class WalStreamer {
     await Promise.all([...this.done, ...(this.cur ? [this.cur] : [])].map((c) => c.chain));
   }
 
-  /** Runs a push; no part is started meanwhile (parts in flight finish). */
+  /** Runs a push; header mode starts no part meanwhile, flush mode none while a staged push runs (parts in flight finish). */
   async hold<T>(push: () => Promise<T>): Promise<T> {
     this.holds++;
     try {
       return await push();
     } finally {
-      this.holds--;
+      if (--this.holds === 0) this.quietUntil = 0;
     }
   }
 
@@ -208,6 +226,11 @@ export class WalStreamer {
       return undefined;
     }
     this.behind = 0;
+    // The push is short (only the rest and the commit) and PostgreSQL waits on it: the stream
+    // stays still until it is done, rather than begin the next segment beside it (its first part
+    // is a listing, a new temp file, a decompression and a hash on the repo-server's main thread,
+    // and a compression on the pool here, each in the push's way on a busy host).
+    this.quietUntil = Date.now() + QUIET_MAX_MS;
     return { size: cur.staged, bytes: cur.flushed ? undefined : cur.buf!.subarray(0, cur.staged), hash: cur.hash.copy() };
   }
 
@@ -234,7 +257,8 @@ export class WalStreamer {
 
   /** Stages the next finished part of the segment PostgreSQL writes, if there is one; true when it was a full part (more may wait). */
   private async tick(): Promise<boolean> {
-    if (Date.now() < this.pausedUntil) return false;
+    const now = Date.now();
+    if (now < this.pausedUntil || now < this.quietUntil) return false;
     // Flush mode goes on while pushes run: what it stages ahead is what keeps the next push short
     // (held back, each push would send most of its segment, and hold the stream back in turn).
     const at = this.opts.flushed ? await this.opts.flushed() : undefined;
@@ -282,8 +306,14 @@ export class WalStreamer {
    */
   private async tickFlushed(at: WalFlushed): Promise<boolean> {
     const segSize = this.opts.walSegmentSize;
+    const now = Date.now();
+    // Bytes per ms since the last look, and the bytes PostgreSQL has still to write in the segment it writes.
+    const rate = this.lastLsn >= 0n && now > this.lastLsnAt ? Number(at.lsn - this.lastLsn) / (now - this.lastLsnAt) : 0;
+    const unwritten = segSize - Number(at.lsn - walSegmentStartLsn(at.name, segSize));
+    this.nextTickMs = rate > 0 && (unwritten - NEAR_END) / rate > FAR_TICK_MS ? FAR_TICK_MS : TICK_MS;
     this.lastLsnStill = at.lsn === this.lastLsn;
     this.lastLsn = at.lsn;
+    this.lastLsnAt = now;
     let cur = this.cur;
     if (cur && (!cur.flushed || (cur.name !== at.name && walSegmentNext(cur.name, segSize) !== at.name))) {
       // Header mode's segment, or the flush position is elsewhere (a new timeline, the stream far behind): set aside.
@@ -304,7 +334,8 @@ export class WalStreamer {
     const page = this.opts.pageSize;
     const limit = cur.name === at.name ? Math.min(segSize, Math.floor(Number(at.lsn - cur.start) / page) * page) : segSize;
     const finished = Math.min(limit - cur.sent, READ_MAX);
-    if (finished <= 0 || (finished < PART_MIN && limit < segSize)) {
+    const near = cur.name !== at.name || unwritten <= NEAR_END;
+    if (finished <= 0 || (finished < (near ? PART_MIN : PART_FAR) && limit < segSize)) {
       if (cur.sent === segSize) this.curDone(cur);
       return false;
     }
@@ -368,6 +399,12 @@ export class WalStreamer {
     try {
       const { out } = await packed;
       if (!live()) return;
+      // PostgreSQL has finished the segment meanwhile: its push (starting now) sends these bytes.
+      // Staged now, they would reach the repo-server beside the push, which waits for them.
+      if (this.finished(name)) {
+        cur.taking = true;
+        return;
+      }
       const t2 = Date.now();
       const reply = await new Promise<ArchiveStageResult__Output>((resolve, reject) => {
         this.opts.client.archiveStage({ stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset, size, data: out },
@@ -389,6 +426,12 @@ export class WalStreamer {
       if (this.cur === cur) this.cur = undefined;
       this.pause(err);
     }
+  }
+
+  /** Whether PostgreSQL has finished segment `name` (its status file is there). */
+  private finished(name: string): boolean {
+    const dir = path.join(this.opts.pgPath, 'pg_wal', 'archive_status');
+    return fs.existsSync(path.join(dir, `${name}.ready`)) || fs.existsSync(path.join(dir, `${name}.done`));
   }
 
   /** Whether page `i` of `buf` has the header of the page at `offset` of the current segment. */

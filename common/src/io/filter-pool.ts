@@ -734,10 +734,12 @@ function handle(m) {
       return;
     }
     if (m.op === 'commitFile') {
-      // A temp file's commit (a staged WAL segment's): fdatasync, rename and the directory's
-      // fsync in one message, where each step through libuv is a trip back to the main thread.
-      // The descriptor stays open (its owner closes it): only the file's own name changes.
+      // A temp file's commit (a staged WAL segment's): its last bytes written (\`data\` at \`at\`),
+      // fdatasync, rename and the directory's fsync in one message, where each step through libuv
+      // is a trip back to the main thread. The descriptor stays open (its owner closes it): only
+      // the file's own name changes.
       try {
+        for (let done = 0; m.data && done < m.data.length;) done += fs.writeSync(m.fd, m.data, done, m.data.length - done, m.at + done);
         fs.fdatasyncSync(m.fd);
         fs.renameSync(m.tmp, m.path);
         const dir = fs.openSync(path.dirname(m.path), 'r');
@@ -939,8 +941,8 @@ interface WorkerMessage {
   checksum?: ChecksumType;
   /** writeOpen: with O_DIRECT where the file system takes it (see DIRECT in the worker). */
   direct?: boolean;
-  /** commitFile: the descriptor, its temp name and the name it takes. */
-  fd?: number; tmp?: string;
+  /** commitFile: the descriptor, its temp name and the name it takes, and where its last bytes (\`data\`) go. */
+  fd?: number; tmp?: string; at?: number;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
   inbox?: { start: number; length: number; end: number };
 }
@@ -1295,12 +1297,14 @@ export class FilterPool {
   }
 
   /**
-   * Commits a written temp file on one worker, in one message: fdatasync of `fd` (data and size
-   * durable), rename of `tmp` to `file` (in the same directory) and fsync of that directory. The
-   * descriptor stays open. Rejects with the first failure (the temp file then keeps its name).
+   * Commits a written temp file on one worker, in one message: `last` written at offset `at`
+   * (when given), fdatasync of `fd` (data and size durable), rename of `tmp` to `file` (in the
+   * same directory) and fsync of that directory. The descriptor stays open. Rejects with the
+   * first failure (the temp file then keeps its name).
    */
-  async commitFile(fd: number, tmp: string, file: string): Promise<void> {
-    await this.call({ op: 'commitFile', fd, tmp, path: file }, `'${file}'`, true);
+  async commitFile(fd: number, tmp: string, file: string, last?: { data: Buffer; at: number }): Promise<void> {
+    await this.call({ op: 'commitFile', fd, tmp, path: file, ...(last && last.data.length > 0 ? { at: last.at } : {}) }, `'${file}'`, true,
+      undefined, last && last.data.length > 0 ? [last.data] : undefined);
   }
 
   /**
@@ -1349,7 +1353,10 @@ export class FilterPool {
     const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     w.sessions++;
     try {
-      const m = await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level }, own ? [data.buffer as ArrayBuffer] : undefined)!;
+      // A buffer of its own moves to the worker; a view (a part of a larger read buffer) is copied
+      // into the worker's inbox (memory already mapped on both sides, nothing allocated per part).
+      const m = (own ? await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level }, [data.buffer as ArrayBuffer])
+        : await w.post({ op: 'whole', id: nextSessionId++, seq: 0, level }, undefined, [data]))!;
       if (m.error !== undefined) throw new InternalError(m.error);
       return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
     } finally {

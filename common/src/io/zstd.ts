@@ -279,14 +279,16 @@ export function zstdCompressBuffer(data: Buffer, level: number = ZSTD_LEVEL_DEFA
 
 /**
  * Decompresses a whole buffer of zstd frames that must hold exactly `size` bytes; damaged data,
- * or content of another size, is a ZstdDataError.
+ * or content of another size, is a ZstdDataError. `into`, when it has room for `size` bytes and
+ * one more, takes the content (the result is a view of it): a caller that only looks at the
+ * bytes (hashes them) makes no garbage for each buffer it checks.
  */
-export function zstdDecompressBuffer(data: Buffer, size: number): Buffer {
+export function zstdDecompressBuffer(data: Buffer, size: number, into?: Buffer): Buffer {
   if (data.length === 0) throw new ZstdDataError('zstd data is empty: expected at least one frame');
   const ctx = dctxAcquire();
   try {
     // One byte more than expected: content that fills it is larger than the manifest says.
-    const out = Buffer.allocUnsafe(size + 1);
+    const out = into && into.length > size ? into : Buffer.allocUnsafe(size + 1);
     let produced = 0, input = data, inFrame = false;
     while (input.length > 0) {
       const [remaining, n, consumed] = ctx.decompressStream(out.subarray(produced), input);

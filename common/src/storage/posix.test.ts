@@ -320,6 +320,10 @@ describe('PosixStorage', () => {
       expect(await storage.list('nope')).toEqual([]);
       expect(await storage.list('dir/b')).toEqual([]);
       expect(await storage.list('')).toEqual(['dir']);
+      // The synchronous listing answers the same.
+      for (const [d, opts] of [['dir', undefined], ['dir', { expression: /^b$/ }], ['nope', undefined], ['dir/b', undefined], ['', undefined]] as const) {
+        expect(storage.listSync(d, opts)).toEqual(await storage.list(d, opts));
+      }
     });
 
     it('lists a tree recursively, depth first in name order, names relative to the path', async () => {
@@ -399,6 +403,7 @@ describe('PosixStorage', () => {
       expect(() => storage.newWrite('')).toThrow(AssertError);
       await expect(storage.get('../x')).rejects.toThrow(AssertError);
       await expect(storage.list('..')).rejects.toThrow(AssertError);
+      expect(() => storage.listSync('..')).toThrow(AssertError);
     });
 
     it('needs an absolute repo path', () => {

@@ -232,13 +232,20 @@ export class PosixStorage implements Storage {
     try {
       names = await fs.promises.readdir(abs);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
-      throw new FileReadError(`unable to list '${dir}': ${messageOf(err)}`, { cause: err });
+      return listFailed(dir, err);
     }
-    // Writes in progress are not part of the repository.
-    names = names.filter((n) => !STORAGE_TEMP_RE.test(n));
-    if (opts.expression) names = names.filter((n) => opts.expression!.test(n));
-    return names.sort();
+    return listFilter(names, opts);
+  }
+
+  listSync(dir: string, opts: StorageListOptions = {}): string[] {
+    const abs = this.pathOf(dir);
+    let names: string[];
+    try {
+      names = fs.readdirSync(abs);
+    } catch (err) {
+      return listFailed(dir, err);
+    }
+    return listFilter(names, opts);
   }
 
   async *listRecursive(dir: string): AsyncIterable<StorageInfo> {
@@ -465,6 +472,19 @@ function infoOf(st: fs.Stats): Omit<StorageInfo, 'name'> {
   };
 }
 
+/** A listing's names as list() returns them: writes in progress are not part of the repository. */
+function listFilter(names: string[], opts: StorageListOptions): string[] {
+  names = names.filter((n) => !STORAGE_TEMP_RE.test(n));
+  if (opts.expression) names = names.filter((n) => opts.expression!.test(n));
+  return names.sort();
+}
+
+/** A missing path lists as empty; other errors are read errors. */
+function listFailed(dir: string, err: unknown): string[] {
+  if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
+  throw new FileReadError(`unable to list '${dir}': ${messageOf(err)}`, { cause: err });
+}
+
 /** Storage.appendable of the posix driver: a temp file written at explicit offsets. */
 class PosixAppendable implements StorageAppendable {
   size = 0;
@@ -508,7 +528,7 @@ class PosixAppendable implements StorageAppendable {
     this.size = size;
   }
 
-  async commit(key: string, pool: FilterPool): Promise<void> {
+  async commit(key: string, pool: FilterPool, last?: Buffer): Promise<void> {
     try {
       await this.syncing;
       if (this.syncError !== undefined) throw this.syncError;
@@ -517,12 +537,13 @@ class PosixAppendable implements StorageAppendable {
     }
     const file = this.storage.pathOf(key);
     if (path.dirname(file) !== path.dirname(this.tmp)) throw new AssertError(`'${key}' is not in the directory of '${this.tmpKey}'`);
-    // One worker message (fdatasync, rename, directory fsync) instead of a trip through libuv per
-    // step: on a busy host each trip waits for the main thread (a WAL push waits on this). The
-    // data and the size are all a reader needs (fsync would also commit the times: a journal
-    // commit even when the background syncs have left nothing else to write).
+    // One worker message (the last bytes' write, fdatasync, rename, directory fsync) instead of a
+    // trip through libuv per step: on a busy host each trip waits for the main thread (a WAL push
+    // waits on this). The data and the size are all a reader needs (fsync would also commit the
+    // times: a journal commit even when the background syncs have left nothing else to write).
     try {
-      await pool.commitFile(this.fh.fd, this.tmp, file);
+      await pool.commitFile(this.fh.fd, this.tmp, file, last ? { data: last, at: this.size } : undefined);
+      if (last) this.size += last.length;
     } catch (err) {
       throw new FileWriteError(`unable to commit '${this.tmpKey}' as '${key}': ${messageOf(err)}`, { cause: err });
     }

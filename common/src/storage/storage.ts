@@ -60,6 +60,11 @@ export interface Storage {
   exists(key: string): Promise<boolean>;
   /** Names in one path (files and paths), sorted; [] when the path does not exist. */
   list(path: string, opts?: StorageListOptions): Promise<string[]>;
+  /**
+   * list() with one synchronous call, where the driver has one (posix): for a small directory on
+   * a path a caller waits on, where a trip through libuv's threads waits for a busy host's cores.
+   */
+  listSync?(path: string, opts?: StorageListOptions): string[];
   /** Everything under a path, depth first in name order, names relative to it; nothing when it does not exist. */
   listRecursive?(path: string): AsyncIterable<StorageInfo>;
   /** Removes a file; a missing file is fine unless errorOnMissing. */
@@ -112,10 +117,10 @@ export interface StorageAppendable {
   /** Cuts the file back to `size` bytes. */
   truncate(size: number): Promise<void>;
   /**
-   * fdatasync (data and size durable), then the file takes the name `key` (in the temp file's
-   * directory, replacing nothing: callers pick unused keys) and its directory is fsynced, in one
-   * message to a worker of `pool`.
+   * `last` appended (when given), fdatasync (data and size durable), then the file takes the name
+   * `key` (in the temp file's directory, replacing nothing: callers pick unused keys) and its
+   * directory is fsynced, in one message to a worker of `pool`.
    */
-  commit(key: string, pool: FilterPool): Promise<void>;
+  commit(key: string, pool: FilterPool, last?: Buffer): Promise<void>;
   abort(): Promise<void>;
 }

@@ -105,6 +105,14 @@ async function run(mode: Mode): Promise<Result> {
     fs.chownSync(scratch, pg.uid, pg.gid);
     const spool = path.join(scratch, 'spool');
     fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\nspool-path=${spool}\n`));
+    // BENCH_WAL_PROF=<dir>: CPU profiles of both daemons (<dir>/agent, <dir>/server), and the load's window on the monotonic clock (<dir>/window).
+    const prof = process.env.BENCH_WAL_PROF;
+    // BENCH_WAL_NODE_FLAGS: more node flags for both daemons (e.g. --trace-gc).
+    const flags = (process.env.BENCH_WAL_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    if (prof || flags.length > 0) {
+      const profFlags = (who: string): string[] => (prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}/${who}`] : []);
+      stack.nodeFlags = { agent: [...profFlags('agent'), ...flags], server: [...profFlags('server'), ...flags] };
+    }
     await stack.start();
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
     let cmd: string;
@@ -171,10 +179,12 @@ async function run(mode: Mode): Promise<Result> {
     const floorLat = path.join(scratch, 'floor-latency');
     const floorTimer = timerWrite(path.join(scratch, 'timed-floor.sh'), '/bin/sh -c :', floorLat);
     const floorSampler = setInterval(() => { spawn('/bin/bash', [floorTimer, '-', 'floor'], { stdio: 'ignore' }).on('error', () => undefined); }, 200);
+    const loadFrom = process.hrtime.bigint() / 1000n;
     try {
       await stack.cluster.pgbench(LOAD === 'tpcb' ? tpcbArgs() : ['-i', '-s', String(SCALE), '-q']);
     } finally {
       clearInterval(floorSampler);
+      if (prof) fs.writeFileSync(path.join(prof, 'window'), `${loadFrom} ${process.hrtime.bigint() / 1000n}\n`);
     }
     await stack.cluster.query('SELECT pg_switch_wal()');
     const loadS = (Date.now() - t0) / 1000;

@@ -19,6 +19,16 @@ const STAGES_MAX = 32;
 /** A stage not added to for this long is dropped (its agent went away). */
 const STAGE_IDLE_MS = 10 * 60_000;
 
+/**
+ * Where staged parts (and a staged push's rest) are decompressed to be checked and hashed: their
+ * content is not kept, and a fresh buffer per part was garbage that made V8 collect every few
+ * parts. Used synchronously only (no await between the decompression and the last look).
+ */
+let scratch: Buffer | undefined;
+export function stageScratch(): Buffer {
+  return (scratch ??= Buffer.allocUnsafeSlow(STAGE_PART_MAX + 1));
+}
+
 /** The state after the first `raw` uncompressed bytes: where they end in the file and their running sha256. */
 interface Mark { raw: number; packed: number; hash: crypto.Hash }
 
@@ -41,11 +51,11 @@ export class Stage {
     return this.marks.find((m) => m.raw === raw)?.hash.copy();
   }
 
-  /** Appends one part (its zstd frame `packed` holding `size` bytes) at the staged end. */
-  async add(packed: Buffer, size: number, headSize: number): Promise<Buffer> {
+  /** Appends one part (its zstd frame `packed` holding `size` bytes) at the staged end; `head` holds the stage's first `headSize` bytes after it. */
+  async add(packed: Buffer, size: number, headSize: number): Promise<void> {
     let raw: Buffer;
     try {
-      raw = zstdDecompressBuffer(packed, size);
+      raw = zstdDecompressBuffer(packed, size, stageScratch());
     } catch (err) {
       if (err instanceof ZstdDataError) throw new ChecksumError(`staged part of WAL file arrived damaged: ${err.message}`, { hint: 'the agent sends it again' });
       throw err;
@@ -53,12 +63,13 @@ export class Stage {
     if (raw.length !== size) throw new ChecksumError(`staged part holds ${raw.length} bytes, the agent said ${size}`);
     const last = this.marks[this.marks.length - 1]!;
     const hash = last.hash.copy().update(raw);
+    // Copied before the write: the scratch is another part's once this awaits.
+    const head = this.head.length < headSize ? Buffer.concat([this.head, raw.subarray(0, headSize - this.head.length)]) : this.head;
     if (this.file) await this.file.append(packed, true);
     else this.parts.push(packed);
-    if (this.head.length < headSize) this.head = Buffer.concat([this.head, raw.subarray(0, headSize - this.head.length)]);
+    this.head = head;
     this.marks.push({ raw: last.raw + size, packed: last.packed + packed.length, hash });
     this.usedAt = Date.now();
-    return raw;
   }
 
   /** Cuts the stage back to its first `raw` bytes (a part the agent sends again, or the staged prefix a push uses). */
