@@ -84,7 +84,7 @@ interface Current {
   magic: number;
   /** Staged up to PostgreSQL's flush position only (no kept bytes, no compare at the push). */
   flushed: boolean;
-  /** Its push has taken it: no further part is sent (the push sends those bytes). */
+  /** Its push has taken it, or PostgreSQL has finished it: no further part is sent (the push sends those bytes). */
   taking?: boolean;
   /** A stage call failed: the parts after it are not sent, and its push goes whole. */
   failed?: boolean;
@@ -259,8 +259,9 @@ export class WalStreamer {
   private async tick(): Promise<boolean> {
     const now = Date.now();
     if (now < this.pausedUntil || now < this.quietUntil) return false;
-    // Flush mode goes on while pushes run: what it stages ahead is what keeps the next push short
-    // (held back, each push would send most of its segment, and hold the stream back in turn).
+    // Flush mode goes on while whole pushes run: what it stages ahead is what keeps the next push
+    // short (held back, each push would send most of its segment, and hold the stream back in
+    // turn). A staged push is short: nothing starts beside it (quietUntil, see take).
     const at = this.opts.flushed ? await this.opts.flushed() : undefined;
     if (at) return this.tickFlushed(at);
     if (this.holds > 0) return false;
