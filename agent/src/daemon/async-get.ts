@@ -65,7 +65,7 @@ export class AsyncGetter {
     // Nothing is being fetched yet: markers a previous daemon left behind go, and so do the history
     // files it queued (of a stanza made again since, they would be another cluster's).
     this.fetchingMarkersDrop();
-    for (const n of fsNames(this.inDir)) if (HISTORY_RE.test(n)) fs.rmSync(path.join(this.inDir, n), { force: true });
+    for (const n of fsNames(this.inDir)) if (walFileKind(n) === 'history') fs.rmSync(path.join(this.inDir, n), { force: true });
     this.timer = setInterval(() => this.fill(), 200);
     this.timer.unref();
   }
@@ -134,7 +134,7 @@ export class AsyncGetter {
     // history files).
     for (const n of fsNames(this.inDir)) {
       const seg = n.replace(/\.missing$/, '');
-      if ((WAL_SEGMENT_RE.test(seg) && !this.fetching.has(seg)) || HISTORY_RE.test(n)) await fs.promises.rm(path.join(this.inDir, n), { force: true });
+      if ((WAL_SEGMENT_RE.test(seg) && !this.fetching.has(seg)) || walFileKind(n) === 'history') await fs.promises.rm(path.join(this.inDir, n), { force: true });
     }
     await this.position(walName);
     this.next = walName;
@@ -273,9 +273,6 @@ export const FETCHING_SUFFIX = 'fetching';
 function fsNames(dir: string): string[] {
   try { return fs.readdirSync(dir); } catch { return []; }
 }
-
-/** A timeline history file's name. */
-const HISTORY_RE = /^[0-9A-F]{8}\.history$/;
 
 /** Seconds a "not in the archive" answer holds (renewed every ~2 s while the daemon runs). */
 const MISSING_HOLD_S = 3;

@@ -232,8 +232,9 @@ export class ArchiveStore {
           }
         }
       };
-      // A staged push receives and checks its rest while the archive is listed (under load a
-      // listing took up to 16 ms), and looks at the listing before the file takes its name.
+      // A staged push receives and checks its rest while the archive is listed (an object store's
+      // listing is a request; posix lists synchronously), and looks at the listing before the
+      // file takes its name.
       if (req.staged) {
         return this.pushStaged(info, req, source, key, check, async () => {
           const existing = await found;
