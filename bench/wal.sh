@@ -12,6 +12,10 @@
 # BENCH_MINIMAL_REST bytes (256 KiB) over TCP to a server that writes, fdatasyncs, renames and fsyncs, then the .ok;
 # no backlog or replay (it stores no WAL). BENCH_MINIMAL_SYNC=n: its server syncs nothing; BENCH_MINIMAL_BESIDE=y:
 # openrds' daemon pushes and pre-streams every segment on the same cluster meanwhile (a diagnosis).
+# Mode minimal-node is the same yardstick in Node (bench/minimal-pusher.js; the wait stays the C one), to tell Node's
+# own cost from our path's: BENCH_MINIMAL_REUSE=y keeps its buffers from one file to the next, BENCH_MINIMAL_GRPC=call|stream
+# sends over grpc-js (a unary call per file, or one bidirectional stream kept open), BENCH_MINIMAL_WORK=y adds zstd and
+# sha256, BENCH_MINIMAL_TRACE=<prefix> logs each step's time and its thread's scheduler counters.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/setup.sh"

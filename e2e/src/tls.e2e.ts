@@ -170,3 +170,43 @@ describe('mutual TLS between agent, openrds-admin and repo-server', () => {
     expect((await stack.admin(['info'])).code).toBe(0);
   });
 });
+
+// Pre-streaming (archive-push-stream) over mutual TLS: its calls (ArchiveStage, and ArchivePushes
+// for the rest of each segment) were refused under TLS until stop 30, when the methods the
+// repo-server serves to agents were listed without them (every segment then went whole).
+describe('WAL streamed ahead over mutual TLS', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await Stack.create({ version: 15, tls: true, globalOptions: { 'archive-async': 'y', 'archive-push-stream': 'y', 'process-max': '2' } });
+    const pg = osUser('postgres');
+    const spool = path.join(stack.dir, 'run', 'spool');
+    fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
+    fs.chownSync(spool, pg.uid, pg.gid);
+    fs.writeFileSync(stack.conf, fs.readFileSync(stack.conf, 'utf8').replace('[global]\n', `[global]\nspool-path=${spool}\n`));
+    await stack.start();
+    const printed = await runCommand(installedBin('openrds-agent'), ['archive-command', `--stanza=${stack.stanza}`, `--config=${stack.conf}`], {});
+    const line = /^archive_command = ('.*')$/m.exec(printed.stdout)?.[1];
+    expect(line).toContain('daemon.alive');
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ${line!}`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
+  });
+  afterAll(async () => { await stack?.destroy(); });
+
+  it('stages each segment while PostgreSQL writes it and pushes its rest on the stream: nothing refused, nothing missing', async () => {
+    await stack.cluster.pgbench(['-i', '-s', '2', '-q']);
+    await stack.cluster.query('CHECKPOINT');
+    await stack.cluster.pgbench(['-n', '-c', '2', '-T', '10']);
+    await stack.cluster.query('SELECT pg_switch_wal()');
+    const status = path.join(stack.cluster.dataDir, 'pg_wal', 'archive_status');
+    for (let i = 0; i < 600 && fs.readdirSync(status).some((n) => n.endsWith('.ready')); i++) await new Promise((r) => setTimeout(r, 200));
+    expect(fs.readdirSync(status).filter((n) => n.endsWith('.ready'))).toEqual([]);
+    const staged = stack.agent!.logText().split('\n').filter((l) => l.includes('bytes staged ahead'));
+    expect(staged.length).toBeGreaterThanOrEqual(1);
+    expect(fs.readFileSync(path.join(stack.dir, 'repo-server.log'), 'utf8')).not.toMatch(/access denied/);
+    const archive = JSON.parse((await stack.admin(['verify', `--stanza=${stack.stanza}`, '--output=json'])).stdout).archive[0];
+    expect(archive.bad).toEqual([]);
+    expect(archive.gaps).toEqual([]);
+  });
+});

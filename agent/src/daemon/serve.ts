@@ -5,6 +5,7 @@ import { Config, FilterPool, MemoryGovernor, OptionInvalidError, WAL_WARM_MS, lo
 import type { CompressType, PgControl } from '@openrds/common';
 import { archiveGetFile } from '../command/archive/get';
 import { archiveKeyGet, archivePushFile } from '../command/archive/push';
+import { archivePushStreamClose } from '../command/archive/push-stream';
 import { repoClientNew } from '../repo-client';
 import { AsyncGetter } from './async-get';
 import { AsyncPusher, queueFullDrop } from './async-push';
@@ -137,5 +138,6 @@ export async function agentServe(config: Config): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   await session.run();
+  archivePushStreamClose(client);
   client.close();
 }

@@ -40,3 +40,6 @@ export async function grpcWrite<M>(call: { write(m: M): boolean; once(ev: 'drain
 export function grpcDeadline(ms: number): Date {
   return new Date(Date.now() + ms);
 }
+
+/** gRPC status codes, for packages that use grpc-js only through common. */
+export { status as grpcStatus } from '@grpc/grpc-js';

@@ -82,6 +82,25 @@ function hintDecode(raw: string | undefined): string | undefined {
   try { return decodeURIComponent(raw); } catch { return raw; }
 }
 
+/** The error of that class name (RemoteError when this side does not know it), with its message and hint. */
+function errorRebuild(name: string, code: number, message: string, hint: string | undefined): OpenrdsError {
+  const opts = hint === undefined ? {} : { hint };
+  const Cls = errorClasses.get(name);
+  if (Cls) return new Cls(message, opts);
+  return new RemoteError(name, Number.isInteger(code) && code > 0 ? code : OpenrdsError.code, message, opts);
+}
+
+/** An error as an in-band ErrorDetail (an answer on a stream that goes on); secrets redacted. */
+export function errorToDetail(err: unknown): { name: string; code: number; message: string; hint: string } {
+  const e = errorWrap(err);
+  return { name: e.name, code: e.code, message: logRedactText(e.message), hint: e.hint ? logRedactText(e.hint) : '' };
+}
+
+/** The error an in-band ErrorDetail describes, with its class, message and hint. */
+export function errorFromDetail(d: { name: string; code: number; message: string; hint: string }): OpenrdsError {
+  return errorRebuild(d.name, d.code, d.message, d.hint === '' ? undefined : d.hint);
+}
+
 /**
  * Rebuilds the error the far side threw, with its class, message and hint. A transport failure
  * without our metadata (server down, deadline) becomes RepoUnavailableError naming the address.
@@ -92,14 +111,7 @@ export function errorFromGrpc(err: unknown, address?: string): OpenrdsError {
   const md = se?.metadata instanceof grpc.Metadata ? se.metadata : undefined;
   const name = metadataString(md, MD_NAME);
   const message = se?.details ?? se?.message ?? 'unknown error';
-  if (name !== undefined) {
-    const hint = hintDecode(metadataString(md, MD_HINT));
-    const opts = hint === undefined ? {} : { hint };
-    const Cls = errorClasses.get(name);
-    if (Cls) return new Cls(message, opts);
-    const code = Number(metadataString(md, MD_CODE));
-    return new RemoteError(name, Number.isInteger(code) && code > 0 ? code : OpenrdsError.code, message, opts);
-  }
+  if (name !== undefined) return errorRebuild(name, Number(metadataString(md, MD_CODE)), message, hintDecode(metadataString(md, MD_HINT)));
   const where = address ? ` at ${address}` : '';
   if (se?.code === grpc.status.UNAVAILABLE) {
     return new RepoUnavailableError(`unable to reach the repo-server${where}: ${message}`,

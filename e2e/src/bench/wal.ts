@@ -45,21 +45,25 @@ const MINIMAL_REST = Number(process.env.BENCH_MINIMAL_REST ?? String(256 * 1024)
  * `stack`; returns its archive_command, its pusher's log and how to stop both. BENCH_MINIMAL_SYNC=n: the
  * server syncs nothing (the disk's share, by difference).
  */
-async function minimalStart(stack: Stack, scratch: string): Promise<{ cmd: string; log: string; stop: () => void }> {
+async function minimalStart(stack: Stack, scratch: string, inNode: boolean): Promise<{ cmd: string; log: string; stop: () => void }> {
   const bin = path.join(scratch, 'minimal-pusher');
   const cc = await runCommand('gcc', ['-O2', '-o', bin, path.resolve(__dirname, '../../../bench/minimal-pusher.c')], {});
   if (cc.code !== 0) throw new Error(`gcc bench/minimal-pusher.c: ${cc.stderr}`);
   const spool = path.join(scratch, 'minimal-spool'), repo = path.join(scratch, 'minimal-repo'), log = path.join(scratch, 'minimal-log');
   for (const d of [spool, repo]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
   const port = await freePort();
-  const server = spawn(bin, ['server', String(port), repo, process.env.BENCH_MINIMAL_SYNC === 'n' ? '0' : '1'], { stdio: 'inherit' });
+  // minimal-node: the same server and pusher in Node (bench/minimal-pusher.js); the wait stays the C one.
+  const root = path.resolve(__dirname, '../../..');
+  const [exe, pre] = inNode ? [process.execPath, [path.join(root, 'bench/minimal-pusher.js')]] : [bin, []];
+  const env = { ...process.env, BENCH_MINIMAL_MODULES: root };
+  const server = spawn(exe, [...pre, 'server', String(port), repo, process.env.BENCH_MINIMAL_SYNC === 'n' ? '0' : '1'], { stdio: 'inherit', env });
   // The pusher connects once the server listens (it tries for a few seconds).
-  const agent = spawn(bin, ['agent', path.join(stack.cluster.dataDir, 'pg_wal'), spool, String(port), String(MINIMAL_REST), log], { stdio: 'inherit' });
+  const agent = spawn(exe, [...pre, 'agent', path.join(stack.cluster.dataDir, 'pg_wal'), spool, String(port), String(MINIMAL_REST), log], { stdio: 'inherit', env });
   return { cmd: `test -f ${spool}/%f.ok || ${bin} wait ${spool} %f`, log, stop: () => { agent.kill(); server.kill(); } };
 }
 
 /** BENCH_WAL_MODES: a comma list of the modes to run (all by default; BENCHMARKS.md is written only when all ran). */
-const ALL_MODES = ['openrds-sync', 'openrds-async', 'openrds-async-stream', 'pgbackrest-async', 'minimal-c'] as const;
+const ALL_MODES = ['openrds-sync', 'openrds-async', 'openrds-async-stream', 'pgbackrest-async', 'minimal-c', 'minimal-node'] as const;
 type Mode = typeof ALL_MODES[number];
 const MODES = ALL_MODES.filter((m) => !process.env.BENCH_WAL_MODES || process.env.BENCH_WAL_MODES.split(',').includes(m));
 
@@ -117,8 +121,8 @@ async function run(mode: Mode): Promise<Result> {
     await stack.adminOk(['stanza-create', `--stanza=${stack.stanza}`]);
     let cmd: string;
     let pgbr: ((args: string[]) => Promise<void>) | undefined;
-    if (mode === 'minimal-c') {
-      minimal = await minimalStart(stack, scratch);
+    if (mode === 'minimal-c' || mode === 'minimal-node') {
+      minimal = await minimalStart(stack, scratch, mode === 'minimal-node');
       cmd = minimal.cmd;
     } else if (mode === 'pgbackrest-async') {
       const conf = path.join(scratch, 'pgbackrest.conf');
@@ -287,6 +291,7 @@ async function main(): Promise<void> {
   const rows = results.map((r) => [r.mode, r.segments, r.loadS.toFixed(1), r.drainS.toFixed(1), r.segPerS, r.p50Ms, r.p99Ms, r.floorP50Ms, r.backlog, r.backlogSegPerS,
     r.backlogP50Ms, r.replaySegments, r.replayS].map((v) => (typeof v === 'number' ? cell(v) : v)).join(' | ')).map((row) => `| ${row} |`);
   for (const row of rows) console.log(row);
+  for (const r of results) if (r.pushP50Ms !== undefined) console.log(`${r.mode}: its push ${r.pushP50Ms} ms p50, from the event to the .ok`);
   if (MODES.length < ALL_MODES.length) return;
   const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
   const streamed = results.find((r) => r.mode === 'openrds-async-stream')!;

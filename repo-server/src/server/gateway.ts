@@ -4,10 +4,10 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import {
   CHUNK_SIZE, ChecksumError, GrpcChunkLane, forEachLimit, OpenrdsError, ProtocolError, ChecksumFilter, SizeFilter, checksumOf, cipherIsEncrypted, decryptBuffer, encryptBuffer,
-  errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
+  errorToDetail, errorToGrpc, errorWrap, grpcChunkReader, grpcChunkWriter, grpcMessages, log,
 } from '@openrds/common';
 import type {
-  AgentGatewayHandlers, AgentMessage__Output, ArchiveKeyRequest__Output, ArchiveStageRequest__Output, ArchiveStageResult, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
+  AgentGatewayHandlers, AgentMessage__Output, ArchivePushHeader__Output, ArchivePushResult, ArchivePushesMessage__Output, ArchivePushesReply, ArchiveKeyRequest__Output, ArchiveStageRequest__Output, ArchiveStageResult, CipherKey, ArchiveGetMessage, ArchivePushMessage__Output, DataChunk, GetFilesMessage, GetFilesRequest__Output,
   PutFileMessage__Output, PutFileTrailer__Output, ServerMessage, CompressType, ChecksumType,
 } from '@openrds/common';
 import type { ArchivePushRequest } from '../command/archive/archive-store';
@@ -15,7 +15,7 @@ import { stageRefused } from '../command/archive/archive-stage';
 import { Repo } from '../repo/repo';
 import type { RepoHandle } from '../repo/repo-set';
 import { AgentConnection, AgentRegistry } from './agent-registry';
-import type { TlsAuthorizer } from './tls-auth';
+import type { PeerCall, TlsAuthorizer } from './tls-auth';
 import { TransferRegistry, type BackupFileStored } from './transfers';
 import { serverPool } from '../repo/pool';
 
@@ -26,6 +26,22 @@ class FileVanished extends Error {}
 export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: AgentRegistry; transfers: TransferRegistry;
   stopCheck: (stanza: string) => void; auth: TlsAuthorizer }): AgentGatewayHandlers {
   const { repos, agents, transfers, auth } = deps;
+
+  /** One push (ArchivePush's call or a message of ArchivePushes): checked, stored, answered. */
+  const archivePushOne = async (call: PeerCall, method: string, header: ArchivePushHeader__Output, source: Readable): Promise<ArchivePushResult> => {
+    auth.stanzaCheck(call, method, header.stanza);
+    deps.stopCheck(header.stanza);
+    const started = Date.now();
+    const req = {
+      stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
+      compressType: header.compressType as CompressType, staged: header.staged, agentId: header.agentId,
+    };
+    if (req.staged && repos.length !== 1) throw stageRefused('the repo-server stores WAL in several repositories');
+    const result = await archivePushAll(repos, req, source);
+    log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}' (${Date.now() - started} ms from its header)`);
+    return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
+  };
+
   return {
     Session(call: grpc.ServerDuplexStream<AgentMessage__Output, ServerMessage>) {
       let conn: AgentConnection | undefined;
@@ -203,22 +219,36 @@ export function gatewayHandlers(deps: { repos: readonly RepoHandle[]; agents: Ag
         const first = await iter.next();
         const header = first.done ? undefined : first.value.header;
         if (!header) throw new ProtocolError('ArchivePush must start with a header');
-        auth.stanzaCheck(call, 'ArchivePush', header.stanza);
-        deps.stopCheck(header.stanza);
-        const started = Date.now();
-        const req = {
-          stanza: header.stanza, walName: header.walName, size: header.size, sha256: header.sha256,
-          compressType: header.compressType as CompressType, staged: header.staged, agentId: header.agentId,
-        };
-        if (req.staged && repos.length !== 1) throw stageRefused('the repo-server stores WAL in several repositories');
-        const result = await archivePushAll(repos, req, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
-        log.detail(`archive-push '${header.walName}' for stanza '${header.stanza}' stored as '${result.key}' (${Date.now() - started} ms from its header)`);
-        return { duplicate: result.duplicate, warning: result.warning, repoKey: result.key };
+        return archivePushOne(call, 'ArchivePush', header, grpcChunkReader(iter, (m) => m.chunk?.data).on('error', () => undefined));
       })().then((r) => callback(null, r), (err) => {
         const e = errorWrap(err);
         log.warn(`archive-push refused: ${e.message}`);
         callback(errorToGrpc(e) as grpc.ServiceError);
       });
+    },
+
+    ArchivePushes(call) {
+      // Each message is a push of its own, run as it comes (the agent's lanes send several); the
+      // stream ends once the agent ended it and every answer is written.
+      let running = 0, ended = false;
+      const endIfDone = (): void => { if (ended && running === 0) call.end(); };
+      call.on('data', (msg: ArchivePushesMessage__Output) => {
+        running++;
+        void (async () => {
+          if (!msg.header) throw new ProtocolError('an ArchivePushes message must have a header');
+          return archivePushOne(call, 'ArchivePushes', msg.header, Readable.from(msg.data.length > 0 ? [msg.data] : []));
+        })().then((result): ArchivePushesReply => ({ id: msg.id, result }), (err): ArchivePushesReply => {
+          const e = errorWrap(err);
+          log.warn(`archive-push refused: ${e.message}`);
+          return { id: msg.id, error: errorToDetail(e) };
+        }).then((reply) => {
+          running--;
+          if (!call.cancelled && call.writable) call.write(reply);
+          endIfDone();
+        });
+      });
+      call.on('end', () => { ended = true; endIfDone(); });
+      call.on('error', () => undefined);
     },
 
     ArchiveKey(call: grpc.ServerUnaryCall<ArchiveKeyRequest__Output, CipherKey>, callback: grpc.sendUnaryData<CipherKey>) {

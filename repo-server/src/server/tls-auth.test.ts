@@ -1,4 +1,4 @@
-import { AccessDeniedError, OptionInvalidError } from '@openrds/common';
+import { AccessDeniedError, OptionInvalidError, protoLoad } from '@openrds/common';
 import { tlsAuthDeny, tlsAuthParse, tlsMethodAccess } from './tls-auth';
 
 describe('tls-server-auth and tls-server-admin', () => {
@@ -25,6 +25,13 @@ describe('tls-server-auth and tls-server-admin', () => {
   it('lets anyone ping, with or without a certificate', () => {
     expect(deny('Admin/Ping', undefined)).toBeUndefined();
     expect(deny('Admin/Ping', 'db1')).toBeUndefined();
+  });
+
+  it('classifies every method the repo-server serves (a method left out would be refused to everyone under TLS)', () => {
+    const proto = protoLoad();
+    const paths = [...Object.values(proto.AgentGateway.service), ...Object.values(proto.Admin.service)].map((m) => m.path);
+    expect(paths).toContain('/openrds.v1.AgentGateway/ArchivePushes');
+    expect(paths.filter((p) => tlsMethodAccess(p) === undefined)).toEqual([]);
   });
 
   it('refuses every other call without a verified certificate, saying what to set', () => {

@@ -59,6 +59,8 @@ const ACCESS: Readonly<Record<string, MethodAccess>> = {
   '/openrds.v1.AgentGateway/ArchivePush': 'agent',
   '/openrds.v1.AgentGateway/ArchiveGet': 'agent',
   '/openrds.v1.AgentGateway/ArchiveKey': 'agent',
+  '/openrds.v1.AgentGateway/ArchiveStage': 'agent',
+  '/openrds.v1.AgentGateway/ArchivePushes': 'agent',
 };
 
 /** Access a method needs; a method not listed here is refused (deny by default). */
@@ -91,7 +93,7 @@ export function tlsAuthDeny(rules: TlsAuthRules, req: { method: string; cn: stri
 }
 
 /** The call surface the checks read (server calls and intercepting calls both have it). */
-interface PeerCall { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; getPeer(): string }
+export interface PeerCall { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; getPeer(): string }
 
 /** The CN of the verified client certificate of a call; grpc-js exposes a certificate only once it verified. */
 export function tlsPeerCn(call: PeerCall): string | undefined {

@@ -7,7 +7,8 @@ import {
 } from '@openrds/common';
 import { Readable, Writable } from 'node:stream';
 import type { StagedPrefix } from '../../daemon/wal-stream';
-import type { AgentGatewayClient, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
+import { archivePushStream } from './push-stream';
+import type { AgentGatewayClient, ArchivePushHeader, ArchivePushMessage, ArchivePushResult__Output, CipherDataKey, CipherKey__Output, CompressType, FilterPool } from '@openrds/common';
 
 /** How long the archive key of a stanza is reused before it is asked again (a key rotate takes effect within it). */
 const ARCHIVE_KEY_TTL_MS = 30_000;
@@ -115,17 +116,16 @@ function chunksOf(bytes: Buffer): Buffer[] {
   return chunks;
 }
 
+function archivePushHeader(opts: ArchivePushOptions, file: { walName: string; size: number; sha256: string; staged: number }): ArchivePushHeader {
+  return { stanza: opts.stanza, walName: file.walName, size: file.size, sha256: file.sha256, compressType: opts.compressType, agentId: opts.agentId, staged: file.staged };
+}
+
 /** One ArchivePush call: the header, then what `body` writes to the chunk sink; resolves with the repo-server's answer. */
 async function archivePushSend(client: AgentGatewayClient, opts: ArchivePushOptions,
   file: { walName: string; size: number; sha256: string; staged: number }, body: (sink: Writable) => Promise<void>): Promise<ArchivePushResult__Output> {
   const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
     (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
-  await grpcWrite(call, {
-    header: {
-      stanza: opts.stanza, walName: file.walName, size: file.size, sha256: file.sha256,
-      compressType: opts.compressType, agentId: opts.agentId, staged: file.staged,
-    },
-  });
+  await grpcWrite(call, { header: archivePushHeader(opts, file) });
   try {
     await body(grpcChunkWriter<ArchivePushMessage>(call, (data) => ({ chunk: { data } })));
     call.end();
@@ -173,8 +173,17 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
     file.release();
   }
   const t1 = Date.now();
-  const result = await archivePushSend(client, opts, { walName, size, sha256, staged: prefix.size },
-    (sink) => pipeline(Readable.from(chunksOf(out)), sink));
+  const pushed = { walName, size, sha256, staged: prefix.size };
+  // On the client's ArchivePushes stream; as a call of its own to a repo-server without it.
+  const stream = archivePushStream(client);
+  let result: ArchivePushResult__Output | undefined;
+  if (!stream.unimplemented) {
+    result = await stream.push(archivePushHeader(opts, pushed), out, opts.timeoutMs).catch((err: unknown) => {
+      if (!stream.unimplemented) throw err;
+      return undefined;
+    });
+  }
+  result ??= await archivePushSend(client, opts, pushed, (sink) => pipeline(Readable.from(chunksOf(out)), sink));
   log.detail(`archive-push '${walName}': ${Date.now() - t0} ms, ${prefix.size} bytes staged ahead, ${size - prefix.size} sent now ` +
     `(stage taken ${takeMs} ms, read${prefix.bytes ? '+compare' : ''}+compress ${t1 - t0} ms, send+repo-server store ${Date.now() - t1} ms)`);
   return result;
