@@ -23,7 +23,7 @@ export class ArchivePushStream {
   private nextId = 1;
   private idle: NodeJS.Timeout | undefined;
 
-  constructor(private readonly client: AgentGatewayClient, private readonly address?: string) {}
+  constructor(private readonly client: AgentGatewayClient) {}
 
   /** Sends one push (its header and its whole `data`); resolves with the repo-server's answer. */
   push(header: ArchivePushHeader, data: Buffer, timeoutMs: number): Promise<ArchivePushResult__Output> {
@@ -81,7 +81,7 @@ export class ArchivePushStream {
     if (this.call !== call) return;
     this.call = undefined;
     clearTimeout(this.idle);
-    const e = errorFromGrpc(err, this.address);
+    const e = errorFromGrpc(err);
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(e);

@@ -116,13 +116,17 @@ function chunksOf(bytes: Buffer): Buffer[] {
   return chunks;
 }
 
-function archivePushHeader(opts: ArchivePushOptions, file: { walName: string; size: number; sha256: string; staged: number }): ArchivePushHeader {
+/** What a push says of its file: name, uncompressed size and sha256, and the bytes at its start taken from the stage. */
+type PushedFile = { walName: string; size: number; sha256: string; staged: number };
+
+/** The header of a push (ArchivePush's first message, or an ArchivePushes message's). */
+function archivePushHeader(opts: ArchivePushOptions, file: PushedFile): ArchivePushHeader {
   return { stanza: opts.stanza, walName: file.walName, size: file.size, sha256: file.sha256, compressType: opts.compressType, agentId: opts.agentId, staged: file.staged };
 }
 
 /** One ArchivePush call: the header, then what `body` writes to the chunk sink; resolves with the repo-server's answer. */
 async function archivePushSend(client: AgentGatewayClient, opts: ArchivePushOptions,
-  file: { walName: string; size: number; sha256: string; staged: number }, body: (sink: Writable) => Promise<void>): Promise<ArchivePushResult__Output> {
+  file: PushedFile, body: (sink: Writable) => Promise<void>): Promise<ArchivePushResult__Output> {
   const { call, response, failure } = grpcClientStream<ArchivePushMessage, ArchivePushResult__Output>(
     (cb) => client.archivePush({ deadline: grpcDeadline(opts.timeoutMs) }, cb));
   await grpcWrite(call, { header: archivePushHeader(opts, file) });
@@ -173,7 +177,7 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
     file.release();
   }
   const t1 = Date.now();
-  const pushed = { walName, size, sha256, staged: prefix.size };
+  const pushed: PushedFile = { walName, size, sha256, staged: prefix.size };
   // On the client's ArchivePushes stream; as a call of its own to a repo-server without it.
   const stream = archivePushStream(client);
   let result: ArchivePushResult__Output | undefined;
