@@ -49,10 +49,7 @@ function server(port, dir, sync) {
   const dfd = fs.openSync(dir, 'r');
   /** One message ("<name> <len>\n<bytes>"): written, synced, renamed; then the directory synced. */
   const store = (name, body) => {
-    if (zstd) {
-      const raw = zstd.decompress(body);
-      require('node:crypto').createHash('sha256').update(raw).digest();
-    }
+    if (zstd) require('node:crypto').createHash('sha256').update(zstd.decompress(body)).digest();
     const tmp = path.join(dir, `${name}.tmp`);
     const fd = fs.openSync(tmp, 'w', 0o600);
     fs.writeSync(fd, body);
@@ -91,10 +88,10 @@ function server(port, dir, sync) {
         const [name, lenText] = buf.subarray(0, nl).toString().split(' ');
         const len = Number(lenText);
         if (buf.length < nl + 1 + len) return;
-        const body = buf.subarray(nl + 1, nl + 1 + len);
+        // Stored before what follows it moves to the kept buffer's start (the body may be in that buffer).
+        store(name, buf.subarray(nl + 1, nl + 1 + len));
         buf = buf.subarray(nl + 1 + len);
         if (keep) { buf.copy(keep, 0); held = buf.length; }
-        store(name, body);
         c.write('ok\n');
         mark('replied');
         markFlush('server', name);

@@ -51,13 +51,13 @@ export function errorGrpcStatus(err: OpenrdsError): grpc.status {
 /** An error as a gRPC status carrying the class name, code and hint in its metadata; secrets redacted. */
 export function errorToGrpc(err: unknown): Partial<grpc.ServiceError> & { code: grpc.status; details: string; metadata: grpc.Metadata } {
   const e = errorWrap(err);
-  const message = logRedactText(e.message);
+  const d = errorToDetail(e);
   const metadata = new grpc.Metadata();
-  metadata.set(MD_NAME, e.name);
-  metadata.set(MD_CODE, String(e.code));
+  metadata.set(MD_NAME, d.name);
+  metadata.set(MD_CODE, String(d.code));
   // Metadata values must be printable ASCII; the message travels in grpc-message, which grpc-js encodes.
-  if (e.hint) metadata.set(MD_HINT, encodeURIComponent(logRedactText(e.hint)));
-  return { code: errorGrpcStatus(e), details: message, metadata, message, name: e.name };
+  if (d.hint) metadata.set(MD_HINT, encodeURIComponent(d.hint));
+  return { code: errorGrpcStatus(e), details: d.message, metadata, message: d.message, name: d.name };
 }
 
 /** An error class this side does not know (the far side is newer): keeps its name and exit code. */
