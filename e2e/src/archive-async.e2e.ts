@@ -105,7 +105,15 @@ describe('asynchronous archive-push', () => {
     expect(Math.floor(fs.statSync(aliveFile).mtimeMs / 1000)).toBe(alive);
     // Acknowledgements PostgreSQL has used are cleaned up.
     await new Promise((r) => setTimeout(r, 1500));
-    expect(fs.readdirSync(path.join(spool, 'archive', stack.stanza, 'out')).filter((n) => n.endsWith('.ok'))).toEqual([]);
+    const out = path.join(spool, 'archive', stack.stanza, 'out');
+    expect(fs.readdirSync(out).filter((n) => n.endsWith('.ok'))).toEqual([]);
+    // Each push placed a FIFO for its archive_command's shell, and its wake removed it; spares wait for the next pushes.
+    expect(fs.readdirSync(out).filter((n) => n.endsWith('.wait'))).toEqual([]);
+    const spares = fs.readdirSync(path.join(out, '.wait-spares'));
+    expect(spares.length).toBeGreaterThan(0);
+    expect(spares.every((n) => fs.lstatSync(path.join(out, '.wait-spares', n)).isFIFO())).toBe(true);
+    // The pushes took spares: the first batch (1 to 16) is not whole, or a later one was made.
+    expect(spares.length < 16 || Math.max(...spares.map(Number)) > 16).toBe(true);
   });
 
   it('streams segments ahead while PostgreSQL writes them (archive-push-stream): each archived segment is the one in pg_wal', async () => {
@@ -237,7 +245,7 @@ describe('asynchronous archive-push', () => {
     // With archive-async=y the restore_command the agent writes takes prefetched files with a shell test.
     // While the daemon fetches the segment asked for (its `.fetching` marker), the shell waits for it.
     const restoreCommand = /restore_command = '(.*)'/.exec(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'))![1]!;
-    expect(restoreCommand.startsWith(`openrds_f=${inDir}/%f; test -f $openrds_f && mv $openrds_f "%p" || { [ ! -f $openrds_f.fetching ] || { openrds_w=$openrds_f.$$.wait; if mkfifo `)).toBe(true);
+    expect(restoreCommand.startsWith(`openrds_f=${inDir}/%f; test -f $openrds_f && mv $openrds_f "%p" || { [ ! -f $openrds_f.fetching ] || { openrds_w=$openrds_f.$$.wait; mkfifo -m 600 `)).toBe(true);
     expect(restoreCommand).toContain('[ -f $openrds_f.fetching ] && [ ! -f $openrds_f ]');
     expect(restoreCommand).toContain('{ read -r openrds_m < $openrds_f.missing; } 2>/dev/null; [ "$openrds_m" -gt "$(date +%s)" ] && exit 1; } '
       + `|| ${installedBin('openrds-agent')} archive-get %f "%p" --stanza=${stack.stanza} --config=${stack.conf}`);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '@openrds/common';
 import type { ArchivePushResult__Output } from '@openrds/common';
-import { spoolWaitStale, spoolWake } from './spool-wake';
+import { WaitFifos, spoolWaitStale, spoolWake } from './spool-wake';
 
 /**
  * Asynchronous archiving (`archive-async=y`): the daemon watches `pg_wal/archive_status` and
@@ -19,6 +19,8 @@ const ALIVE_HOLD_S = 3;
 
 export class AsyncPusher {
   readonly spoolDir: string;
+  /** FIFOs placed for the archive_command's shell as each push starts (see WaitFifos). */
+  private readonly fifos: WaitFifos;
   private readonly inFlight = new Map<string, Promise<ArchivePushResult__Output>>();
   private readonly retryAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -38,10 +40,12 @@ export class AsyncPusher {
     queueMax?: number; walSegmentSize?: number;
   }) {
     this.spoolDir = path.join(opts.spoolPath, 'archive', opts.stanza, 'out');
+    this.fifos = new WaitFifos(this.spoolDir);
   }
 
   async start(): Promise<void> {
     await fs.promises.mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
+    await this.fifos.start();
     log.info(`asynchronous archiving: pushing ready WAL ahead of PostgreSQL, acknowledgements in '${this.spoolDir}'`);
     // A new .ready starts its push at once (inotify); the periodic scan stays as the safety net.
     try {
@@ -66,6 +70,7 @@ export class AsyncPusher {
     fs.rmSync(path.join(this.spoolDir, ALIVE_FILE), { force: true });
     // Shells waiting for an acknowledgement start Node now rather than at their timeout.
     spoolWake(this.spoolDir);
+    this.fifos.stop();
   }
 
   private schedule(ms: number): void {
@@ -178,6 +183,8 @@ export class AsyncPusher {
     const ok = path.join(this.spoolDir, `${name}.ok`);
     if (fs.existsSync(ok)) return Promise.resolve({ duplicate: false, warning: fs.readFileSync(ok, 'utf8'), repoKey: '' });
     const t0 = Date.now();
+    // The shell of this file's archive_command, should it come before the acknowledgement, waits on it.
+    this.fifos.place(name);
     const p = (async () => {
       try {
         const res = await this.opts.push(path.join(this.opts.pgPath, 'pg_wal', name));
@@ -205,6 +212,8 @@ export class AsyncPusher {
         this.inFlight.delete(name);
         // A lane is free: the next ready file starts now rather than at the next tick.
         if (!this.stopped) void this.scan();
+        // Spare FIFOs for the next pushes, made now that this one is answered.
+        if (!this.stopped) void this.fifos.refillIfLow();
       }
     })();
     this.inFlight.set(name, p);

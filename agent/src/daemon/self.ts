@@ -31,7 +31,7 @@ export function agentCommandLine(config: Config): string {
  * just made tells, with no process started, whether a daemon will answer. Under load each
  * process the shell starts (a `cat` and a `date` for that check before) costs milliseconds.
  */
-export function shellWaitWoken(v: string, cond: string, alive?: string): string {
+export function shellWaitWoken(v: string, cond: string, alive?: string, placed?: string): string {
   // Named once (PostgreSQL 15 and older keep 1023 characters of the line).
   const fifo = '$openrds_w';
   // The wait: a read-only end (fd 8, opened with fd 9 before the look: the daemon removes the
@@ -44,8 +44,13 @@ export function shellWaitWoken(v: string, cond: string, alive?: string): string 
   // With `alive`: the daemon removes it, then wakes every waiter, as it stops, so a shell that
   // opens its FIFO after that wake sees the file gone and starts Node rather than wait out its 2 s.
   const block = `exec 9<>${fifo} 8<${fifo}; if ${cond}${alive ? ` && [ -f ${alive} ]` : ''}; then sleep ${WAIT_MAX_S} & exec 9<&-; read openrds_r <&8 && kill $! 2>&-; fi;`;
-  const woken = alive ? `[ ${alive} -nt ${fifo} ] && { ${block} };` : block;
-  return `openrds_w=$${v}.$$.${WAIT_SUFFIX}; if mkfifo -m 600 ${fifo} 2>/dev/null; then ${woken} [ ! -p ${fifo} ] || rm -f ${fifo}; fi`;
+  const woken = alive ? `[ ${alive} -nt ${fifo} ]` : '';
+  const own = `openrds_w=$${v}.$$.${WAIT_SUFFIX}; mkfifo -m 600 ${fifo} 2>/dev/null${woken ? ` && ${woken}` : ''}`;
+  // With `placed`: the FIFO the daemon placed for this file (see WaitFifos), when it is there, spares
+  // the shell its `mkfifo` (a process start, ~10 ms under load); else the shell makes its own.
+  // Either is removed here only when the daemon has not woken it (the wait timed out).
+  const made = placed ? `openrds_w=${placed}; [ -p ${fifo} ] || { ${own}; }` : own;
+  return `${made} && { ${block} }; [ ! -p ${fifo} ] || rm -f ${fifo}`;
 }
 
 /**
@@ -94,7 +99,7 @@ export function agentArchiveCommand(config: Config, stanza: string): string {
   const out = path.join(config.str('spool-path'), 'archive', stanza, 'out');
   const ok = '[ -f $openrds_f.ok ]';
   const alive = `\${openrds_f%/*}/${ALIVE_FILE}`;
-  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`, alive);
+  const wait = shellWaitWoken('openrds_f', `[ ! -f $openrds_f.ok ] && [ ! -f $openrds_f.error ]`, alive, `$openrds_f.${WAIT_SUFFIX}`);
   // No `exit`: the line composes (a wrapper that times or logs it still runs after it).
   return `openrds_f=${out}/%f; ${ok} || { ${wait}; ${ok} || ${push}; }`;
 }

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { configLoad } from '@openrds/common/dist/config';
 import { PG_COMMAND_MAX, agentArchiveCommand, agentRestoreCommand, commandLengthOf } from './self';
-import { spoolWaitStale, spoolWake } from './spool-wake';
+import { WaitFifos, spoolWaitStale, spoolWake } from './spool-wake';
 import { until } from './test-until';
 
 /**
@@ -207,6 +207,23 @@ describe('the processes each path of the shell fronts starts (each costs millise
     expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'sleep'] });
   });
 
+  it('archive_command: on the FIFO the daemon placed as its push started, only the sleep that bounds the wait (no mkfifo)', async () => {
+    aliveUntil(out, Math.floor(Date.now() / 1000) + 600);
+    const fifos = new WaitFifos(out);
+    await fifos.start();
+    try {
+      expect(fifos.place(name)).toBe(true);
+      const r = shimmed(archiveLine(), shims);
+      await until(() => fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && readsFifo(p) && fs.readlinkSync(`/proc/${p}/fd/8`) === path.join(out, `${name}.wait`)) && shimStarted(shims, 'sleep'));
+      fs.writeFileSync(path.join(out, `${name}.ok`), '');
+      spoolWake(out, name);
+      expect(await r).toEqual({ code: 0, out: '', started: ['sleep'] });
+      expect(fifosIn(out)).toEqual([]);
+    } finally {
+      fifos.stop();
+    }
+  });
+
   it('archive_command: a daemon whose vouching has lapsed is not waited for: Node at once', async () => {
     aliveUntil(out, Math.floor(Date.now() / 1000) - 1);
     const t0 = Date.now();
@@ -253,5 +270,86 @@ describe('the processes each path of the shell fronts starts (each costs millise
     spoolWake(inDir, name);
     expect(await r).toEqual({ code: 0, out: '', started: ['mkfifo', 'sleep', 'mv'] });
     expect(fifosIn(inDir)).toEqual([]);
+  });
+});
+
+describe('FIFOs the daemon places for the archive_command\'s shell (WaitFifos)', () => {
+  let dir: string;
+  const name = '000000010000000000000007';
+  const fifosIn = (): string[] => fs.readdirSync(dir).filter((n) => n.endsWith('.wait')).sort();
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wait-fifos-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const mkfifo = (file: string): Promise<void> => new Promise((resolve) => spawn('mkfifo', [file]).on('close', () => resolve()));
+
+  it('starts by removing what an earlier daemon left (its spares and the FIFOs it placed), not a shell\'s own FIFO', async () => {
+    fs.mkdirSync(path.join(dir, '.wait-spares'));
+    await mkfifo(path.join(dir, '.wait-spares', '99'));
+    await mkfifo(path.join(dir, `${name}.wait`));
+    await mkfifo(path.join(dir, `${name}.12345.wait`));
+    const fifos = new WaitFifos(dir);
+    await fifos.start();
+    expect(fifosIn()).toEqual([`${name}.12345.wait`]);
+    expect(fs.readdirSync(path.join(dir, '.wait-spares')).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 16 }, (_, i) => String(i + 1)));
+    fifos.stop();
+    expect(fs.existsSync(path.join(dir, '.wait-spares'))).toBe(false);
+  });
+
+  it('places a fresh FIFO under the file\'s name, and makes the next batch once few spares are left', async () => {
+    const fifos = new WaitFifos(dir);
+    await fifos.start();
+    try {
+      const old = new Date(Date.now() - 3600_000);
+      for (const f of fs.readdirSync(path.join(dir, '.wait-spares'))) fs.utimesSync(path.join(dir, '.wait-spares', f), old, old);
+      expect(fifos.place(name)).toBe(true);
+      const placed = fs.lstatSync(path.join(dir, `${name}.wait`));
+      expect(placed.isFIFO()).toBe(true);
+      // Fresh for the stale sweep, whatever the spare's age.
+      expect(Date.now() - placed.mtimeMs).toBeLessThan(60_000);
+      expect(spoolWaitStale(dir, `${name}.wait`)).toBe(true);
+      expect(fs.existsSync(path.join(dir, `${name}.wait`))).toBe(true);
+      for (let i = 8; i < 8 + 15; i++) expect(fifos.place(`0000000100000000000000${i.toString(16).toUpperCase().padStart(2, '0')}`)).toBe(true);
+      // 16 made, 16 placed: none left until the next batch.
+      expect(fifos.place('000000010000000000000030')).toBe(false);
+      await fifos.refillIfLow();
+      expect(fs.readdirSync(path.join(dir, '.wait-spares'))).toHaveLength(16);
+      expect(fifos.place('000000010000000000000030')).toBe(true);
+    } finally {
+      fifos.stop();
+    }
+  });
+
+  it('a wake removes the placed FIFO even when no shell opened it, and leaves an unopened shell FIFO to its shell', async () => {
+    const fifos = new WaitFifos(dir);
+    await fifos.start();
+    try {
+      fifos.place(name);
+      await mkfifo(path.join(dir, `${name}.12345.wait`));
+      spoolWake(dir, name);
+      expect(fifosIn()).toEqual([`${name}.12345.wait`]);
+      // A stopping daemon removes every placed one.
+      fifos.place('000000010000000000000008');
+      spoolWake(dir);
+      expect(fifosIn()).toEqual([`${name}.12345.wait`]);
+    } finally {
+      fifos.stop();
+    }
+  });
+
+  it('a shell on a placed FIFO whose daemon never answers gives up after its timeout, removes it, and starts Node', async () => {
+    const out = path.join(dir, 'archive', 's', 'out');
+    fs.mkdirSync(out, { recursive: true });
+    aliveUntil(out, Math.floor(Date.now() / 1000) + 600);
+    const fifos = new WaitFifos(out);
+    await fifos.start();
+    try {
+      fifos.place(name);
+      const r = await archiveCommand(dir, name).done;
+      expect(r).toMatchObject({ code: 0, out: 'node end' });
+      expect(r.ms).toBeGreaterThanOrEqual(1900);
+      expect(fs.readdirSync(out).filter((n) => n.endsWith('.wait'))).toEqual([]);
+    } finally {
+      fifos.stop();
+    }
   });
 });
