@@ -188,7 +188,7 @@ async function run(mode: Mode): Promise<Result> {
       await stack.cluster.pgbench(LOAD === 'tpcb' ? tpcbArgs() : ['-i', '-s', String(SCALE), '-q']);
     } finally {
       clearInterval(floorSampler);
-      if (prof) fs.writeFileSync(path.join(prof, 'window'), `${loadFrom} ${process.hrtime.bigint() / 1000n}\n`);
+      if (prof) { fs.mkdirSync(prof, { recursive: true, mode: 0o777 }); fs.chmodSync(prof, 0o777); fs.writeFileSync(path.join(prof, 'window'), `${loadFrom} ${process.hrtime.bigint() / 1000n}\n`); }
     }
     await stack.cluster.query('SELECT pg_switch_wal()');
     const loadS = (Date.now() - t0) / 1000;
