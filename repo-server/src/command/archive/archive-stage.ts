@@ -6,7 +6,7 @@ import type { StorageAppendable } from '@openrds/common';
  * The staged parts of WAL segments that PostgreSQL is still writing (archive-push-stream): an
  * agent sends each finished part of the segment ahead, as one zstd frame; the repo-server checks
  * it (it must decompress to the size the agent said), hashes it into the segment's running
- * sha256 and appends it to a temp file (fdatasynced), so that the ArchivePush of the segment
+ * sha256 and appends it to a temp file (fdatasynced in the background every SYNC_EVERY bytes), so that the ArchivePush of the segment
  * carries only the part after the staged bytes and costs a small write and fsync. Nothing staged
  * is visible in the archive: the push checks the whole segment's size and sha256 (the staged
  * hash state continued over the rest) before the file takes its name.
@@ -18,6 +18,13 @@ export const STAGE_PART_MAX = 4 * 1024 * 1024;
 const STAGES_MAX = 32;
 /** A stage not added to for this long is dropped (its agent went away). */
 const STAGE_IDLE_MS = 10 * 60_000;
+/**
+ * Compressed bytes appended since the last background fdatasync that start the next one. A sync
+ * per part (every 20-100 ms under load) made each a journal commit beside PostgreSQL's own WAL
+ * flushes on a shared filesystem, and left one under way when the push came, which its commit
+ * waited for before its own. The commit's fdatasync writes what is left: this much at most.
+ */
+const SYNC_EVERY = 256 * 1024;
 
 /**
  * Where staged parts (and a staged push's rest) are decompressed to be checked and hashed: their
@@ -40,6 +47,8 @@ export class Stage {
   /** Drivers without appendable files (object stores): the parts in memory, stored with one put. */
   readonly parts: Buffer[] = [];
   usedAt = Date.now();
+  /** Compressed bytes appended since the last background sync was started. */
+  private unsynced = 0;
 
   constructor(readonly id: string, readonly archiveId: string, readonly file: StorageAppendable | undefined) {}
 
@@ -65,7 +74,10 @@ export class Stage {
     const hash = last.hash.copy().update(raw);
     // Copied before the write: the scratch is another part's once this awaits.
     const head = this.head.length < headSize ? Buffer.concat([this.head, raw.subarray(0, headSize - this.head.length)]) : this.head;
-    if (this.file) await this.file.append(packed, true);
+    this.unsynced += packed.length;
+    const sync = this.unsynced >= SYNC_EVERY;
+    if (sync) this.unsynced = 0;
+    if (this.file) await this.file.append(packed, sync);
     else this.parts.push(packed);
     this.head = head;
     this.marks.push({ raw: last.raw + size, packed: last.packed + packed.length, hash });
