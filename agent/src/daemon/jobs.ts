@@ -6,7 +6,7 @@ import type { Client as PgClient } from 'pg';
 import {
   AccessDeniedError, AssertError, CHUNK_SIZE, Config, FilterPool, ProtocolError, DbQueryError, FileExistsError, FileWriteError, PathNotEmptyError, PgRunningError,
   forEachLimit, grpcChunkReader, GrpcChunkLane, grpcClientStream, grpcMessages, log, pgControlRead,
-  pgSql, cipherKeyLookup, SHA256_EMPTY, checksumIsEmpty, checksumTypeParse,
+  pgSql, cipherKeyLookup, SHA256_EMPTY, checksumIsEmpty, checksumTypeParse, errorToDetail,
 } from '@openrds/common';
 import type {
   AgentGatewayClient, DataChunk__Output, FileEntry, GetFilesMessage__Output, Job__Output, JobEvent, PutFileMessage, PutFileResult__Output,
@@ -68,14 +68,9 @@ export class JobRunner {
       const result = await this.dispatch(job, emit, signal);
       await emit({ done: { resultJson: JSON.stringify(result ?? {}) } });
     } catch (err) {
-      const e = err as Error & { code?: unknown; hint?: string };
-      log.warn(`job ${job.kind} '${job.jobId}' failed: ${e.message}`);
-      await emit({
-        error: {
-          name: e.name, code: typeof e.code === 'number' ? e.code : 0,
-          message: e.message, hint: e.hint ?? '',
-        },
-      }).catch(() => undefined);
+      log.warn(`job ${job.kind} '${job.jobId}' failed: ${(err as Error).message}`);
+      // Its class, exit code, message and hint, secrets redacted (as an error answered on a call).
+      await emit({ error: errorToDetail(err) }).catch(() => undefined);
     }
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
-import { AgentUnavailableError, OpenrdsError, errorClasses, log } from '@openrds/common';
+import { AgentUnavailableError, errorFromDetail, log } from '@openrds/common';
 import type { AgentHello__Output, AgentMessage__Output, Job, JobEvent__Output, ServerMessage } from '@openrds/common';
 
 /** Options of one job sent to an agent. */
@@ -67,8 +67,8 @@ export class AgentConnection {
         pending.resolve(ev.done.resultJson ? JSON.parse(ev.done.resultJson) : {});
       } else if (ev.error) {
         this.pending.delete(ev.jobId);
-        const Cls = errorClasses.get(ev.error.name) ?? OpenrdsError;
-        pending.reject(new Cls(ev.error.message, ev.error.hint ? { hint: ev.error.hint } : {}));
+        // Its class (a newer agent's unknown one keeps its name and exit code), message and hint.
+        pending.reject(errorFromDetail(ev.error));
       } else {
         await pending.opts.onEvent?.(ev);
       }
