@@ -111,14 +111,19 @@ mkdir -p "$STAGE/bin"
 # worker threads: the repo-server went from 310 to 500 MB over a benchmark). jemalloc (Debian's
 # libjemalloc2, installed by scripts/setup.sh) gives it back: the programs run with it when it is
 # installed (OPENRDS_JEMALLOC=0 turns that off), else with two glibc arenas instead of one per thread.
-# jemalloc keeps freed pages for 10 s by default; 1 s (and no lazy "muzzy" stage) took 20-40 MB off
-# the agent's peak RSS in a backup and restore of 62,000 small files, for the same CPU (3 runs each).
+# jemalloc keeps freed pages for 10 s by default (no lazy "muzzy" stage here). The repo-server gives
+# them back after 1 s: that took 20-40 MB off peak RSS in a backup and restore of 62,000 small files,
+# for the same CPU (3 runs each), and its peak is near the 300 MB target (278 MB). The agent keeps
+# jemalloc's 10 s: with 1 s, every WAL segment (one every second or so under load) faulted its
+# buffers in afresh, ~30,000 page faults in 20 s at ~11 us each on a VM, on the path archive_command
+# waits on (stop 31: p50 11.8 ms against 16.0 over 3 alternated OLTP runs; its peak in the
+# small-files backup 220 MB).
 wrapper() {
   {
     echo '#!/bin/sh'
     if [ -n "$JEMALLOC" ]; then
       echo "if [ \"\${OPENRDS_JEMALLOC:-1}\" != 0 ] && [ -r $JEMALLOC ]; then"
-      echo "  export LD_PRELOAD=\"$JEMALLOC\${LD_PRELOAD:+ \$LD_PRELOAD}\" MALLOC_CONF=\"\${MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0}\""
+      echo "  export LD_PRELOAD=\"$JEMALLOC\${LD_PRELOAD:+ \$LD_PRELOAD}\" MALLOC_CONF=\"\${MALLOC_CONF:-background_thread:true,dirty_decay_ms:$4,muzzy_decay_ms:0}\""
       echo 'fi'
     fi
     echo 'export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"'
@@ -131,9 +136,9 @@ wrapper() {
 # daemons kept over 3 rounds of full/incr/restore/delta, twice each: peak in full backups 254-259 MB
 # against 283-307, restores 216-223 against 244-278), for about the same CPU. The repo-server keeps
 # the default: its old generation grew instead (delta restores 230-264 MB against 196-209).
-wrapper openrds-agent agent/dist/cli.js --max-semi-space-size=4
-wrapper openrds-repo-server repo-server/dist/server-cli.js
-wrapper openrds-admin repo-server/dist/admin-cli.js
+wrapper openrds-agent agent/dist/cli.js --max-semi-space-size=4 10000
+wrapper openrds-repo-server repo-server/dist/server-cli.js '' 1000
+wrapper openrds-admin repo-server/dist/admin-cli.js '' 1000
 echo "$FINGERPRINT" > "$STAGE/.install-fingerprint"
 # World-readable; executables stay executable (X adds x to directories and to files that have one).
 chmod -R u+rwX,go+rX,go-w "$STAGE"
