@@ -319,6 +319,24 @@ describe('FIFOs the daemon places for the archive_command\'s shell (WaitFifos)',
     }
   });
 
+  it('without mkfifo it places none (the shell makes its own) and does not try again at every push', async () => {
+    const missing = path.join(dir, 'no-such-bin', 'mkfifo');
+    const fifos = new WaitFifos(dir, missing);
+    await fifos.start();
+    try {
+      expect(fifos.place(name)).toBe(false);
+      expect(fifosIn()).toEqual([]);
+      // Were mkfifo there now, the next batch would still wait for its retry time (a minute), not come at the next push.
+      fs.mkdirSync(path.dirname(missing));
+      fs.symlinkSync('/usr/bin/mkfifo', missing);
+      await fifos.refillIfLow();
+      expect(fs.readdirSync(path.join(dir, '.wait-spares'))).toEqual([]);
+      expect(fifos.place(name)).toBe(false);
+    } finally {
+      fifos.stop();
+    }
+  });
+
   it('a wake removes the placed FIFO even when no shell opened it, and leaves an unopened shell FIFO to its shell', async () => {
     const fifos = new WaitFifos(dir);
     await fifos.start();

@@ -74,13 +74,16 @@ export function spoolWaitStale(dir: string, n: string, now = Date.now()): boolea
 /** Spare FIFOs made at once by one `mkfifo`, and how few left start the next batch. */
 const SPARES_BATCH = 16;
 const SPARES_LOW = 4;
+/** After a batch that made none (no `mkfifo`, a spool that refuses FIFOs): this long before the next try, not one per push. */
+const SPARES_RETRY_MS = 60_000;
 
 /**
  * FIFOs the daemon places for the archive_command's shell: as a push starts, a spare FIFO is
  * renamed to `<file>.wait` in the spool, so that a shell that finds no acknowledgement yet waits
  * on it (see agentArchiveCommand) without starting `mkfifo` first. Under load each process a
  * shell starts costs a process start (~10 ms on a busy 2-core host, the bench's "sh start"), and
- * the wait used to cost two: the shell's `mkfifo` and then the wake. The spares are made in
+ * the wait used to start two: `mkfifo`, before it could begin, and the `sleep` that bounds it. The
+ * spares are made in
  * batches by one `mkfifo` process off the path PostgreSQL waits on (Node cannot make a FIFO),
  * in a directory of their own; when none is left, the shell makes its own FIFO as before.
  */
@@ -90,8 +93,10 @@ export class WaitFifos {
   private making: Promise<void> | undefined;
   private serial = 0;
   private stopped = false;
+  private retryAt = 0;
 
-  constructor(private readonly dir: string) {
+  /** `mkfifo`: the program that makes them (a test names one that is missing). */
+  constructor(private readonly dir: string, private readonly mkfifo = 'mkfifo') {
     this.spareDir = path.join(dir, '.wait-spares');
   }
 
@@ -135,13 +140,16 @@ export class WaitFifos {
   }
 
   private refill(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+    if (this.stopped || Date.now() < this.retryAt) return Promise.resolve();
     this.making ??= new Promise<void>((resolve) => {
       const names = Array.from({ length: SPARES_BATCH }, () => path.join(this.spareDir, String(++this.serial)));
-      execFile('mkfifo', ['-m', '600', ...names], (err) => {
+      execFile(this.mkfifo, ['-m', '600', ...names], (err) => {
         // Those made (all of them, or none when mkfifo is missing or the spool refuses FIFOs).
         const made = names.filter((f) => { try { return fs.lstatSync(f).isFIFO(); } catch { return false; } });
-        if (err && made.length === 0) log.detail(`unable to make FIFOs in '${this.spareDir}' (the archive_command's shell makes its own): ${err.message}`);
+        if (made.length === 0) {
+          log.detail(`unable to make FIFOs in '${this.spareDir}' (the archive_command's shell makes its own): ${err?.message ?? 'none made'}`);
+          this.retryAt = Date.now() + SPARES_RETRY_MS;
+        }
         if (!this.stopped) this.spares.push(...made);
         this.making = undefined;
         resolve();
