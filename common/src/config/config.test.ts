@@ -5,6 +5,7 @@ import { AssertError, ConfigError, OpenrdsError, OptionInvalidError, OptionRequi
 import { log, logInit, logSubscribe, type LogRecord } from '../log';
 import { configLoad } from './config';
 import { commandHelp } from './help';
+import { commandTable } from './option-table';
 import { optionTable, type CommandName } from './option-table';
 
 /** The error a function throws (fails the test when it throws none). */
@@ -312,5 +313,15 @@ describe('commandHelp', () => {
     expect(h).not.toContain('--tls-server-port');
     expect(commandHelp('openrds-agent', 'archive-get')).toContain('openrds-agent archive-get %f "%p" [options]');
     expect(commandHelp('openrds-admin', 'backup')).toMatch(/--buffer-size +.*\(default: 1MiB\)/);
+  });
+
+  it('keeps two spaces at least between every name and its text, however long the name', () => {
+    for (const c of commandTable) {
+      for (const h of [commandHelp(c.program), commandHelp(c.program, c.name)]) {
+        for (const line of h.split('\n').filter((l) => /^ {4}\S/.test(l))) expect(line).toMatch(/^ {4}\S+(?: \S+)* {2,}\S/);
+      }
+    }
+    // The longest option name, which ran into its text before.
+    expect(commandHelp('openrds-agent', 'archive-command')).toMatch(/--repo-host-ssh-known-hosts {2,}known_hosts file/);
   });
 });

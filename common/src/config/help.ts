@@ -16,18 +16,22 @@ export function commandHelp(program: string, command?: CommandName): string {
   const commands = commandTable.filter((c) => c.program === program || (c.name === 'version' || c.name === 'help'));
   if (!command) {
     const lines = [`${program} - OpenRDS BackRest`, '', `Usage: ${program} <command> [options]`, '', 'Commands:'];
-    for (const c of commands) lines.push(`    ${c.word.padEnd(16)}${c.summary}`);
+    // Two spaces at least between a name and its text, however long the name.
+    const width = Math.max(16, ...commands.map((c) => c.word.length + 2));
+    for (const c of commands) lines.push(`    ${c.word.padEnd(width)}${c.summary}`);
     lines.push('', `Use '${program} help <command>' for the options of a command.`,
       'Options: --name=value on the command line, OPENRDS_NAME in the environment, or name=value in the config file.', '');
     return lines.join('\n');
   }
   const def = commandTable.find((c) => c.name === command);
   const lines = [`${program} ${def?.word ?? command}${def?.args ? ` ${def.args}` : ''} [options]`, '', def?.summary ?? '', '', 'Options:'];
-  for (const o of optionTable.filter((x) => optionValidFor(x, command))) {
+  const options = optionTable.filter((x) => optionValidFor(x, command));
+  const width = Math.max(24, ...options.map((o) => o.name.length + 2));
+  for (const o of options) {
     const d = defaultText(o.commandDefault?.[command] ?? o.default, o.type);
     const allowed = o.commandAllowed?.[command] ?? o.allowed;
     const req = o.required?.includes(command) ? ' (required)' : '';
-    lines.push(`    --${o.name.padEnd(24)}${o.description}${req}${allowed ? ` [${allowed.join('|')}]` : ''}${d ? ` (default: ${d})` : ''}${o.secret ? ' (secret: config file or environment only)' : ''}`);
+    lines.push(`    --${o.name.padEnd(width)}${o.description}${req}${allowed ? ` [${allowed.join('|')}]` : ''}${d ? ` (default: ${d})` : ''}${o.secret ? ' (secret: config file or environment only)' : ''}`);
   }
   lines.push('', 'Each option: --name=value or --name value on the command line (--no-name: off or unset, --reset-name: default),',
     'OPENRDS_NAME in the environment (e.g. OPENRDS_REPO1_PATH), or name=value in the config file sections',
