@@ -19,7 +19,6 @@ export const WAIT_SUFFIX = 'wait';
 export const WAIT_MAX_S = 2;
 /** A FIFO older than this has lost its shell (killed while it waited): the daemon removes it. */
 const WAIT_STALE_MS = 60_000;
-const WAITER_RE = new RegExp(`^\\d+\\.${WAIT_SUFFIX}$`);
 /** A FIFO a shell made (`<file>.<pid>.wait`), as opposed to one the daemon placed (`<file>.wait`, see WaitFifos). */
 const SHELL_FIFO_RE = new RegExp(`\\.\\d+\\.${WAIT_SUFFIX}$`);
 /** Lines written to a FIFO the daemon placed: one for each shell that may read it (two calls at once, one by hand). */
@@ -37,8 +36,9 @@ export function spoolWake(dir: string, name?: string): void {
   for (const n of names) {
     if (!n.endsWith(`.${WAIT_SUFFIX}`)) continue;
     const placed = !SHELL_FIFO_RE.test(n);
-    // `<name>.<pid>.wait` or `<name>.wait` (a `<name>.partial` waiter is not this file's).
-    if (name !== undefined && (placed ? n !== `${name}.${WAIT_SUFFIX}` : !(n.startsWith(`${name}.`) && WAITER_RE.test(n.slice(name.length + 1))))) continue;
+    // The file it waits for: `<file>.<pid>.wait` or `<file>.wait` (a `<name>.partial` waiter is not `<name>`'s).
+    const served = placed ? n.slice(0, -`.${WAIT_SUFFIX}`.length) : n.replace(SHELL_FIFO_RE, '');
+    if (name !== undefined && served !== name) continue;
     const file = path.join(dir, n);
     let fd: number;
     try {

@@ -5,8 +5,7 @@ import { AssertError, ConfigError, OpenrdsError, OptionInvalidError, OptionRequi
 import { log, logInit, logSubscribe, type LogRecord } from '../log';
 import { configLoad } from './config';
 import { commandHelp } from './help';
-import { commandTable } from './option-table';
-import { optionTable, type CommandName } from './option-table';
+import { commandTable, optionTable, type CommandName } from './option-table';
 
 /** The error a function throws (fails the test when it throws none). */
 function thrown(fn: () => unknown): OpenrdsError {

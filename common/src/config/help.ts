@@ -11,13 +11,17 @@ function defaultText(v: unknown, type: OptionType): string {
   return String(v);
 }
 
+/** The width of a column of `names` (`min` at least): two spaces at least before the text that follows, however long the name. */
+function columnWidth(names: string[], min: number): number {
+  return Math.max(min, ...names.map((n) => n.length + 2));
+}
+
 /** Help text of a program, or of one of its commands with every option it takes. */
 export function commandHelp(program: string, command?: CommandName): string {
   const commands = commandTable.filter((c) => c.program === program || (c.name === 'version' || c.name === 'help'));
   if (!command) {
     const lines = [`${program} - OpenRDS BackRest`, '', `Usage: ${program} <command> [options]`, '', 'Commands:'];
-    // Two spaces at least between a name and its text, however long the name.
-    const width = Math.max(16, ...commands.map((c) => c.word.length + 2));
+    const width = columnWidth(commands.map((c) => c.word), 16);
     for (const c of commands) lines.push(`    ${c.word.padEnd(width)}${c.summary}`);
     lines.push('', `Use '${program} help <command>' for the options of a command.`,
       'Options: --name=value on the command line, OPENRDS_NAME in the environment, or name=value in the config file.', '');
@@ -26,7 +30,7 @@ export function commandHelp(program: string, command?: CommandName): string {
   const def = commandTable.find((c) => c.name === command);
   const lines = [`${program} ${def?.word ?? command}${def?.args ? ` ${def.args}` : ''} [options]`, '', def?.summary ?? '', '', 'Options:'];
   const options = optionTable.filter((x) => optionValidFor(x, command));
-  const width = Math.max(24, ...options.map((o) => o.name.length + 2));
+  const width = columnWidth(options.map((o) => o.name), 24);
   for (const o of options) {
     const d = defaultText(o.commandDefault?.[command] ?? o.default, o.type);
     const allowed = o.commandAllowed?.[command] ?? o.allowed;
