@@ -72,12 +72,18 @@ interface Current {
   start: bigint;
   /** Header mode: the segment's bytes as read so far (bytes [0, sent)), for the push's compare. */
   buf: Buffer | undefined;
-  /** Bytes the repo-server has acknowledged, and the sha256 over them (the push continues a copy). */
+  /** Bytes the repo-server has acknowledged. */
   staged: number;
-  hash: crypto.Hash;
   /** Bytes handed to the stage calls (staged, and the parts still on their way), and the running sha256 over them. */
   sent: number;
   hashSent: crypto.Hash;
+  /**
+   * Bytes whose stage call has been made (staged, and the one part on its way to the repo-server),
+   * and the sha256 over them (the push continues a copy): what a push names (the repo-server
+   * waits for that part).
+   */
+  issued: number;
+  hashIssued: crypto.Hash;
   /** The stage calls of its parts, one after the other, and how many have not settled. */
   chain: Promise<void>;
   queued: number;
@@ -97,8 +103,6 @@ const BEHIND_RUN = 3;
 const BEHIND_PAUSE_MS = 2_000;
 /** Segments staged whole by the flush position and waiting for their push, at most (their pushes are late: older ones are pushed whole). */
 const DONE_MAX = 4;
-/** A push waits this long at most for the stage calls of its segment's parts on their way (see take). */
-const TAKE_WAIT_MS = 1000;
 /**
  * Parts of a segment on their way at most: a tick reads and compresses the next bytes while the
  * parts before are staged (a step of the stream is a query, a read, a compression and a call,
@@ -192,29 +196,25 @@ export class WalStreamer {
 
   /**
    * The staged start of `name` for its push, or undefined. The segment is not streamed further:
-   * it is finished. Its parts on their way are waited for (up to TAKE_WAIT_MS): they are ahead of
-   * the push at the repo-server anyway, where the push would otherwise cut them off again and
-   * send their bytes once more (read, compressed and checked on the path PostgreSQL waits on).
-   * A part not sent yet is not sent: a tick that was about to begin the segment stages nothing
-   * the push does not know of.
+   * it is finished. The start named includes the part whose stage call is on its way (one at
+   * most: a segment's calls go one after the other): the repo-server's push waits for it
+   * (ArchiveStore's STAGE_WAIT_MS), where the agent waiting for its answer cost a round trip on
+   * the path PostgreSQL waits on, and sending its bytes again would read, compress and check them
+   * once more. Should that call fail, the push is refused as not a staged start, and goes whole.
+   * A part whose call is not made yet is not sent: the push sends those bytes.
    */
   async take(name: string): Promise<StagedPrefix | undefined> {
     const found = this.done.find((c) => c.name === name) ?? (this.cur?.name === name ? this.cur : undefined);
     if (found) {
       found.taking = true;
-      if (found.queued > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([found.chain, new Promise<void>((resolve) => { timer = setTimeout(resolve, TAKE_WAIT_MS); })]);
-        clearTimeout(timer);
-      }
       const at = this.done.indexOf(found);
       if (at >= 0) this.done.splice(at, 1);
       if (this.cur === found) this.cur = undefined;
     }
     const cur = found?.failed ? undefined : found;
-    log.debug(`WAL pre-streaming: the push of '${name}' takes ${cur ? `${cur.staged} staged bytes (${cur.sent === this.opts.walSegmentSize ? 'staged to its end' : 'being staged'})` : 'nothing staged'}`);
-    if (!cur || cur.staged === 0) return undefined;
-    if (this.opts.walSegmentSize - cur.staged > BEHIND_MAX) {
+    log.debug(`WAL pre-streaming: the push of '${name}' takes ${cur ? `${cur.issued} staged bytes (${cur.issued - cur.staged} on their way; ${cur.sent === this.opts.walSegmentSize ? 'staged to its end' : 'being staged'})` : 'nothing staged'}`);
+    if (!cur || cur.issued === 0) return undefined;
+    if (this.opts.walSegmentSize - cur.issued > BEHIND_MAX) {
       // Far behind PostgreSQL (a bulk load): a whole push is cheaper than the rest of a staged one
       // (read, hashed and compressed on a worker, checked on a worker of the repo-server). After a
       // few in a row the stream rests, rather than take CPU from the load and the pushes.
@@ -231,7 +231,7 @@ export class WalStreamer {
     // is a listing, a new temp file, a decompression and a hash on the repo-server's main thread,
     // and a compression on the pool here, each in the push's way on a busy host).
     this.quietUntil = Date.now() + QUIET_MAX_MS;
-    return { size: cur.staged, bytes: cur.flushed ? undefined : cur.buf!.subarray(0, cur.staged), hash: cur.hash.copy() };
+    return { size: cur.issued, bytes: cur.flushed ? undefined : cur.buf!.subarray(0, cur.issued), hash: cur.hashIssued.copy() };
   }
 
   /** The segment after the newest one PostgreSQL has finished (.ready or .done): the one it writes. */
@@ -248,8 +248,8 @@ export class WalStreamer {
 
   private currentNew(name: string, flushed: boolean): Current {
     return {
-      name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), staged: 0, hash: crypto.createHash('sha256'),
-      sent: 0, hashSent: crypto.createHash('sha256'), chain: Promise.resolve(), queued: 0, magic: -1, flushed,
+      name, start: walSegmentStartLsn(name, this.opts.walSegmentSize), staged: 0,
+      sent: 0, hashSent: crypto.createHash('sha256'), issued: 0, hashIssued: crypto.createHash('sha256'), chain: Promise.resolve(), queued: 0, magic: -1, flushed,
       // Header mode keeps the staged bytes for the push's compare (the last segment's buffer is reused).
       buf: flushed ? undefined : (this.cur?.buf ?? Buffer.allocUnsafe(this.opts.walSegmentSize)),
     };
@@ -407,6 +407,9 @@ export class WalStreamer {
         return;
       }
       const t2 = Date.now();
+      // On its way from here: a push from now on names these bytes (see take).
+      cur.issued = offset + size;
+      cur.hashIssued = hash;
       const reply = await new Promise<ArchiveStageResult__Output>((resolve, reject) => {
         this.opts.client.archiveStage({ stanza: this.opts.stanza, walName: name, agentId: this.opts.agentId, offset, size, data: out },
           { deadline: grpcDeadline(this.opts.timeoutMs) }, (err, r) => (err || !r ? reject(err ?? new Error('no reply')) : resolve(r)));
@@ -416,9 +419,7 @@ export class WalStreamer {
       if (reply.staged !== offset + size) {
         throw new ArchiveStageMissingError(`the repo-server holds ${reply.staged} staged bytes of '${name}', this agent sent ${offset + size}`);
       }
-      // Counted even when its push took the segment meanwhile: the push waited for it (or named less).
       cur.staged = offset + size;
-      cur.hash = hash;
       log.debug(`staged ${size} bytes of '${name}' at ${offset} (${out.length} compressed): ${t2 - t1} ms to read and compress, stage ${Date.now() - t2} ms`);
     } catch (err) {
       if (!live()) return;

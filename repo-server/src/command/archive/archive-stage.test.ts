@@ -43,7 +43,8 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openrds-stage-'));
     repo = new Repo(new PosixStorage({ path: dir }));
-    store = new ArchiveStore(repo);
+    // A push naming parts that never come waits 200 ms here, not a second.
+    store = new ArchiveStore(repo, undefined, 200);
   });
   afterEach(async () => {
     // A stage a test leaves (the next segment's) is closed, as a stopping repo-server does.
@@ -110,6 +111,60 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     // The push names only the first part (what the agent knew when it took the stage).
     const r = await pushRest(seg, 1 << 20);
     expect(sha(zstdDecompressBuffer(fs.readFileSync(path.join(dir, r.key)), SEG))).toBe(sha(seg));
+  });
+
+  it('a push that names a part still on its way waits for it, outside the locks, and stores the segment', async () => {
+    const seg = segment();
+    // Waits of a minute: only the part's arrival (or the stage's drop) ends them within the test.
+    const slow = new ArchiveStore(repo, undefined, 60_000);
+    const stageTo = (s: ArchiveStore, offset: number, size: number, data?: Buffer): Promise<number> =>
+      s.stage(async () => info, { stanza: 'main', walName: WAL, agentId: 'a1', offset, size, data: data ?? zstdCompressBuffer(seg.subarray(offset, offset + size), 1) });
+    const pushTo = (s: ArchiveStore, staged: number): Promise<{ duplicate: boolean; key: string }> =>
+      s.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', staged, agentId: 'a1' },
+        Readable.from([zstdCompressBuffer(seg.subarray(staged), 1)]));
+    try {
+      await stageTo(slow, 0, 1 << 20);
+      let answered = false;
+      const pushing = pushTo(slow, 3 << 20).finally(() => { answered = true; });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(answered).toBe(false);
+      // The parts arrive after the push (each takes the stage's lock: the push does not hold it).
+      await stageTo(slow, 1 << 20, 1 << 20);
+      await stageTo(slow, 2 << 20, 1 << 20);
+      const r = await pushing;
+      expect(r.duplicate).toBe(false);
+      expect(sha(zstdDecompressBuffer(fs.readFileSync(path.join(dir, r.key)), SEG))).toBe(sha(seg));
+      expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+      // A part refused while a push waits for it (damaged): the stage is dropped, and the push is
+      // refused at once (the agent pushes the file whole), not after its wait.
+      fs.rmSync(path.join(dir, 'archive'), { recursive: true, force: true });
+      await stageTo(slow, 0, 1 << 20);
+      const refused = pushTo(slow, 2 << 20);
+      refused.catch(() => undefined);
+      const packed = zstdCompressBuffer(seg.subarray(1 << 20, 2 << 20), 1);
+      await expect(stageTo(slow, 1 << 20, 1 << 20, packed.subarray(0, packed.length - 100))).rejects.toBeInstanceOf(ChecksumError);
+      await expect(refused).rejects.toBeInstanceOf(ArchiveStageMissingError);
+      expect(fs.readdirSync(walDir())).toEqual([]);
+    } finally {
+      await slow.stagesDrop();
+    }
+  });
+
+  it('a push that names a part that never comes is refused after its wait; the whole push then stores the segment', async () => {
+    const seg = segment();
+    await stage(seg, 0, 1 << 20);
+    const t0 = Date.now();
+    await expect(pushRest(seg, 2 << 20)).rejects.toBeInstanceOf(ArchiveStageMissingError);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(fs.readdirSync(walDir())).toEqual([]);
+    const r = await store.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg, 1)]));
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+    // No stage at all (a restarted repo-server): refused at once, with no wait.
+    fs.rmSync(path.join(dir, 'archive'), { recursive: true, force: true });
+    const slow = new ArchiveStore(repo, undefined, 60_000);
+    await expect(slow.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256: sha(seg), compressType: 'zst', staged: 1 << 20, agentId: 'a1' },
+      Readable.from([zstdCompressBuffer(seg.subarray(1 << 20), 1)]))).rejects.toBeInstanceOf(ArchiveStageMissingError);
   });
 
   it('refuses parts and pushes that do not continue a stage', async () => {

@@ -109,6 +109,8 @@ export class Stage {
 /** The stages of one repository, by agent, stanza and segment. */
 export class StageTable {
   private readonly stages = new Map<string, Stage>();
+  /** Pushes waiting for parts of their stage still on their way (see reached), by stage id. */
+  private readonly waiters = new Map<string, Set<() => void>>();
 
   static idOf(stanza: string, walName: string, agentId: string): string {
     return `${stanza}\u0000${walName}\u0000${agentId}`;
@@ -138,7 +140,43 @@ export class StageTable {
   take(id: string): Stage | undefined {
     const st = this.stages.get(id);
     this.stages.delete(id);
+    if (st) this.changed(id);
     return st;
+  }
+
+  /**
+   * Resolves true once stage `id` holds at least `raw` bytes; false at once when there is no such
+   * stage, when it is dropped, or after `ms`. A push names the bytes its agent has handed to stage
+   * calls, and the last of them may still be on their way here: the push waits for them rather
+   * than the agent waiting for their answer (a round trip on the path PostgreSQL waits on).
+   */
+  reached(id: string, raw: number, ms: number): Promise<boolean> {
+    const st = this.stages.get(id);
+    if (!st || st.raw >= raw) return Promise.resolve(st !== undefined);
+    return new Promise((resolve) => {
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      const waiters = set;
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        waiters.delete(on);
+        if (waiters.size === 0 && this.waiters.get(id) === waiters) this.waiters.delete(id);
+        resolve(ok);
+      };
+      const on = (): void => {
+        const now = this.stages.get(id);
+        if (now !== st) done(false);
+        else if (now.raw >= raw) done(true);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      waiters.add(on);
+    });
+  }
+
+  /** Stage `id` grew, or left the table: its waiters look again. */
+  changed(id: string): void {
+    // A waiter that is done leaves the set as it is iterated (a Set allows that).
+    for (const on of this.waiters.get(id) ?? []) on();
   }
 
   async drop(id: string): Promise<void> {

@@ -53,6 +53,12 @@ const SHA256_RE = /^[0-9a-f]{64}$/;
  * (its stages have no temp file): past it, stages are refused and the agents push whole.
  */
 const STAGE_MEMORY_MAX = 256 * 1024 * 1024;
+/**
+ * How long a staged push waits for the parts it names that have not arrived (its agent does not
+ * wait for their answers). A part that never comes (its call failed) costs the push this long,
+ * then the agent pushes the file whole.
+ */
+const STAGE_WAIT_MS = 1000;
 /** WAL files up to this size are checked whole (a segment is 16 MiB by default). */
 const WHOLE_MAX = 64 * 1024 * 1024;
 
@@ -95,8 +101,11 @@ export class ArchiveStore {
   /** 'stored' (stanza/walName) once a push has the file in the archive (new or the same again). */
   private readonly events = new EventEmitter().setMaxListeners(0);
 
-  /** @param stageMemoryMax compressed bytes of staged parts held in memory at most (see STAGE_MEMORY_MAX). */
-  constructor(private readonly repo: Repo, private readonly stageMemoryMax = STAGE_MEMORY_MAX) {}
+  /**
+   * @param stageMemoryMax compressed bytes of staged parts held in memory at most (see STAGE_MEMORY_MAX).
+   * @param stageWaitMs how long a staged push waits for the parts it names still on their way (see STAGE_WAIT_MS).
+   */
+  constructor(private readonly repo: Repo, private readonly stageMemoryMax = STAGE_MEMORY_MAX, private readonly stageWaitMs = STAGE_WAIT_MS) {}
 
   /**
    * Stages one finished part of a segment PostgreSQL is still writing (see archive-stage.ts).
@@ -147,6 +156,8 @@ export class ArchiveStore {
         await this.stages.drop(id);
         throw err;
       }
+      // A push waiting for this part goes on (see StageTable.reached).
+      this.stages.changed(id);
       return st.raw;
     });
     // A segment's first part holds the segment's lock, as a push does from its stage drop to its
@@ -194,6 +205,12 @@ export class ArchiveStore {
     if (!kind) throw new FormatError(`'${req.walName}' is not a WAL file name`);
     if (!SHA256_RE.test(req.sha256)) throw new FormatError(`invalid sha256 '${req.sha256}' for WAL file '${req.walName}'`);
     const archiveId = archiveIdOf(info.db);
+    // A staged push waits for its stage's last parts still on their way, outside the locks (a
+    // part holds the stage's; a first part, the segment's too). Not there in time, the push is
+    // refused below (not a staged prefix) and the agent pushes the file whole.
+    const tWait = Date.now();
+    if (req.staged && req.agentId !== undefined) await this.stages.reached(StageTable.idOf(req.stanza, req.walName, req.agentId), req.staged, this.stageWaitMs);
+    const waited = Date.now() - tWait;
     const stored = await this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
       const found = this.find(req.stanza, archiveId, req.walName);
       found.catch(() => undefined);
@@ -236,7 +253,7 @@ export class ArchiveStore {
       // listing is a request; posix lists synchronously), and looks at the listing before the
       // file takes its name.
       if (req.staged) {
-        return this.pushStaged(info, req, source, key, check, async () => {
+        return this.pushStaged(info, req, source, key, waited, check, async () => {
           const existing = await found;
           return existing.length > 0 ? existingAnswer(existing, true) : undefined;
         });
@@ -323,7 +340,7 @@ export class ArchiveStore {
    * The push of a segment whose first `req.staged` bytes were staged: the rest arrives (zstd
    * frames), continues the staged hash, and the whole is checked before it takes its name.
    */
-  private async pushStaged(info: ArchiveInfo, req: ArchivePushRequest, source: Readable, key: string,
+  private async pushStaged(info: ArchiveInfo, req: ArchivePushRequest, source: Readable, key: string, waited: number,
     check: (got: { sha256: string; size: number; head: Buffer }) => void,
     existing: () => Promise<{ duplicate: boolean; warning: string; key: string } | undefined>): Promise<{ duplicate: boolean; warning: string; key: string }> {
     const staged = req.staged!;
@@ -367,7 +384,7 @@ export class ArchiveStore {
         } else {
           await this.repo.storage.put(key, Buffer.concat([...st.parts, tail]));
         }
-        log.debug(`staged push of '${req.walName}': stage lock ${t1 - t0} ms, rest received and checked ${t2 - t1} ms, stored ${Date.now() - t2} ms`);
+        log.debug(`staged push of '${req.walName}': waited for staged parts ${waited} ms, stage lock ${t1 - t0} ms, rest received and checked ${t2 - t1} ms, stored ${Date.now() - t2} ms`);
         return { duplicate: false, warning: '', key };
       } catch (err) {
         await st.abort();
