@@ -116,7 +116,11 @@ export class WalStreamer {
   private cur: Current | undefined;
   /** Segments staged to their end (by the flush position) whose push has not taken them yet. */
   private readonly done: Current[] = [];
-  /** Flush mode's read buffer (header mode reads into the segment's own buffer). */
+  /**
+   * Flush mode's read buffer (header mode reads into the segment's own buffer). A part must never
+   * span all of it: the pool moves a buffer that is a whole ArrayBuffer to its worker (detaching
+   * it here) instead of copying it; PART slices of READ_MAX bytes never do.
+   */
   private readBuf: Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
