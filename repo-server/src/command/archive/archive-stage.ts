@@ -145,30 +145,29 @@ export class StageTable {
   }
 
   /**
-   * Resolves true once stage `id` holds at least `raw` bytes; false at once when there is no such
-   * stage, when it is dropped, or after `ms`. A push names the bytes its agent has handed to stage
+   * Resolves once stage `id` holds at least `raw` bytes; at once when there is no such stage, and
+   * as soon as it is dropped or after `ms`. A push names the bytes its agent has handed to stage
    * calls, and the last of them may still be on their way here: the push waits for them rather
    * than the agent waiting for their answer (a round trip on the path PostgreSQL waits on).
    */
-  reached(id: string, raw: number, ms: number): Promise<boolean> {
+  reached(id: string, raw: number, ms: number): Promise<void> {
     const st = this.stages.get(id);
-    if (!st || st.raw >= raw) return Promise.resolve(st !== undefined);
+    if (!st || st.raw >= raw) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
       const waiters = set;
-      const done = (ok: boolean): void => {
+      const done = (): void => {
         clearTimeout(timer);
         waiters.delete(on);
         if (waiters.size === 0 && this.waiters.get(id) === waiters) this.waiters.delete(id);
-        resolve(ok);
+        resolve();
       };
       const on = (): void => {
         const now = this.stages.get(id);
-        if (now !== st) done(false);
-        else if (now.raw >= raw) done(true);
+        if (now !== st || now.raw >= raw) done();
       };
-      const timer = setTimeout(() => done(false), ms);
+      const timer = setTimeout(done, ms);
       waiters.add(on);
     });
   }

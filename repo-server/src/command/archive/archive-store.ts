@@ -208,9 +208,12 @@ export class ArchiveStore {
     // A staged push waits for its stage's last parts still on their way, outside the locks (a
     // part holds the stage's; a first part, the segment's too). Not there in time, the push is
     // refused below (not a staged prefix) and the agent pushes the file whole.
-    const tWait = Date.now();
-    if (req.staged && req.agentId !== undefined) await this.stages.reached(StageTable.idOf(req.stanza, req.walName, req.agentId), req.staged, this.stageWaitMs);
-    const waited = Date.now() - tWait;
+    let waited = 0;
+    if (req.staged && req.agentId !== undefined) {
+      const t = Date.now();
+      await this.stages.reached(StageTable.idOf(req.stanza, req.walName, req.agentId), req.staged, this.stageWaitMs);
+      waited = Date.now() - t;
+    }
     const stored = await this.mutex.run(`${req.stanza}/${req.walName}`, async () => {
       const found = this.find(req.stanza, archiveId, req.walName);
       found.catch(() => undefined);
