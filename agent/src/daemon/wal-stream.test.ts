@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { FilterPool, walSegmentStartLsn, zstdDecompressBuffer } from '@openrds/common';
 import type { AgentGatewayClient } from '@openrds/common';
 import type { WalFlushed } from './pg-connect';
-import { WalStreamer } from './wal-stream';
+import { WalStreamer, lookAfter } from './wal-stream';
 
 const SEG = 16 * 1024 * 1024;
 const PAGE = 8192;
@@ -103,20 +103,20 @@ describe('WalStreamer', () => {
     fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
     flushed = at(1, 12 * MiB);
     await ticks();
-    // 3 MiB more flushed: three parts, sent one after the other; the first one's answer is held.
+    // 3 MiB more flushed: two parts (2 MiB, 1 MiB), sent one after the other; the first one's answer is held.
     flushed = at(1, 15 * MiB);
     held = [];
     const ticking = tick();
     while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     // The push has its start at once: the repo-server waits for the part on its way.
     const prefix = await streamer.take(seg(1));
-    expect(prefix?.size).toBe(13 * MiB);
-    expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 13 * MiB)).digest('hex'));
+    expect(prefix?.size).toBe(14 * MiB);
+    expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 14 * MiB)).digest('hex'));
     held.shift()!();
     await ticking;
     await streamer.settled();
-    // The two parts after it are not sent (the push sends those bytes).
-    expect(calls.length).toBe(13);
+    // The part after it is not sent (the push sends those bytes): six parts of 2 MiB, then the one held.
+    expect(calls.length).toBe(7);
   });
 
   it('flush mode: a staged push keeps the stream still until it is done', async () => {
@@ -162,6 +162,28 @@ describe('WalStreamer', () => {
     expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 14 * MiB)).digest('hex'));
   });
 
+  it('flush mode: looks at the flush position ~12 times for a segment written at an even rate, closer together near its end', () => {
+    // 16 MiB written at 6.4 MiB/s (an OLTP load on the bench box): each look at the time lookAfter gives.
+    const rate = 6.4 * MiB / 1000;
+    let written = 0;
+    const unwrittenAtLooks: number[] = [];
+    while (written < SEG) {
+      unwrittenAtLooks.push(SEG - written);
+      written += lookAfter(SEG - written, rate) * rate;
+    }
+    expect(unwrittenAtLooks.length).toBeGreaterThanOrEqual(8);
+    expect(unwrittenAtLooks.length).toBeLessThanOrEqual(14);
+    // The last look before the end leaves little for the push (~20 ms of WAL), and steps shrink as the end nears.
+    expect(unwrittenAtLooks[unwrittenAtLooks.length - 1]).toBeLessThanOrEqual(256 * 1024);
+    expect(unwrittenAtLooks.filter((u) => u <= 2 * MiB).length).toBeGreaterThanOrEqual(4);
+    // Bounds: no rate known yet, a bulk load, a trickle.
+    expect(lookAfter(10 * MiB, 0)).toBe(100);
+    expect(lookAfter(MiB, 0)).toBe(20);
+    expect(lookAfter(10 * MiB, 120 * MiB / 1000)).toBe(20);
+    expect(lookAfter(10 * MiB, 1)).toBe(300);
+    expect(lookAfter(MiB, 1)).toBe(50);
+  });
+
   it('flush mode: far from a segment\'s end a part waits for a MiB; within 2 MiB of it, parts go from 64 KiB', async () => {
     fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
     flushed = at(1, MiB);
@@ -186,15 +208,15 @@ describe('WalStreamer', () => {
   it('flush mode: reads the next part while the parts before are staged, stages them in order, and no more than four ahead', async () => {
     fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
     held = [];
-    flushed = at(1, 2 * MiB);
+    flushed = at(1, 4 * MiB);
     await tick();
     // The first tick's two parts are on their way (the first call's answer held): the next tick reads two more.
-    flushed = at(1, 4 * MiB);
+    flushed = at(1, 8 * MiB);
     await tick();
     const waitCalls = async (n: number): Promise<void> => { while (calls.length < n) await new Promise((resolve) => setTimeout(resolve, 5)); };
     await waitCalls(1);
     // Four parts on their way: the next tick reads nothing.
-    flushed = at(1, 6 * MiB);
+    flushed = at(1, 12 * MiB);
     expect(await tick()).toBe(false);
     for (let n = 1; n <= 4; n++) {
       await waitCalls(n);
@@ -202,22 +224,22 @@ describe('WalStreamer', () => {
       held.shift()!();
     }
     await streamer.settled();
-    expect(calls.map((c) => c.offset)).toEqual([0, MiB, 2 * MiB, 3 * MiB]);
-    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 4 * MiB))).toBe(true);
+    expect(calls.map((c) => c.offset)).toEqual([0, 2 * MiB, 4 * MiB, 6 * MiB]);
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 8 * MiB))).toBe(true);
     held = undefined;
     await ticks();
-    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 6 * MiB))).toBe(true);
+    expect(stagedOf(seg(1)).equals(file(1).subarray(0, 12 * MiB))).toBe(true);
   });
 
   it('flush mode: a stage call that fails stops the parts after it, and the push of that segment goes whole', async () => {
     fs.writeFileSync(path.join(dir, 'pg_wal', seg(1)), crypto.randomBytes(SEG));
-    flushed = at(1, 12 * MiB);
+    flushed = at(1, 8 * MiB);
     await ticks();
-    failAt = 13 * MiB;
+    failAt = 10 * MiB;
     flushed = at(1, 16 * MiB - PAGE);
     await ticks();
-    // The part at 12 MiB staged, the one at 13 MiB refused, none after it.
-    expect(calls.map((c) => c.offset).slice(-2)).toEqual([12 * MiB, 13 * MiB]);
+    // The part at 8 MiB staged, the one at 10 MiB refused, none after it.
+    expect(calls.map((c) => c.offset).slice(-2)).toEqual([8 * MiB, 10 * MiB]);
     expect(await streamer.take(seg(1))).toBeUndefined();
   });
 

@@ -27,28 +27,35 @@ import type { WalFlushed } from './pg-connect';
  */
 
 /** Uncompressed bytes sent in one part at most (the repo-server takes up to 4 MiB). */
-const PART = 1024 * 1024;
-/** Finished bytes taken in one step at most, as parts compressed side by side. */
-const READ_MAX = 4 * PART;
+const PART = 2 * 1024 * 1024;
+/** Finished bytes taken in one step at most, as parts compressed side by side (a part must not span all of it: see readBuf). */
+const READ_MAX = 2 * PART;
 /** Fewer finished bytes than this wait for the next tick (unless the segment is nearly done). */
 const PART_MIN = 64 * 1024;
 /** After a refusal other than a lost stage (an encrypted or multi-repo server, an older server): this long without streaming. */
 const PAUSE_MS = 60_000;
 /** After a failure that passes (the repo-server unreachable, the stanza not created yet): this long. */
 const RETRY_MS = 1_000;
-/** How often the segment PostgreSQL writes is looked at near its end (at once again after a full read: the stream is behind). */
+/** Header mode: how often the segment PostgreSQL writes is looked at (at once again after a full read: the stream is behind); flush mode: its shortest step. */
 const TICK_MS = 20;
 /**
- * Flush mode: within this many bytes of its end (bytes PostgreSQL has still to write), the
- * segment is staged at each tick from PART_MIN on, so that its push has little left to send.
- * Before, it is staged in parts of PART_FAR, and looked at every FAR_TICK_MS while its end is
- * further away than that at the rate WAL is written: each part is a query, a read, a compression
- * and a call here, a decompression, a hash, a write and an fdatasync at the repo-server, and a
- * step every 20 ms all the way took a quarter of a core of each daemon under an OLTP load.
+ * Flush mode looks at the flush position when about half of what the segment has left, and
+ * FAR_STEP at most, should be flushed at the rate WAL is written (smoothed over the last looks):
+ * a segment written at an even rate is looked at ~12 times, in steps of 2 MiB, then halving as
+ * its end comes near, so that its push finds little left to send. Each look is a query, and each
+ * part a read, a compression and a call here, a decompression, a hash and a write at the
+ * repo-server: looks every 100 ms while the end was far and every 20 ms within 2 MiB of it were
+ * ~38 queries and ~30 calls per segment under an OLTP load, and cost the database host as much
+ * CPU again as pushing the segment itself. Looks come TICK_MS apart at least, NEAR_MAX_MS at most
+ * within NEAR_END of the end (the rate may rise), FAR_MAX_MS before; FAR_TICK_MS until a rate is
+ * known. While the end is further than NEAR_END, fewer than PART_FAR bytes wait for a later look.
  */
+const FAR_STEP = 2 * 1024 * 1024;
 const NEAR_END = 2 * 1024 * 1024;
 const PART_FAR = 1024 * 1024;
 const FAR_TICK_MS = 100;
+const NEAR_MAX_MS = 50;
+const FAR_MAX_MS = 300;
 /** Flush mode, while the flush position stands still (an idle cluster): a look this often, not 50 queries a second. */
 const IDLE_TICK_MS = 250;
 /** A finished segment's status file: the segment PostgreSQL writes is the one after the newest. */
@@ -112,6 +119,14 @@ const QUEUED_MAX = 4;
 /** A staged push keeps the stream still this long at most (see take). */
 const QUIET_MAX_MS = 200;
 
+/** Flush mode: ms to the next look at the flush position, `unwritten` bytes before the segment's end, WAL written at `rate` bytes per ms. */
+export function lookAfter(unwritten: number, rate: number): number {
+  const near = unwritten <= NEAR_END;
+  if (!(rate > 0)) return near ? TICK_MS : FAR_TICK_MS;
+  const want = Math.max(Math.min(FAR_STEP, unwritten / 2), PART_MIN);
+  return Math.round(Math.min(Math.max(want / rate, TICK_MS), near ? NEAR_MAX_MS : FAR_MAX_MS));
+}
+
 export class WalStreamer {
   private cur: Current | undefined;
   /** Segments staged to their end (by the flush position) whose push has not taken them yet. */
@@ -130,8 +145,9 @@ export class WalStreamer {
   /** Flush mode: the position the last tick saw, and whether it had not moved since the one before. */
   private lastLsn = -1n;
   private lastLsnStill = false;
-  /** Flush mode: when the last position was read, and the next tick's delay it calls for. */
+  /** Flush mode: when the last position was read, the rate WAL is written at (bytes per ms, smoothed), and the next tick's delay. */
   private lastLsnAt = 0;
+  private rate = 0;
   private nextTickMs = TICK_MS;
   /** Pushes in a row that found their segment far behind (see take). */
   private behind = 0;
@@ -312,10 +328,18 @@ export class WalStreamer {
   private async tickFlushed(at: WalFlushed): Promise<boolean> {
     const segSize = this.opts.walSegmentSize;
     const now = Date.now();
-    // Bytes per ms since the last look, and the bytes PostgreSQL has still to write in the segment it writes.
-    const rate = this.lastLsn >= 0n && now > this.lastLsnAt ? Number(at.lsn - this.lastLsn) / (now - this.lastLsnAt) : 0;
+    // Bytes per ms since the last look, smoothed (half of it the rate before), and the bytes
+    // PostgreSQL has still to write in the segment it writes. The next look is timed by the
+    // higher of the last rate and the smoothed one: a rising rate (the full-page images after a
+    // checkpoint) would otherwise end the segment before the look, and leave its push a long rest.
+    let rate = this.rate;
+    if (this.lastLsn >= 0n && now > this.lastLsnAt && at.lsn >= this.lastLsn) {
+      const last = Number(at.lsn - this.lastLsn) / (now - this.lastLsnAt);
+      this.rate = this.rate > 0 ? (this.rate + last) / 2 : last;
+      rate = Math.max(this.rate, last);
+    }
     const unwritten = segSize - Number(at.lsn - walSegmentStartLsn(at.name, segSize));
-    this.nextTickMs = rate > 0 && (unwritten - NEAR_END) / rate > FAR_TICK_MS ? FAR_TICK_MS : TICK_MS;
+    this.nextTickMs = lookAfter(unwritten, rate);
     this.lastLsnStill = at.lsn === this.lastLsn;
     this.lastLsn = at.lsn;
     this.lastLsnAt = now;
@@ -387,7 +411,7 @@ export class WalStreamer {
       const slice = part.subarray(o, o + PART);
       const offset = cur.sent, size = slice.length;
       const hash = cur.hashSent.update(slice).copy();
-      const packed = this.opts.pool.compressWhole(slice, this.opts.compressLevel);
+      const packed = this.opts.pool.compressBytes(slice, this.opts.compressLevel);
       packed.catch(() => undefined);
       cur.sent += size;
       cur.queued++;
@@ -396,13 +420,13 @@ export class WalStreamer {
   }
 
   /** Stages one part of `cur` (the bytes at `offset`, compressed by `packed`); `hash` is the sha256 up to its end. A failure stops the segment's stream. */
-  private async stageCall(cur: Current, offset: number, size: number, packed: ReturnType<FilterPool['compressWhole']>, hash: crypto.Hash, t1: number): Promise<void> {
+  private async stageCall(cur: Current, offset: number, size: number, packed: ReturnType<FilterPool['compressBytes']>, hash: crypto.Hash, t1: number): Promise<void> {
     const name = cur.name;
     // Not when its push took it, a part before failed, or the stream set it aside (a new segment
     // in header mode, the oldest of `done`): no push would take what follows.
     const live = (): boolean => !cur.taking && !cur.failed && (this.cur === cur || this.done.includes(cur));
     try {
-      const { out } = await packed;
+      const out = await packed;
       if (!live()) return;
       // PostgreSQL has finished the segment meanwhile: its push (starting now) sends these bytes.
       // Staged now, they would reach the repo-server beside the push, which waits for them.

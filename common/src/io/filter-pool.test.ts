@@ -63,6 +63,8 @@ describe('FilterPool (worker threads)', () => {
     const { result, out } = await pool.compressWhole(slice, 3);
     expect(result.inSha256).toBe(sha(data.subarray(0, 1024 * 1024)));
     expect(zstdDecompressBuffer(out, slice.length).equals(data.subarray(0, 1024 * 1024))).toBe(true);
+    // compressBytes (no checksum): the same frames.
+    expect((await pool.compressBytes(slice, 3)).equals(out)).toBe(true);
     // Not moved to the worker: the whole buffer is still here, unchanged.
     expect(big.buffer.byteLength).toBeGreaterThanOrEqual(3 * data.length);
     expect(sha(big)).toBe(sha(Buffer.concat([data, data, data])));

@@ -541,7 +541,9 @@ function handle(m) {
       const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
       s = sessionOpen('compress', m.level, true);
       const parts = [];
-      s.inHash.update(input); s.inSize = input.length;
+      // bare: the caller hashes the bytes itself (a staged part, a push's rest): zstd only.
+      if (!m.bare) s.inHash.update(input);
+      s.inSize = input.length;
       let off = 0;
       do { frameEmit(s, input.subarray(off, off + FRAME), parts); off += FRAME; } while (off < input.length);
       sessionDone(s);
@@ -945,6 +947,8 @@ interface WorkerMessage {
   fd?: number; tmp?: string; at?: number;
   /** Where the message's bytes are in the worker's inbox (instead of \`data\`). */
   inbox?: { start: number; length: number; end: number };
+  /** whole: no checksum of the input (its caller has one). */
+  bare?: boolean;
 }
 
 /**
@@ -1349,14 +1353,26 @@ export class FilterPool {
    * do not use `data` afterwards.
    */
   async compressWhole(data: Buffer, level: number): Promise<{ result: PoolResult; out: Buffer }> {
+    return this.whole(data, level, false);
+  }
+
+  /**
+   * zstd of a whole buffer, as compressWhole, without its checksum: for bytes the caller hashes
+   * itself (a staged part of a WAL segment, whose running sha256 the stream keeps; a push's rest).
+   */
+  async compressBytes(data: Buffer, level: number): Promise<Buffer> {
+    return (await this.whole(data, level, true)).out;
+  }
+
+  private async whole(data: Buffer, level: number, bare: boolean): Promise<{ result: PoolResult; out: Buffer }> {
     const w = this.idleWorker();
     const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     w.sessions++;
     try {
       // A buffer of its own moves to the worker; a view (a part of a larger read buffer) is copied
       // into the worker's inbox (memory already mapped on both sides, nothing allocated per part).
-      const m = (own ? await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level }, [data.buffer as ArrayBuffer])
-        : await w.post({ op: 'whole', id: nextSessionId++, seq: 0, level }, undefined, [data]))!;
+      const m = (own ? await w.post({ op: 'whole', id: nextSessionId++, seq: 0, data, level, bare }, [data.buffer as ArrayBuffer])
+        : await w.post({ op: 'whole', id: nextSessionId++, seq: 0, level, bare }, undefined, [data]))!;
       if (m.error !== undefined) throw new InternalError(m.error);
       return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
     } finally {

@@ -172,7 +172,7 @@ async function archivePushStaged(client: AgentGatewayClient, opts: ArchivePushOp
     size = prefix.size + tail.length;
     sha256 = prefix.hash.update(tail).digest('hex');
     // A short tail is compressed here: a worker may still be busy with a part the daemon staged.
-    out = tail.length === 0 ? Buffer.alloc(0) : tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : (await pool.compressWhole(tail, opts.compressLevel)).out;
+    out = tail.length === 0 ? Buffer.alloc(0) : tail.length <= TAIL_HERE_MAX ? zstdCompressBuffer(tail, opts.compressLevel) : await pool.compressBytes(tail, opts.compressLevel);
   } finally {
     file.release();
   }
