@@ -162,7 +162,7 @@ describe('WalStreamer', () => {
     expect(prefix?.hash.digest('hex')).toBe(crypto.createHash('sha256').update(file(1).subarray(0, 14 * MiB)).digest('hex'));
   });
 
-  it('flush mode: looks at the flush position ~12 times for a segment written at an even rate, closer together near its end', () => {
+  it('flush mode: looks at the flush position ~13 times for a segment written at an even rate, closer together near its end', () => {
     // 16 MiB written at 6.4 MiB/s (an OLTP load on the bench box): each look at the time lookAfter gives.
     const rate = 6.4 * MiB / 1000;
     let written = 0;

@@ -40,9 +40,10 @@ const RETRY_MS = 1_000;
 const TICK_MS = 20;
 /**
  * Flush mode looks at the flush position when about half of what the segment has left, and
- * FAR_STEP at most, should be flushed at the rate WAL is written (smoothed over the last looks):
- * a segment written at an even rate is looked at ~12 times, in steps of 2 MiB, then halving as
- * its end comes near, so that its push finds little left to send. Each look is a query, and each
+ * FAR_STEP at most, should be flushed at the rate WAL is written (the higher of the last
+ * interval's and a smoothed one: see tickFlushed): a segment written at an even rate of ~6 MB/s
+ * is looked at ~13 times, in steps of 2 MiB, then halving as its end comes near, so that its
+ * push finds little left to send (~150 KiB at the median under the OLTP bench). Each look is a query, and each
  * part a read, a compression and a call here, a decompression, a hash and a write at the
  * repo-server: looks every 100 ms while the end was far and every 20 ms within 2 MiB of it were
  * ~38 queries and ~30 calls per segment under an OLTP load, and cost the database host as much
