@@ -14,6 +14,8 @@ import { benchmarksSectionWrite, targetLine } from './summary';
 
 const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
 const PROCESS_MAX = Number(process.env.BENCH_PROCESS_MAX ?? '2');
+/** Rows of the table the cold backlog makes (BENCH_WAL_COLD_ROWS): 4 million, ~24 segments. */
+const COLD_ROWS = Number(process.env.BENCH_WAL_COLD_ROWS ?? '4000000');
 /**
  * BENCH_WAL_LOAD: `init` (default) is a bulk load, `pgbench -i`, that keeps both cores busy;
  * `tpcb` is a steady OLTP load on the tables made before the base backup: `pgbench -T` with
@@ -37,6 +39,8 @@ interface Result {
   calls: number; within10: number;
   /** p50 of `/bin/sh -c :` timed the same way during the load: the shell PostgreSQL starts for each archive_command (a process start under this load). */
   floorP50Ms: number; backlog: number; backlogSegPerS: number; backlogP50Ms: number;
+  /** A backlog made with openrds' daemon stopped (SIGSTOP): its segments and the rate it is archived at from a standing start. */
+  cold: number; coldSegPerS: number;
   /** Replay of all that WAL from the archive by a restored copy: seconds from start to promotion. */
   replaySegments: number; replayS: number;
   /** openrds: segments whose push sent only the part after what the daemon had staged ahead (archive-push-stream). */
@@ -229,7 +233,7 @@ async function run(mode: Mode): Promise<Result> {
       const pushNs = fs.readFileSync(minimal.log, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number))
         .filter(([at]) => at! >= t0).map(([, , ms]) => ms! * 1e6).sort((a, b) => a - b);
       return { mode, segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)), p50Ms: p50(ns), p99Ms: p99(ns), floorP50Ms: p50(floorNs), ...calls,
-        backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
+        backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, cold: NaN, coldSegPerS: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
     }
 
     // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
@@ -246,6 +250,29 @@ async function run(mode: Mode): Promise<Result> {
     const backlogS = (Date.now() - t1) / 1000;
     // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).
     const backlogNs = durations().slice(ns.length).sort((a, b) => a - b);
+
+    // A cold backlog: the same, with openrds' daemon stopped (SIGSTOP) while the WAL is made. The
+    // backlog above is partly pushed by the time PostgreSQL asks (the daemon follows the .ready
+    // files whatever archive_command says), so its rate is partly how far the daemon got while the
+    // table was made; here nothing is pushed before archive_command is back, as with pgBackRest
+    // (whose asynchronous push starts at its first call): the rate a backlog drains at from a
+    // standing start, every segment pushed whole.
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ''`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    const held = stack.agent?.pid;
+    if (held) process.kill(held, 'SIGSTOP');
+    try {
+      await stack.cluster.query(`CREATE TABLE cold AS SELECT g, md5(g::text) AS v FROM generate_series(1, ${COLD_ROWS}) g`);
+      await stack.cluster.query('SELECT pg_switch_wal()');
+    } finally {
+      if (held) process.kill(held, 'SIGCONT');
+    }
+    const cold = ready();
+    const t3 = Date.now();
+    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
+    await stack.cluster.query('SELECT pg_reload_conf()');
+    await drained(50);
+    const coldS = (Date.now() - t3) / 1000;
 
     // Replay: a copy restored from the base backup replays every archived segment (the load and
     // the backlog) through restore_command, then promotes at the end of the archive.
@@ -291,6 +318,7 @@ async function run(mode: Mode): Promise<Result> {
     return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
       p50Ms: p50(ns), floorP50Ms: p50(floorNs), p99Ms: p99(ns), ...calls,
       backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: p50(backlogNs),
+      cold, coldSegPerS: Number((cold / coldS).toFixed(1)),
       ...(mode === 'pgbackrest-async' ? {} : { stagedPushes }) };
   } finally {
     minimal?.stop();
@@ -300,8 +328,8 @@ async function run(mode: Mode): Promise<Result> {
 
 /** The results table's header and separator (printed, and written to BENCHMARKS.md). */
 const TABLE_HEAD = [
-  '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms (95 % CI) | calls ≤ 10 ms | p99 ms | sh start p50 ms | backlog segments | backlog segments/s | backlog p50 ms | replay segments | replay s |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| archiving | segments | load s | archived after s | segments/s | archive_command p50 ms (95 % CI) | calls ≤ 10 ms | p99 ms | sh start p50 ms | backlog segments | backlog segments/s | backlog p50 ms | cold backlog segments | cold backlog segments/s | replay segments | replay s |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 
 async function main(): Promise<void> {
@@ -316,7 +344,7 @@ async function main(): Promise<void> {
   const cell = (n: number): string => (Number.isNaN(n) ? '-' : String(n));
   const rows = results.map((r) => [r.mode, r.segments, r.loadS.toFixed(1), r.drainS.toFixed(1), r.segPerS, `${cell(r.p50Ms)} (${cell(r.p50CiMs[0])}-${cell(r.p50CiMs[1])})`,
     `${Math.round(r.within10 * 100)} %`, r.p99Ms, r.floorP50Ms, r.backlog, r.backlogSegPerS,
-    r.backlogP50Ms, r.replaySegments, r.replayS].map((v) => (typeof v === 'number' ? cell(v) : v)).join(' | ')).map((row) => `| ${row} |`);
+    r.backlogP50Ms, r.cold, r.coldSegPerS, r.replaySegments, r.replayS].map((v) => (typeof v === 'number' ? cell(v) : v)).join(' | ')).map((row) => `| ${row} |`);
   for (const row of rows) console.log(row);
   for (const r of results) if (r.pushP50Ms !== undefined) console.log(`${r.mode}: its push ${r.pushP50Ms} ms p50, from the event to the .ok`);
   if (MODES.length < ALL_MODES.length) return;
@@ -328,15 +356,15 @@ async function main(): Promise<void> {
   const pm = PROCESS_MAX === 2 ? '' : `BENCH_PROCESS_MAX=${PROCESS_MAX} `;
   const text = [LOAD === 'tpcb' ? `## WAL archiving under an OLTP load against pgBackRest (\`${pm}BENCH_WAL_LOAD=tpcb bash bench/wal.sh\`)` : `## WAL archiving against pgBackRest (\`${pm}bash bench/wal.sh\`)`, '',
     `Run of ${new Date().toISOString()}: ${loadText()} as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
-    + 'made with archiving paused; then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
+    + 'made with archiving paused, and a cold one made with openrds\' daemon stopped as well (SIGSTOP: nothing pushed before PostgreSQL asks); then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
     ...TABLE_HEAD, ...rows, '',
     'Targets of the WAL issue (openrds asynchronous against pgBackRest asynchronous, same run):', '', '| target | measured | |', '|---|---|---|',
     targetLine('async archive_command p50 ≤ pgBackRest\'s', `${ours.p50Ms} ms vs ${peer.p50Ms} ms`, ours.p50Ms <= peer.p50Ms),
     targetLine('async archive_command p50 ≤ 10 ms, under the load (each segment is pushed after PostgreSQL asks)',
       `${ours.p50Ms} ms, ${streamed.p50Ms} ms with archive-push-stream (95 % CI ${streamed.p50CiMs[0]}-${streamed.p50CiMs[1]} ms over ${streamed.calls} calls)`, best <= 10),
     targetLine('async archive_command p50 ≤ 10 ms, backlog (segments that exist before PostgreSQL asks)', `${ours.backlogP50Ms} ms vs ${peer.backlogP50Ms} ms`, ours.backlogP50Ms <= 10),
-    targetLine('sustained (backlog) throughput ≥ 1.2 × pgBackRest', `${ours.backlogSegPerS} vs ${peer.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 1.2 * peer.backlogSegPerS),
-    targetLine('sustained ≥ 30 segments/s of 16 MiB', `${ours.backlogSegPerS} segments/s`, ours.backlogSegPerS >= 30),
+    targetLine('sustained (cold backlog) throughput ≥ 1.2 × pgBackRest', `${ours.coldSegPerS} vs ${peer.coldSegPerS} segments/s`, ours.coldSegPerS >= 1.2 * peer.coldSegPerS),
+    targetLine('sustained (cold backlog) ≥ 30 segments/s of 16 MiB', `${ours.coldSegPerS} segments/s (${ours.backlogSegPerS} for the backlog the daemon follows)`, ours.coldSegPerS >= 30),
     targetLine('replay with async get ≤ pgBackRest', `${ours.replayS} s vs ${peer.replayS} s`, ours.replayS <= peer.replayS),
     '', `The yardstick \`minimal-c\` (bench/minimal-pusher.c) does the least a pusher with a remote, durable acknowledgement can: `
     + `on the \`.ready\` event, the last ${MINIMAL_REST / 1024} KiB of the file over TCP, written, fdatasynced, renamed and its directory fsynced, then the \`.ok\`; `
