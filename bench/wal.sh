@@ -2,7 +2,7 @@
 # WAL archiving under a bulk load: openrds synchronous, openrds asynchronous and pgBackRest's
 # asynchronous archive-push, one cluster each. Prints segments/s and archive_command p50/p99.
 # On demand, not in CI. Knobs: BENCH_WAL_SCALE (pgbench scale of the load, 30), BENCH_PROCESS_MAX (2; another value writes its own BENCHMARKS.md section),
-# BENCH_WAL_COLD_ROWS (rows of the table that makes the cold backlog, 4000000), BENCH_WAL_LOAD (init: pgbench -i; tpcb: pgbench -T with BENCH_WAL_CLIENTS/SECONDS/RATE, its own BENCHMARKS.md
+# BENCH_WAL_COLD_ROWS (rows of the table that makes the cold backlog, 4000000; its drain also reports the machine's CPU per segment), BENCH_WAL_LOAD (init: pgbench -i; tpcb: pgbench -T with BENCH_WAL_CLIENTS/SECONDS/RATE, its own BENCHMARKS.md
 # section), BENCH_WAL_STREAM (y|n: archive-push-stream for openrds-async), BENCH_WAL_MODES (a comma list of the modes
 # to run: openrds-sync, openrds-async, openrds-async-stream, pgbackrest-async). To look into a run: BENCH_WAL_LOG=debug
 # (the daemons' logs, kept in /tmp/openrds-wal-bench-<mode>-*.log), BENCH_WAL_DEBUG=1 (the replaying copy logs each

@@ -28,6 +28,12 @@ const tpcbArgs = (): string[] => ['-n', '-c', process.env.BENCH_WAL_CLIENTS ?? '
 const loadText = (): string => (LOAD === 'tpcb' ? `\`pgbench ${tpcbArgs().join(' ')}\` on scale ${SCALE}` : `\`pgbench -i -s ${SCALE}\``);
 const pg = osUser('postgres');
 
+/** CPU time (ms) the machine has spent running code since boot, all cores (/proc/stat: user, nice, system, irq, softirq; not idle, iowait or a hypervisor's steal). */
+function machineBusyMs(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return [0, 1, 2, 5, 6].reduce((a, i) => a + (f[i] ?? 0), 0) * 10;
+}
+
 interface Result {
   mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number;
   /**
@@ -41,6 +47,8 @@ interface Result {
   floorP50Ms: number; backlog: number; backlogSegPerS: number; backlogP50Ms: number;
   /** A backlog made with openrds' daemon stopped (SIGSTOP): its segments and the rate it is archived at from a standing start. */
   cold: number; coldSegPerS: number;
+  /** CPU time the whole machine spent per segment of the cold backlog while it drained (/proc/stat: both tools' processes, PostgreSQL's archiver, the shells). */
+  coldCpuMs: number;
   /** Replay of all that WAL from the archive by a restored copy: seconds from start to promotion. */
   replaySegments: number; replayS: number;
   /** openrds: segments whose push sent only the part after what the daemon had staged ahead (archive-push-stream). */
@@ -233,7 +241,7 @@ async function run(mode: Mode): Promise<Result> {
       const pushNs = fs.readFileSync(minimal.log, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number))
         .filter(([at]) => at! >= t0).map(([, , ms]) => ms! * 1e6).sort((a, b) => a - b);
       return { mode, segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)), p50Ms: p50(ns), p99Ms: p99(ns), floorP50Ms: p50(floorNs), ...calls,
-        backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, cold: NaN, coldSegPerS: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
+        backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, cold: NaN, coldSegPerS: NaN, coldCpuMs: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
     }
 
     // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
@@ -268,11 +276,13 @@ async function run(mode: Mode): Promise<Result> {
       if (held) process.kill(held, 'SIGCONT');
     }
     const cold = ready();
+    const cpu3 = machineBusyMs();
     const t3 = Date.now();
     await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
     await stack.cluster.query('SELECT pg_reload_conf()');
     await drained(50);
     const coldS = (Date.now() - t3) / 1000;
+    const coldCpuMs = Math.round((machineBusyMs() - cpu3) / Math.max(1, cold));
 
     // Replay: a copy restored from the base backup replays every archived segment (the load and
     // the backlog) through restore_command, then promotes at the end of the archive.
@@ -318,7 +328,7 @@ async function run(mode: Mode): Promise<Result> {
     return { mode, replaySegments: Math.ceil(Number(replayLsn) / (16 * 1024 * 1024)), replayS: Number(replayS.toFixed(1)), segments, loadS, drainS, segPerS: Number((segments / drainS).toFixed(1)),
       p50Ms: p50(ns), floorP50Ms: p50(floorNs), p99Ms: p99(ns), ...calls,
       backlog, backlogSegPerS: Number((backlog / backlogS).toFixed(1)), backlogP50Ms: p50(backlogNs),
-      cold, coldSegPerS: Number((cold / coldS).toFixed(1)),
+      cold, coldSegPerS: Number((cold / coldS).toFixed(1)), coldCpuMs,
       ...(mode === 'pgbackrest-async' ? {} : { stagedPushes }) };
   } finally {
     minimal?.stop();
@@ -347,6 +357,7 @@ async function main(): Promise<void> {
     r.backlogP50Ms, r.cold, r.coldSegPerS, r.replaySegments, r.replayS].map((v) => (typeof v === 'number' ? cell(v) : v)).join(' | ')).map((row) => `| ${row} |`);
   for (const row of rows) console.log(row);
   for (const r of results) if (r.pushP50Ms !== undefined) console.log(`${r.mode}: its push ${r.pushP50Ms} ms p50, from the event to the .ok`);
+  for (const r of results) if (!Number.isNaN(r.coldCpuMs)) console.log(`${r.mode}: the machine's CPU per segment of the cold backlog ${r.coldCpuMs} ms`);
   if (MODES.length < ALL_MODES.length) return;
   const ours = results.find((r) => r.mode === 'openrds-async')!, peer = results.find((r) => r.mode === 'pgbackrest-async')!;
   const streamed = results.find((r) => r.mode === 'openrds-async-stream')!;
@@ -358,6 +369,8 @@ async function main(): Promise<void> {
     `Run of ${new Date().toISOString()}: ${loadText()} as the load, process-max ${PROCESS_MAX}, 16 MiB segments, one cluster per mode; then a backlog `
     + 'made with archiving paused, and a cold one made with openrds\' daemon stopped as well (SIGSTOP: nothing pushed before PostgreSQL asks); then a copy restored from a backup taken before the load replays all of it through restore_command.', '',
     ...TABLE_HEAD, ...rows, '',
+    `The machine's CPU time per segment of the cold backlog while it drained (\`/proc/stat\`, every process): openrds ${ours.coldCpuMs} ms, `
+    + `with archive-push-stream ${streamed.coldCpuMs} ms, pgBackRest ${peer.coldCpuMs} ms.`, '',
     'Targets of the WAL issue (openrds asynchronous against pgBackRest asynchronous, same run):', '', '| target | measured | |', '|---|---|---|',
     targetLine('async archive_command p50 ≤ pgBackRest\'s', `${ours.p50Ms} ms vs ${peer.p50Ms} ms`, ours.p50Ms <= peer.p50Ms),
     targetLine('async archive_command p50 ≤ 10 ms, under the load (each segment is pushed after PostgreSQL asks)',
