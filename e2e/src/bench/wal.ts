@@ -244,18 +244,32 @@ async function run(mode: Mode): Promise<Result> {
         backlog: NaN, backlogSegPerS: NaN, backlogP50Ms: NaN, cold: NaN, coldSegPerS: NaN, coldCpuMs: NaN, replaySegments: NaN, replayS: NaN, pushP50Ms: p50(pushNs) };
     }
 
-    // Backlog: WAL made while archiving is off (an empty archive_command keeps it), then the time
-    // to archive all of it: the archiving rate, whatever rate the load makes WAL at.
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ''`);
-    await stack.cluster.query('SELECT pg_reload_conf()');
-    await stack.cluster.query('CREATE TABLE backlog AS SELECT g, md5(g::text) AS v FROM generate_series(1, 2000000) g');
-    await stack.cluster.query('SELECT pg_switch_wal()');
-    const backlog = ready();
-    const t1 = Date.now();
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
-    await stack.cluster.query('SELECT pg_reload_conf()');
-    await drained(50);
-    const backlogS = (Date.now() - t1) / 1000;
+    /**
+     * A backlog: WAL made while archiving is off (an empty archive_command keeps it; a table of
+     * `rows` rows), then archiving resumed, whatever rate the load makes WAL at:
+     * the segments, the seconds until all are archived and the machine's CPU time per segment
+     * meanwhile. `hold`: the agent daemon stopped (SIGSTOP) while the table is made.
+     */
+    const backlogMake = async (table: string, rows: number, hold: boolean): Promise<{ segments: number; s: number; cpuMs: number }> => {
+      await stack.cluster.query(`ALTER SYSTEM SET archive_command = ''`);
+      await stack.cluster.query('SELECT pg_reload_conf()');
+      const held = hold ? stack.agent?.pid : undefined;
+      if (held) process.kill(held, 'SIGSTOP');
+      try {
+        await stack.cluster.query(`CREATE TABLE ${table} AS SELECT g, md5(g::text) AS v FROM generate_series(1, ${rows}) g`);
+        await stack.cluster.query('SELECT pg_switch_wal()');
+      } finally {
+        if (held) process.kill(held, 'SIGCONT');
+      }
+      const segments = ready();
+      const cpu = machineBusyMs();
+      const t = Date.now();
+      await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
+      await stack.cluster.query('SELECT pg_reload_conf()');
+      await drained(50);
+      return { segments, s: (Date.now() - t) / 1000, cpuMs: Math.round((machineBusyMs() - cpu) / Math.max(1, segments)) };
+    };
+    const { segments: backlog, s: backlogS } = await backlogMake('backlog', 2_000_000, false);
     // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).
     const backlogNs = durations().slice(ns.length).sort((a, b) => a - b);
 
@@ -265,24 +279,7 @@ async function run(mode: Mode): Promise<Result> {
     // table was made; here nothing is pushed before archive_command is back, as with pgBackRest
     // (whose asynchronous push starts at its first call): the rate a backlog drains at from a
     // standing start, every segment pushed whole.
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = ''`);
-    await stack.cluster.query('SELECT pg_reload_conf()');
-    const held = stack.agent?.pid;
-    if (held) process.kill(held, 'SIGSTOP');
-    try {
-      await stack.cluster.query(`CREATE TABLE cold AS SELECT g, md5(g::text) AS v FROM generate_series(1, ${COLD_ROWS}) g`);
-      await stack.cluster.query('SELECT pg_switch_wal()');
-    } finally {
-      if (held) process.kill(held, 'SIGCONT');
-    }
-    const cold = ready();
-    const cpu3 = machineBusyMs();
-    const t3 = Date.now();
-    await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
-    await stack.cluster.query('SELECT pg_reload_conf()');
-    await drained(50);
-    const coldS = (Date.now() - t3) / 1000;
-    const coldCpuMs = Math.round((machineBusyMs() - cpu3) / Math.max(1, cold));
+    const { segments: cold, s: coldS, cpuMs: coldCpuMs } = await backlogMake('cold', COLD_ROWS, true);
 
     // Replay: a copy restored from the base backup replays every archived segment (the load and
     // the backlog) through restore_command, then promotes at the end of the archive.
