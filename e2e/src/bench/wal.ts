@@ -28,7 +28,7 @@ const tpcbArgs = (): string[] => ['-n', '-c', process.env.BENCH_WAL_CLIENTS ?? '
 const loadText = (): string => (LOAD === 'tpcb' ? `\`pgbench ${tpcbArgs().join(' ')}\` on scale ${SCALE}` : `\`pgbench -i -s ${SCALE}\``);
 const pg = osUser('postgres');
 
-/** CPU time (ms) the machine has spent running code since boot, all cores (/proc/stat: user, nice, system, irq, softirq; not idle, iowait or a hypervisor's steal). */
+/** CPU time (ms) the machine has spent running code since boot, all cores (/proc/stat: user, nice, system, irq, softirq; not idle, iowait or a hypervisor's steal; in ticks of 10 ms, USER_HZ being 100 on Linux). */
 function machineBusyMs(): number {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return [0, 1, 2, 5, 6].reduce((a, i) => a + (f[i] ?? 0), 0) * 10;
