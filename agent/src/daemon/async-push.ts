@@ -6,13 +6,22 @@ import { WaitFifos, spoolWaitStale, spoolWake } from './spool-wake';
 
 /**
  * Asynchronous archiving (`archive-async=y`): the daemon watches `pg_wal/archive_status` and
- * pushes every `.ready` WAL file ahead of PostgreSQL, `process-max` at a time. Each durable
+ * pushes every `.ready` WAL file ahead of PostgreSQL (`process-max` compressions at a time, and as
+ * many more on their way to the repo-server: see PUSHES_PER_PROCESS). Each durable
  * acknowledgement from the repo-server becomes `<spool-path>/archive/<stanza>/out/<name>.ok`
  * (written only after the push returned, so an `.ok` never exists for WAL the repo-server
  * does not have; see spoolWrite); a failure becomes `<name>.error` and is retried. The
  * archive_command then only has to find the `.ok`: `test -f <spool>/%f.ok || openrds-agent
  * archive-push %p ...` does it without starting Node at all.
  */
+/**
+ * Pushes on their way per process-max: the compression of one overlaps the transfer, the
+ * repo-server's check and the commit of another. The compressions themselves run process-max at
+ * a time (the push's pool is limited to that many workers): a push spends most of its time
+ * waiting for the repo-server, and with one push per lane a cold backlog left a quarter of the
+ * bench machine's two cores idle.
+ */
+export const PUSHES_PER_PROCESS = 2;
 /** The daemon's liveness for the archive_command's shell (see aliveRefresh), and how long one write holds. */
 export const ALIVE_FILE = 'daemon.alive';
 const ALIVE_HOLD_S = 3;
@@ -115,7 +124,7 @@ export class AsyncPusher {
 
   /** Starts the push of `name` unless it runs, waits for its retry or is acknowledged; false when every lane is busy. */
   private pushIfDue(name: string, now: number): boolean {
-    if (this.inFlight.size >= Math.max(1, this.opts.processMax)) return false;
+    if (this.inFlight.size >= PUSHES_PER_PROCESS * Math.max(1, this.opts.processMax)) return false;
     if (this.inFlight.has(name) || (this.retryAt.get(name) ?? 0) > now) return true;
     // A push may have completed since the spool was listed.
     if (fs.existsSync(path.join(this.spoolDir, `${name}.ok`))) return true;

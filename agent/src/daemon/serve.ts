@@ -73,8 +73,10 @@ export async function agentServe(config: Config): Promise<void> {
   // After each WAL push or fetch the pool keeps a worker up: the next one comes in seconds or
   // minutes, and someone waits on it (archive_command, a recovery).
   const warm = <T>(r: T): T => { pool.keepWarm(WAL_WARM_MS); return r; };
+  // WAL pushes compress process-max segments at a time (more are on their way: see PUSHES_PER_PROCESS).
+  const pushPool = pool.limited(config.int('process-max'));
   const pushOne = (walPath: string) => archivePushFile(client, {
-    stanza, walPath, compressType, compressLevel: config.int('compress-level'), agentId, timeoutMs, pool,
+    stanza, walPath, compressType, compressLevel: config.int('compress-level'), agentId, timeoutMs, pool: pushPool,
     ...(streamer ? { staged: () => streamer.take(path.basename(walPath)) } : {}),
   }).then(warm);
   const getOne = (walName: string, destination: string) =>

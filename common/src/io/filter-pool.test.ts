@@ -10,6 +10,7 @@ import { ZstdDataError, zstdCompressBuffer, zstdDecompressBuffer } from './zstd'
 import { checksumOf } from './checksum';
 import { findFrameCompressedSize, getFrameContentSize } from 'zstd-napi/binding';
 import { FileWriteError } from '../error';
+import { CHUNK_HEADROOM } from '../rpc/chunk-encode';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -56,6 +57,48 @@ describe('FilterPool (worker threads)', () => {
     expect((await pool.zstdDigestWhole(out, 64)).result.outSize).toBe(data.length);
   });
 
+  it('writes zstd bytes to a descriptor and checks them on one worker, moving the parts that own their memory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-unzstd-write-'));
+    try {
+      const { out } = await pool.compressWhole(Buffer.from(data), 3);
+      // As a gRPC stream delivers them: parts in buffers of their own (a few header bytes before
+      // each), and one view into a larger buffer, which is copied rather than moved.
+      const cut = [0, 100_000, 400_000, 900_000, out.length];
+      const parts = cut.slice(1).map((end, i) => {
+        const own = Buffer.allocUnsafeSlow(end - cut[i]! + 5);
+        out.copy(own, 5, cut[i]!, end);
+        return own.subarray(5);
+      });
+      const larger = Buffer.alloc(8 * 1024 * 1024);
+      out.copy(larger, 1024, cut[1]!, cut[2]!);
+      parts[1] = larger.subarray(1024, 1024 + cut[2]! - cut[1]!);
+      const file = path.join(dir, 'seg');
+      const fd = fs.openSync(file, 'w');
+      fs.writeSync(fd, Buffer.from('prefix'));
+      const got = await pool.zstdWriteDigest(parts, 64, fd, 6);
+      fs.closeSync(fd);
+      expect(got.sha256).toBe(sha(data));
+      expect(got.size).toBe(data.length);
+      expect(got.head.equals(data.subarray(0, 64))).toBe(true);
+      expect(fs.readFileSync(file).equals(Buffer.concat([Buffer.from('prefix'), out]))).toBe(true);
+      // Moved: the parts that owned their memory are detached here; the view was copied.
+      expect(parts[0]!.length).toBe(0);
+      expect(larger.length).toBe(8 * 1024 * 1024);
+      // Damaged bytes are a ZstdDataError, after they were written (the caller drops the file).
+      const fd2 = fs.openSync(path.join(dir, 'bad'), 'w');
+      await expect(pool.zstdWriteDigest([Buffer.from(out.subarray(0, out.length - 10))], 64, fd2, 0)).rejects.toThrow(ZstdDataError);
+      await expect(pool.zstdWriteDigest([], 64, fd2, 0)).rejects.toThrow('zstd data is empty');
+      fs.closeSync(fd2);
+      // A descriptor that cannot be written is a FileWriteError; the pool goes on working.
+      const ro = fs.openSync(file, 'r');
+      await expect(pool.zstdWriteDigest([Buffer.from(out)], 64, ro, 0)).rejects.toThrow(FileWriteError);
+      fs.closeSync(ro);
+      expect((await pool.zstdDigestWhole(out, 64)).result.outSha256).toBe(sha(data));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('sends a slice of a larger buffer as its own bytes: the buffer stays usable and the other slices as they were', async () => {
     const big = Buffer.concat([data, data, data]);
     const slice = big.subarray(data.length, data.length + 1024 * 1024);
@@ -81,12 +124,16 @@ describe('FilterPool (worker threads)', () => {
       fs.writeFileSync(path.join(dir, 'seg'), content);
       fs.writeFileSync(path.join(dir, 'empty'), '');
       const r = await pool.compressFile(path.join(dir, 'seg'), 3, 64 * 1024 * 1024);
-      expect(r!.result).toEqual({ inSha256: sha(content), inSize: content.length, outSha256: sha(r!.out), outSize: r!.out.length });
-      expect(zstdDecompressBuffer(r!.out, content.length).equals(content)).toBe(true);
-      expect(r!.out.equals((await pool.compressWhole(Buffer.from(content), 3)).out)).toBe(true);
+      expect([r!.sha256, r!.size]).toEqual([sha(content), content.length]);
+      // A frame per MiB of content, each in memory of its own after the headroom a message header takes.
+      expect(r!.frames.length).toBe(Math.ceil(content.length / (1024 * 1024)));
+      for (const f of r!.frames) expect([f.byteOffset, f.buffer.byteLength]).toEqual([CHUNK_HEADROOM, CHUNK_HEADROOM + f.length]);
+      const out = Buffer.concat(r!.frames);
+      expect(zstdDecompressBuffer(out, content.length).equals(content)).toBe(true);
+      expect(out.equals((await pool.compressWhole(Buffer.from(content), 3)).out)).toBe(true);
       const empty = await pool.compressFile(path.join(dir, 'empty'), 3, 1024);
-      expect(empty!.result.inSize).toBe(0);
-      expect(zstdDecompressBuffer(empty!.out, 0).length).toBe(0);
+      expect(empty!.size).toBe(0);
+      expect(zstdDecompressBuffer(Buffer.concat(empty!.frames), 0).length).toBe(0);
       expect(await pool.compressFile(path.join(dir, 'gone'), 3, 1024)).toBeUndefined();
       await expect(pool.compressFile(path.join(dir, 'seg'), 3, 1024 * 1024)).rejects.toThrow(/unable to read '.*seg': the file is larger than 1048576 bytes/);
     } finally {

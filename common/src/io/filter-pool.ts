@@ -96,7 +96,8 @@ function frameEmit(s, block, parts) {
   const n = s.ctx.compress2(FRAME_OUT, block);
   const frame = framedAlloc(n);
   FRAME_OUT.copy(frame, 0, 0, n);
-  s.outHash.update(frame); s.outSize += n; parts.push(frame);
+  if (!s.noOutHash) s.outHash.update(frame);
+  s.outSize += n; parts.push(frame);
 }
 const dctxs = [];
 function sessionOpen(mode, level, frames = false, checksum = 'sha256') {
@@ -556,10 +557,14 @@ function handle(m) {
       const fd = openRead(m.path);
       if (fd === undefined) { reply(m, { missing: true }); return; }
       s = sessionOpen('compress', m.level, true);
+      // Nothing reads the checksum of the compressed bytes (the push names the content's).
+      s.noOutHash = true;
       const parts = [];
       try {
         for (;;) {
           const n = readFull(fd, WHOLE_READ, FRAME, s.inSize);
+          // The end after whole MiBs (a segment): no empty frame after them (an empty file gets one).
+          if (n === 0 && s.inSize > 0) break;
           if (s.inSize + n > m.max) throw Object.assign(new Error('the file is larger than ' + m.max + ' bytes'), { code: 'EFBIG' });
           const block = WHOLE_READ.subarray(0, n);
           s.inHash.update(block); s.inSize += n;
@@ -568,7 +573,10 @@ function handle(m) {
         }
       } finally { fs.closeSync(fd); }
       sessionDone(s);
-      reply(m, { result: result(s) }, join(parts));
+      // The frames as they are, each moved in its own memory with its headroom (no join into one
+      // buffer: the main thread sends each as a message, encoded in place).
+      parentPort.postMessage({ id: m.id, seq: m.seq, result: { inSha256: s.inHash.digest(), inSize: s.inSize, outSha256: '', outSize: s.outSize }, frames: parts },
+        parts.map((p) => p.buffer));
       return;
     }
     if (m.op === 'unzstdDigest') {
@@ -588,6 +596,54 @@ function handle(m) {
       sessionDone(s);
       reply(m, { result: result(s) }, Buffer.concat(head));
       return;
+    }
+    if (m.op === 'unzstdWrite') {
+      // A pushed WAL file stored and checked here (see zstdWriteDigest): its zstd bytes written to
+      // the descriptor with an fdatasync started, then decompressed and hashed while the disk
+      // works. The bytes came moved from the main thread: it neither copies them into a message
+      // nor writes them itself.
+      const parts = m.parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+      let at = m.at;
+      for (const p of parts) {
+        for (let done = 0; done < p.length;) done += fs.writeSync(m.fd, p, done, Math.min(WRITE_MAX, p.length - done), at + done);
+        at += p.length;
+      }
+      const synced = new Promise((resolve) => fs.fdatasync(m.fd, resolve));
+      return (async () => {
+        let failure;
+        let head = EMPTY;
+        try {
+          s = sessionOpen('decompress');
+          // The zstd bytes' own checksum is not asked for.
+          s.inHash = { update() { return this; }, digest() { return ''; } };
+          const headParts = [];
+          let headLength = 0;
+          const see = (part) => {
+            if (headLength < m.head) { headParts.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
+          };
+          const total = parts.reduce((n, p) => n + p.length, 0);
+          if (total === 0) step(s, EMPTY, true, see);
+          let fed = 0;
+          for (const p of parts) {
+            for (let off = 0; off < p.length; off += 1024 * 1024) {
+              const piece = p.subarray(off, off + 1024 * 1024);
+              fed += piece.length;
+              step(s, piece, fed === total, see);
+            }
+          }
+          sessionDone(s);
+          head = Buffer.concat(headParts);
+        } catch (err) { failure = err; }
+        // Replied only once the fdatasync is over, whatever the check found: the caller may close
+        // the descriptor as soon as it hears.
+        const syncErr = await synced;
+        if (failure) {
+          parentPort.postMessage({ id: m.id, seq: m.seq, error: String(failure.message || failure), errno: failure.code, zstdData: !!(failure.zstdData || isZstd(failure)) });
+          return;
+        }
+        if (syncErr) { reply(m, errorOf(syncErr)); return; }
+        reply(m, { result: result(s) }, head);
+      })();
     }
     if (m.op === 'hashFile') {
       // sha256 and size of a file read here: nothing crosses the thread boundary but the digest.
@@ -926,6 +982,8 @@ function isZstd(err) { return err && err.code === undefined && /zstd|Unknown fra
 interface Pending { resolve: (m: WorkerReply) => void; reject: (e: Error) => void }
 interface WorkerReply {
   id: number; seq: number; out?: Uint8Array; result?: PoolResult; error?: string; errno?: string; zstdData?: boolean;
+  /** wholeFile: the zstd frames, each in its own memory after its headroom. */
+  frames?: Uint8Array[];
   missing?: boolean; gone?: boolean; items?: unknown[]; failure?: { index: number; error: string; errno?: string };
   /** writeOpen: the file is written with O_DIRECT. */
   direct?: boolean;
@@ -949,6 +1007,8 @@ interface WorkerMessage {
   inbox?: { start: number; length: number; end: number };
   /** whole: no checksum of the input (its caller has one). */
   bare?: boolean;
+  /** unzstdWrite: the bytes, in order (moved where they own their memory). */
+  parts?: Uint8Array[];
 }
 
 /**
@@ -968,6 +1028,15 @@ const INBOX_BYTES = 8 * 1024 * 1024;
  */
 export function viewOfLarger(b: Buffer): boolean {
   return b.buffer.byteLength > 2 * b.byteLength + 64 * 1024;
+}
+
+/**
+ * Whether `b` is nearly all of an ordinary ArrayBuffer (a gRPC message's bytes: its own buffer,
+ * a few header bytes before them): moving that buffer to a worker moves little else. Buffer's
+ * shared pool (slices of 8 KiB) is never moved.
+ */
+function ownsMemory(b: Buffer): boolean {
+  return b.buffer instanceof ArrayBuffer && b.byteLength >= 64 * 1024 && b.buffer.byteLength - b.byteLength <= 64;
 }
 
 /** The error of a worker reply: damaged zstd data, a file that could not be read or written, or a fault. */
@@ -1382,17 +1451,24 @@ export class FilterPool {
 
   /**
    * Reads a file on a worker and compresses it whole (zstd frames of a MiB, as compressWhole):
-   * its sha256 and size, and the compressed bytes. Undefined when the file is gone; an error
-   * when it is larger than `max`.
+   * its sha256 and size, and the compressed bytes as their frames, each in memory of its own
+   * after CHUNK_HEADROOM free bytes (sent as messages encoded in place). Undefined when the file
+   * is gone; an error when it is larger than `max`.
    */
-  async compressFile(file: string, level: number, max: number): Promise<{ result: PoolResult; out: Buffer } | undefined> {
+  async compressFile(file: string, level: number, max: number): Promise<{ sha256: string; size: number; frames: Buffer[] } | undefined> {
     const w = this.idleWorker();
     w.sessions++;
     try {
       const m = await w.post({ op: 'wholeFile', id: nextSessionId++, seq: 0, path: file, level, max })!;
       if (m.error !== undefined) throw replyError(m, `'${file}'`, false);
       if (m.missing) return undefined;
-      return { result: m.result!, out: Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength) };
+      const frames = m.frames!.map((f) => {
+        const b = Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+        // Each frame's memory is its own, moved here: its headroom is free (see chunk-encode.ts).
+        chunkHeadroomMark(b);
+        return b;
+      });
+      return { sha256: m.result!.inSha256, size: m.result!.inSize, frames };
     } finally {
       w.sessions--;
     }
@@ -1413,6 +1489,28 @@ export class FilterPool {
     } finally {
       w.sessions--;
     }
+  }
+
+  /**
+   * A pushed WAL file on one worker, in one message: `parts` (its zstd bytes, in order) written
+   * to `fd` at offset `at` with an fdatasync started, then checked while the disk works: the
+   * content's sha256 and size, and its first `head` bytes. Resolves once the fdatasync is over,
+   * whatever the check found. A part that owns its memory (a gRPC message's bytes) is moved to
+   * the worker, not copied: do not use `parts` afterwards. ZstdDataError when the bytes are
+   * damaged or truncated; FileWriteError when the write or the fdatasync fails.
+   */
+  async zstdWriteDigest(parts: Buffer[], head: number, fd: number, at: number): Promise<{ sha256: string; size: number; head: Buffer }> {
+    const transfer: ArrayBuffer[] = [];
+    const moved = parts.map((p) => {
+      if (ownsMemory(p) && !transfer.includes(p.buffer as ArrayBuffer)) { transfer.push(p.buffer as ArrayBuffer); return p; }
+      // A view into a larger buffer (or one sharing its memory with another part): its bytes only.
+      const own = Buffer.allocUnsafeSlow(p.length);
+      p.copy(own);
+      transfer.push(own.buffer as ArrayBuffer);
+      return own;
+    });
+    const m = await this.call({ op: 'unzstdWrite', parts: moved, head, fd, at }, 'a WAL file', true, transfer);
+    return { sha256: m.result!.outSha256, size: m.result!.outSize, head: Buffer.from(m.out?.buffer ?? new ArrayBuffer(0), m.out?.byteOffset, m.out?.byteLength) };
   }
 
   /** The least busy of this pool's first `size` workers, or a new one while there are fewer. */

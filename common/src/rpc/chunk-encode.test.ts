@@ -61,7 +61,7 @@ describe('PutFileMessage chunks encoded in place', () => {
     expect(Buffer.from(unmarked.buffer, 0, CHUNK_HEADROOM).every((b) => b === 0xee)).toBe(true);
   });
 
-  it('applies to what a worker reads and compresses: each output comes marked, and decodes to itself', async () => {
+  it('applies to what a worker reads and compresses (a backup file\'s chunks, a WAL file\'s frames): each output comes marked, and decodes to itself', async () => {
     const pool = new FilterPool(1);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunk-'));
     try {
@@ -79,6 +79,17 @@ describe('PutFileMessage chunks encoded in place', () => {
         }
         expect(chunks).toBeGreaterThan(0);
         expect(inPlace).toBe(chunks);
+      }
+      // A WAL file compressed whole: each frame is an ArchivePushMessage encoded in place.
+      const push = (plain['openrds.v1.AgentGateway'] as Record<string, { requestSerialize: Serialize; requestDeserialize: Deserialize }>).ArchivePush!;
+      const pushWrapped = (protoLoad().AgentGateway as unknown as { service: Record<string, { requestSerialize: Serialize }> }).service.ArchivePush!.requestSerialize;
+      const whole = (await pool.compressFile(file, 3, 4 * 1024 * 1024))!;
+      expect(whole.frames.length).toBe(3);
+      for (const frame of whole.frames) {
+        const got = pushWrapped({ chunk: { data: frame } });
+        expect(got.buffer).toBe(frame.buffer);
+        expect(got.equals(push.requestSerialize({ chunk: { data: frame } }))).toBe(true);
+        expect((push.requestDeserialize(got) as { chunk: { data: Buffer } }).chunk.data.equals(frame)).toBe(true);
       }
     } finally {
       await pool.close();

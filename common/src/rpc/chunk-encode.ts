@@ -36,10 +36,11 @@ function varintPut(b: Uint8Array, at: number, n: number): number {
 }
 
 /**
- * The protobuf encoding of `PutFileMessage { chunk: DataChunk { data } }` as a view over `data`'s
- * own memory, its header written into the headroom before it; undefined when `data` has no marked
- * headroom (or is empty: protobuf leaves an empty bytes field out), and the caller encodes it.
- * Field numbers: PutFileMessage.chunk = 2, DataChunk.data = 1, both length-delimited.
+ * The protobuf encoding of `PutFileMessage { chunk: DataChunk { data } }` (or ArchivePushMessage's,
+ * the same bytes) as a view over `data`'s own memory, its header written into the headroom before
+ * it; undefined when `data` has no marked headroom (or is empty: protobuf leaves an empty bytes
+ * field out), and the caller encodes it. Field numbers: PutFileMessage.chunk and
+ * ArchivePushMessage.chunk = 2, DataChunk.data = 1, all length-delimited.
  */
 export function chunkMessageInPlace(data: Uint8Array): Buffer | undefined {
   const n = data.length;

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as path from 'node:path';
 import type { ProtoGrpcType } from '../proto-gen/openrds';
+import type { ArchivePushMessage } from '../proto-gen/openrds/v1/ArchivePushMessage';
 import type { PutFileMessage } from '../proto-gen/openrds/v1/PutFileMessage';
 import { chunkMessageInPlace } from './chunk-encode';
 
@@ -20,12 +21,14 @@ export function protoLoad(): ProtoGrpcType['openrds']['v1'] {
       defaults: true,
       oneofs: true,
     });
-    // A backup file's chunk made by a worker is encoded in place (see chunk-encode.ts).
-    const put = (def['openrds.v1.AgentGateway'] as Record<string, protoLoader.MethodDefinition<object, object>> | undefined)?.PutBackupFile;
-    if (put) {
-      const encode = put.requestSerialize;
-      put.requestSerialize = (msg: object): Buffer => {
-        const m = msg as PutFileMessage;
+    // A chunk a worker made (a backup file's, a pushed WAL file's frame) is encoded in place (see
+    // chunk-encode.ts): both messages have the chunk as field 2, its bytes as field 1 of it.
+    const gateway = def['openrds.v1.AgentGateway'] as Record<string, protoLoader.MethodDefinition<object, object>> | undefined;
+    for (const method of [gateway?.PutBackupFile, gateway?.ArchivePush]) {
+      if (!method) continue;
+      const encode = method.requestSerialize;
+      method.requestSerialize = (msg: object): Buffer => {
+        const m = msg as PutFileMessage & ArchivePushMessage;
         const data = m.chunk && !m.header && !m.trailer ? m.chunk.data : undefined;
         return (data instanceof Uint8Array ? chunkMessageInPlace(data) : undefined) ?? encode(msg);
       };

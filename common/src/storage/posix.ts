@@ -528,6 +528,20 @@ class PosixAppendable implements StorageAppendable {
     this.size = size;
   }
 
+  async appendZstdChecked(parts: Buffer[], pool: FilterPool, head: number): Promise<{ sha256: string; size: number; head: Buffer }> {
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    await this.syncing;
+    try {
+      return await pool.zstdWriteDigest(parts, head, this.fh.fd, this.size);
+    } catch (err) {
+      if (!(err instanceof FileWriteError)) throw err;
+      throw new FileWriteError(`unable to write '${this.tmpKey}': ${messageOf(err)}`, { hint: 'check free space and permissions of the repository', cause: err });
+    } finally {
+      // Written or not, the bytes are past the old end (a truncate or an abort follows a failure).
+      this.size += length;
+    }
+  }
+
   async commit(key: string, pool: FilterPool, last?: Buffer): Promise<void> {
     try {
       await this.syncing;

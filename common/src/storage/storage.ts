@@ -123,4 +123,10 @@ export interface StorageAppendable {
    */
   commit(key: string, pool: FilterPool, last?: Buffer): Promise<void>;
   abort(): Promise<void>;
+  /**
+   * zstd bytes appended by a worker of `pool`, which checks them while their fdatasync runs (see
+   * FilterPool.zstdWriteDigest): the content's sha256 and size, and its first `head` bytes.
+   * `parts` are moved to the worker where they own their memory: not to be used afterwards.
+   */
+  appendZstdChecked(parts: Buffer[], pool: FilterPool, head: number): Promise<{ sha256: string; size: number; head: Buffer }>;
 }

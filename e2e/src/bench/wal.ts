@@ -34,6 +34,41 @@ function machineBusyMs(): number {
   return [0, 1, 2, 5, 6].reduce((a, i) => a + (f[i] ?? 0), 0) * 10;
 }
 
+/**
+ * CPU time (ms) of every process now, by pid: its own and its waited-for children's (a shell
+ * that exited counts in its parent's), with its name. For BENCH_WAL_CPU_BY (see cpuByName).
+ */
+function processCpu(): Map<number, { name: string; ms: number; sysMs: number }> {
+  const out = new Map<number, { name: string; ms: number; sysMs: number }>();
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
+    const close = stat.lastIndexOf(')');
+    // After the name: state, ppid, ... utime (14th field of the line), stime, cutime, cstime.
+    const f = stat.slice(close + 2).split(' ').map(Number);
+    let name = stat.slice(stat.indexOf('(') + 1, close);
+    // Node's daemons by their script (the agent's, the repo-server's, this bench's).
+    if (name === 'node') {
+      try { name = path.basename(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1).find((a) => !a.startsWith('-')) ?? name); } catch { /* exited */ }
+    }
+    out.set(Number(pid), { name, ms: (f[11]! + f[12]! + f[13]! + f[14]!) * 10, sysMs: (f[12]! + f[14]!) * 10 });
+  }
+  return out;
+}
+
+/** The CPU each process name used between two processCpu snapshots per segment, largest first, with the kernel's part of it. */
+function cpuByName(before: ReturnType<typeof processCpu>, after: ReturnType<typeof processCpu>, segments: number): string {
+  const by = new Map<string, { ms: number; sysMs: number }>();
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    const sum = by.get(a.name) ?? { ms: 0, sysMs: 0 };
+    by.set(a.name, { ms: sum.ms + a.ms - (b?.ms ?? 0), sysMs: sum.sysMs + a.sysMs - (b?.sysMs ?? 0) });
+  }
+  const per = (ms: number): number => Math.round(ms / Math.max(1, segments));
+  return [...by].filter(([, c]) => c.ms > 0).sort((x, y) => y[1].ms - x[1].ms)
+    .map(([name, c]) => `${name} ${per(c.ms)} (kernel ${per(c.sysMs)})`).join(', ');
+}
+
 interface Result {
   mode: string; segments: number; loadS: number; drainS: number; segPerS: number; p50Ms: number; p99Ms: number;
   /**
@@ -261,13 +296,20 @@ async function run(mode: Mode): Promise<Result> {
       } finally {
         if (held) process.kill(held, 'SIGCONT');
       }
-      const segments = ready();
+      const made = ready();
       const cpu = machineBusyMs();
+      const procs = process.env.BENCH_WAL_CPU_BY ? processCpu() : undefined;
+      // BENCH_WAL_PERF=<file>: the whole machine sampled by perf (kernel and native frames) while the cold backlog drains.
+      const perf = hold && process.env.BENCH_WAL_PERF
+        ? spawn('perf', ['record', '-a', '-g', '-F', '999', '-o', `${process.env.BENCH_WAL_PERF}-${mode}`], { stdio: 'ignore' }) : undefined;
       const t = Date.now();
       await stack.cluster.query(`ALTER SYSTEM SET archive_command = '${timedCmd.replace(/'/g, "''")}'`);
       await stack.cluster.query('SELECT pg_reload_conf()');
       await drained(50);
-      return { segments, s: (Date.now() - t) / 1000, cpuMs: Math.round((machineBusyMs() - cpu) / Math.max(1, segments)) };
+      if (perf) { perf.kill('SIGINT'); await new Promise((r) => perf.once('exit', r)); }
+      // BENCH_WAL_CPU_BY=1: where the machine's CPU went while the backlog drained, by process name (ms per segment).
+      if (procs) console.log(`${mode} ${table}: CPU ms per segment by process: ${cpuByName(procs, processCpu(), made)}`);
+      return { segments: made, s: (Date.now() - t) / 1000, cpuMs: Math.round((machineBusyMs() - cpu) / Math.max(1, made)) };
     };
     const { segments: backlog, s: backlogS } = await backlogMake('backlog', 2_000_000, false);
     // The calls of the backlog: segments the archiver reaches after they were made (async: often pushed already).

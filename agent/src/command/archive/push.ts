@@ -74,14 +74,14 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   // A WAL file with the daemon's pool and zstd: read, hashed and compressed by a worker in one
   // message (streaming it through the pool costs per-chunk messages; reading it here, a 16 MiB
   // buffer per push and the main thread's time).
-  let whole: Buffer | undefined;
+  let whole: Buffer[] | undefined;
   const missing = (): FileMissingError => new FileMissingError(`WAL file '${opts.walPath}' does not exist`, { hint: 'archive-push expects %p of archive_command' });
   try {
     if (opts.pool && opts.compressType === 'zst' && (await fs.promises.stat(opts.walPath)).size <= WHOLE_MAX) {
       const r = await opts.pool.compressFile(opts.walPath, opts.compressLevel, WHOLE_MAX);
       if (!r) throw missing();
-      digest = { sha256: r.result.inSha256, size: r.result.inSize };
-      whole = r.out;
+      digest = { sha256: r.sha256, size: r.size };
+      whole = r.frames;
     } else {
       digest = opts.pool ? await poolDigest(opts.pool, opts.walPath) : await sha256File(opts.walPath);
     }
@@ -94,7 +94,8 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
   const result = await archivePushSend(client, opts, { walName, size: digest.size, sha256: digest.sha256, staged: 0 }, async (sink) => {
     if (whole) {
       // Encrypted repository: sealed here, so only ciphertext leaves the database host.
-      await pipeline(Readable.from(chunksOf(cipher ? encryptBuffer(cipher, whole) : whole)), sink);
+      // Plain, each frame is a message, encoded in place (see chunk-encode.ts).
+      await pipeline(Readable.from(cipher ? chunksOf(encryptBuffer(cipher, Buffer.concat(whole))) : whole), sink);
     } else {
       const filters = [
         ...(opts.pool && opts.compressType === 'zst'

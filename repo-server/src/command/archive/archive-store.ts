@@ -65,8 +65,8 @@ const WHOLE_MAX = 64 * 1024 * 1024;
 /** Worker threads that check pushed WAL (shared by the repositories). */
 const archivePool = serverPool;
 
-/** Reads a stream into memory, refusing more than `max` bytes. */
-async function readAll(source: Readable, max: number, what: string): Promise<Buffer> {
+/** Reads a stream into memory, as the chunks it came in, refusing more than `max` bytes. */
+async function readParts(source: Readable, max: number, what: string): Promise<Buffer[]> {
   const parts: Buffer[] = [];
   let total = 0;
   for await (const chunk of source) {
@@ -74,7 +74,7 @@ async function readAll(source: Readable, max: number, what: string): Promise<Buf
     if (total > max) throw new FormatError(`WAL file '${what}' arrived larger than its size allows`);
     parts.push(chunk as Buffer);
   }
-  return Buffer.concat(parts, total);
+  return parts;
 }
 const WAL_HEADER_READ = 64;
 
@@ -270,7 +270,23 @@ export class ArchiveStore {
       if (req.compressType === 'zst' && req.size <= WHOLE_MAX) {
         // A WAL segment is taken whole: decrypted here, decompressed and hashed on a worker (its
         // content is not kept), and stored with one put, complete or missing.
-        const bytes = await readAll(source, packedMax(req.size), req.walName);
+        const parts = await readParts(source, packedMax(req.size), req.walName);
+        // Not encrypted, on a storage with temp files (posix): a worker writes the bytes as they
+        // came (moved to it, not copied) and checks them while their fdatasync runs; the file
+        // takes its name only once the check passed.
+        const file = keys ? undefined : await this.repo.storage.appendable?.(key);
+        if (file) {
+          try {
+            const got = await file.appendZstdChecked(parts, archivePool(), WAL_HEADER_READ).catch((err: unknown) => { throw arrivedDamaged(err, req.walName); });
+            check(got);
+            await file.commit(key, archivePool());
+          } catch (err) {
+            await file.abort().catch(() => undefined);
+            throw err;
+          }
+          return { duplicate: false, warning: '', key };
+        }
+        const bytes = Buffer.concat(parts);
         const packed = keys ? decryptBuffer(keys, bytes, `WAL file '${req.walName}'`) : bytes;
         // Where the storage can (posix), the file is written and fsynced under a temp name while
         // it is checked, and takes its name only once the check passed.
@@ -363,7 +379,7 @@ export class ArchiveStore {
         if (!hash || staged > req.size) throw stageMissing(req.walName, `${staged} bytes are not a staged prefix (${st.raw} staged)`);
         await st.cut(staged);
         const rest = req.size - staged;
-        const tail = await readAll(source, packedMax(rest), req.walName);
+        const tail = Buffer.concat(await readParts(source, packedMax(rest), req.walName));
         let raw: Buffer = Buffer.alloc(0);
         if (rest > 0 || tail.length > 0) {
           try {
