@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
+import { CompressionFilter } from '@grpc/grpc-js/build/src/compression-filter';
 import { FilterPool } from '../io/filter-pool';
 import { CHUNK_HEADROOM, chunkHeadroomMark, chunkMessageInPlace } from './chunk-encode';
 import { PROTO_DIR, protoLoad } from './proto';
@@ -59,6 +60,30 @@ describe('PutFileMessage chunks encoded in place', () => {
     expect(wrapped({ chunk: { data: unmarked } }).buffer).not.toBe(unmarked.buffer);
     // The bytes before an unmarked buffer are left alone.
     expect(Buffer.from(unmarked.buffer, 0, CHUNK_HEADROOM).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('is framed for the wire in the same memory by grpc-js (others are copied into their frames, as grpc-js does)', async () => {
+    const send = async (message: Buffer): Promise<Buffer> => (await new CompressionFilter({}, {}).sendMessage(Promise.resolve({ message }))).message;
+    const frameOf = (message: Buffer): Buffer => Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((b) => (message.length >>> b) & 0xff)]), message]);
+    for (const n of [1, 300, 1024 * 1024]) {
+      const data = withHeadroom(randomBytes(n));
+      chunkHeadroomMark(data);
+      const message = wrapped({ chunk: { data } });
+      const expected = frameOf(Buffer.from(message));
+      const framed = await send(message);
+      expect(framed.equals(expected)).toBe(true);
+      expect(framed.buffer).toBe(data.buffer);
+      expect(framed.byteOffset + framed.length).toBe(data.byteOffset + data.length);
+      // Framed once: the same message again is copied (its header room is used).
+      const again = await send(message);
+      expect(again.equals(expected)).toBe(true);
+      expect(again.buffer).not.toBe(data.buffer);
+    }
+    const header = wrapped({ header: { jobId: 'j', name: 'pg_data/base/1/2', compressType: 'zst' } });
+    const framedHeader = await send(header);
+    expect(framedHeader.equals(frameOf(header))).toBe(true);
+    // A copy: not the header's memory with a frame header before it (small buffers share Buffer's pool).
+    expect(framedHeader.buffer === header.buffer && framedHeader.byteOffset + 5 === header.byteOffset).toBe(false);
   });
 
   it('applies to what a worker reads and compresses (a backup file\'s chunks, a WAL file\'s frames): each output comes marked, and decodes to itself', async () => {

@@ -8,11 +8,19 @@
  * message is a view of the same memory.
  */
 
-/** Free bytes before a worker's output in its own ArrayBuffer (a chunk's header takes at most 12). */
-export const CHUNK_HEADROOM = 16;
+/**
+ * Free bytes before a worker's output in its own ArrayBuffer: a chunk's protobuf header takes at
+ * most 12, and gRPC's frame header 5 more before it (see grpcFrameInPlace).
+ */
+export const CHUNK_HEADROOM = 32;
+
+/** gRPC's header before each message on the wire: a compressed flag and the length (big-endian). */
+const GRPC_FRAME_HEADER = 5;
 
 /** ArrayBuffers known to be owned by one output whose first CHUNK_HEADROOM bytes are free. */
 const headroomed = new WeakSet<ArrayBufferLike>();
+/** Messages chunkMessageInPlace made, with room for gRPC's frame header still free before them. */
+const framable = new WeakSet<Buffer>();
 
 /**
  * Marks `b` (a worker's output: its ArrayBuffer was made for it alone) as having free headroom.
@@ -53,5 +61,22 @@ export function chunkMessageInPlace(data: Uint8Array): Buffer | undefined {
   at = varintPut(all, at, inner);
   all[at++] = 0x0a;
   varintPut(all, at, n);
+  framable.add(all);
   return all;
+}
+
+/**
+ * A message chunkMessageInPlace made, framed for the wire in the same memory: gRPC's 5-byte
+ * header (not compressed, the length) written before it. grpc-js copies each message it sends
+ * into a new buffer behind that header (a fresh MiB per chunk, the agent's last copy of a backup
+ * or WAL file's bytes on its main thread); installed by grpcFramingInPlace, it uses this instead.
+ * Undefined for any other message (grpc-js copies it as usual); each message is framed once.
+ */
+export function grpcFrameInPlace(message: Buffer): Buffer | undefined {
+  if (!framable.has(message) || message.byteOffset < GRPC_FRAME_HEADER) return undefined;
+  framable.delete(message);
+  const framed = Buffer.from(message.buffer, message.byteOffset - GRPC_FRAME_HEADER, message.length + GRPC_FRAME_HEADER);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  return framed;
 }

@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import type { ProtoGrpcType } from '../proto-gen/openrds';
 import type { ArchivePushMessage } from '../proto-gen/openrds/v1/ArchivePushMessage';
 import type { PutFileMessage } from '../proto-gen/openrds/v1/PutFileMessage';
-import { chunkMessageInPlace } from './chunk-encode';
+import { CompressionFilter } from '@grpc/grpc-js/build/src/compression-filter';
+import { chunkMessageInPlace, grpcFrameInPlace } from './chunk-encode';
+import { log } from '../log';
 
 /** Directory of the .proto files: <root>/proto, found from common/dist/rpc or common/src/rpc. */
 export const PROTO_DIR = path.resolve(__dirname, '..', '..', '..', 'proto');
@@ -33,9 +35,38 @@ export function protoLoad(): ProtoGrpcType['openrds']['v1'] {
         return (data instanceof Uint8Array ? chunkMessageInPlace(data) : undefined) ?? encode(msg);
       };
     }
+    grpcFramingInPlace();
     loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
   }
   return loaded.openrds.v1;
+}
+
+type WriteMessage = (message: Buffer, compress: boolean) => Promise<Buffer>;
+
+/**
+ * Has grpc-js frame the messages chunkMessageInPlace made in their own memory (grpcFrameInPlace)
+ * instead of copying each into a new buffer: its uncompressed ("identity") sender's writeMessage,
+ * reached through a CompressionFilter's, is wrapped. grpc-js is pinned; a version whose sender
+ * looks different is left alone (its messages are copied, as before).
+ */
+function grpcFramingInPlace(): void {
+  try {
+    const filter = new CompressionFilter({}, {}) as unknown as { sendCompression: object };
+    const identity = Object.getPrototypeOf(filter.sendCompression) as { writeMessage?: WriteMessage; constructor: { name: string }; openrdsInPlace?: boolean };
+    if (identity.openrdsInPlace) return;
+    const original = identity.writeMessage;
+    if (identity.constructor.name !== 'IdentityHandler' || typeof original !== 'function' || original.length !== 2) {
+      log.detail('grpc-js frames messages its own way: chunks are copied into their frames');
+      return;
+    }
+    identity.writeMessage = function writeMessage(this: unknown, message: Buffer, compress: boolean): Promise<Buffer> {
+      const framed = grpcFrameInPlace(message);
+      return framed ? Promise.resolve(framed) : original.call(this, message, compress);
+    };
+    identity.openrdsInPlace = true;
+  } catch (err) {
+    log.detail(`grpc-js frames messages its own way (${(err as Error).message}): chunks are copied into their frames`);
+  }
 }
 
 /** Largest chunk of file bytes in one message. */

@@ -308,7 +308,10 @@ async function run(mode: Mode): Promise<Result> {
       await drained(50);
       if (perf) { perf.kill('SIGINT'); await new Promise((r) => perf.once('exit', r)); }
       // BENCH_WAL_CPU_BY=1: where the machine's CPU went while the backlog drained, by process name (ms per segment).
-      if (procs) console.log(`${mode} ${table}: CPU ms per segment by process: ${cpuByName(procs, processCpu(), made)}`);
+      if (procs) {
+        const peak = (pid: number | undefined): string => (pid ? /VmHWM:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?' : '-');
+        console.log(`${mode} ${table}: CPU ms per segment by process: ${cpuByName(procs, processCpu(), made)}; peak RSS (kB) agent ${peak(stack.agent?.pid)}, repo-server ${peak(stack.server?.pid)}`);
+      }
       return { segments: made, s: (Date.now() - t) / 1000, cpuMs: Math.round((machineBusyMs() - cpu) / Math.max(1, made)) };
     };
     const { segments: backlog, s: backlogS } = await backlogMake('backlog', 2_000_000, false);
