@@ -136,8 +136,16 @@ wrapper() {
 # daemons kept over 3 rounds of full/incr/restore/delta, twice each: peak in full backups 254-259 MB
 # against 283-307, restores 216-223 against 244-278), for about the same CPU. The repo-server keeps
 # the default: its old generation grew instead (delta restores 230-264 MB against 196-209).
+# The repo-server's old generation may reach 32 MiB before V8 collects it for its size: between
+# large operations its heap is ~15 MiB, and each WAL segment pushed brings ~12 MiB of buffers
+# (the gRPC stream's, then the upload moved to a worker), whose external memory made V8 run a full
+# collection every ~2 segments (10 in a 23-segment cold backlog). With it, 2, and the repo-server
+# spent 55-75 ms of CPU per segment instead of 74-97 (bench/wal cold backlog, stop 34, 5 runs
+# each way, alternated: 7.8-9.3 segments/s against 7.2-9.0; peak RSS 230-249 MB against 235-243).
+# Large operations (backups, restores) grow the heap far past it, where it changes nothing. The
+# agent showed no gain (119-147 ms either way).
 wrapper openrds-agent agent/dist/cli.js --max-semi-space-size=4 10000
-wrapper openrds-repo-server repo-server/dist/server-cli.js '' 1000
+wrapper openrds-repo-server repo-server/dist/server-cli.js --initial-old-space-size=32 1000
 wrapper openrds-admin repo-server/dist/admin-cli.js '' 1000
 echo "$FINGERPRINT" > "$STAGE/.install-fingerprint"
 # World-readable; executables stay executable (X adds x to directories and to files that have one).
