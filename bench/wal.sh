@@ -7,7 +7,10 @@
 # to run: openrds-sync, openrds-async, openrds-async-stream, pgbackrest-async). To look into a run: BENCH_WAL_LOG=debug
 # (the daemons' logs, kept in /tmp/openrds-wal-bench-<mode>-*.log), BENCH_WAL_DEBUG=1 (the replaying copy logs each
 # restore_command and its start-up steps), BENCH_WAL_TRACE=<dir> (each restore_command of the replay under strace),
-# BENCH_WAL_PROF=<dir> (CPU profiles of both daemons and the load's window), BENCH_WAL_NODE_FLAGS (e.g. --trace-gc).
+# BENCH_WAL_PROF=<dir> (CPU profiles of both daemons and the load's window), BENCH_WAL_NODE_FLAGS (e.g. --trace-gc),
+# BENCH_WAL_CPU_BY=1 (the CPU per segment of each process while each backlog drains, and the daemons' peak RSS),
+# BENCH_WAL_PERF=<file> (perf record -a -g of the machine while the cold backlog drains: <file>-<mode>; with
+# BENCH_WAL_NODE_FLAGS=--perf-basic-prof perf names the JavaScript frames).
 # Mode minimal-c is a yardstick, not a tool (bench/minimal-pusher.c, compiled with gcc): on each .ready, the last
 # BENCH_MINIMAL_REST bytes (256 KiB) over TCP to a server that writes, fdatasyncs, renames and fsyncs, then the .ok;
 # no backlog or replay (it stores no WAL). BENCH_MINIMAL_SYNC=n: its server syncs nothing; BENCH_MINIMAL_BESIDE=y:
