@@ -1497,9 +1497,9 @@ export class FilterPool {
    * content's sha256 and size, and its first `head` bytes. Resolves once the fdatasync is over,
    * whatever the check found. A part that owns its memory (a gRPC message's bytes) is moved to
    * the worker, not copied: do not use `parts` afterwards. ZstdDataError when the bytes are
-   * damaged or truncated; FileWriteError when the write or the fdatasync fails.
+   * damaged or truncated; FileWriteError (naming `what`) when the write or the fdatasync fails.
    */
-  async zstdWriteDigest(parts: Buffer[], head: number, fd: number, at: number): Promise<{ sha256: string; size: number; head: Buffer }> {
+  async zstdWriteDigest(parts: Buffer[], head: number, fd: number, at: number, what = 'a WAL file'): Promise<{ sha256: string; size: number; head: Buffer }> {
     const transfer: ArrayBuffer[] = [];
     const moved = parts.map((p) => {
       if (ownsMemory(p) && !transfer.includes(p.buffer as ArrayBuffer)) { transfer.push(p.buffer as ArrayBuffer); return p; }
@@ -1509,7 +1509,7 @@ export class FilterPool {
       transfer.push(own.buffer as ArrayBuffer);
       return own;
     });
-    const m = await this.call({ op: 'unzstdWrite', parts: moved, head, fd, at }, 'a WAL file', true, transfer);
+    const m = await this.call({ op: 'unzstdWrite', parts: moved, head, fd, at }, what, true, transfer);
     return { sha256: m.result!.outSha256, size: m.result!.outSize, head: Buffer.from(m.out?.buffer ?? new ArrayBuffer(0), m.out?.byteOffset, m.out?.byteLength) };
   }
 

@@ -532,10 +532,7 @@ class PosixAppendable implements StorageAppendable {
     const length = parts.reduce((n, p) => n + p.length, 0);
     await this.syncing;
     try {
-      return await pool.zstdWriteDigest(parts, head, this.fh.fd, this.size);
-    } catch (err) {
-      if (!(err instanceof FileWriteError)) throw err;
-      throw new FileWriteError(`unable to write '${this.tmpKey}': ${messageOf(err)}`, { hint: 'check free space and permissions of the repository', cause: err });
+      return await pool.zstdWriteDigest(parts, head, this.fh.fd, this.size, `'${this.tmpKey}'`);
     } finally {
       // Written or not, the bytes are past the old end (a truncate or an abort follows a failure).
       this.size += length;
