@@ -287,4 +287,36 @@ describe('ArchiveStore staged pushes (archive-push-stream) on posix storage', ()
     await other;
     expect(heard).toEqual(['segment', 'aborted', 'other stanza']);
   });
+
+  it('stores a segment pushed whole through a worker that writes and checks it, and leaves nothing of a refused one', async () => {
+    const seg = segment();
+    const packed = zstdCompressBuffer(seg, 1);
+    // As gRPC delivers them: chunks in buffers of their own.
+    const chunks = (bytes: Buffer): Buffer[] => {
+      const out: Buffer[] = [];
+      for (let o = 0; o < bytes.length; o += 1 << 20) {
+        const own = Buffer.allocUnsafeSlow(Math.min(1 << 20, bytes.length - o));
+        bytes.copy(own, 0, o, o + own.length);
+        out.push(own);
+      }
+      return out;
+    };
+    const pushWhole = (bytes: Buffer, sha256 = sha(seg)) =>
+      store.push(info, { stanza: 'main', walName: WAL, size: SEG, sha256, compressType: 'zst' }, Readable.from(chunks(bytes)));
+    // Damaged bytes, another checksum, another cluster: refused, and no file or temp file is left.
+    const damaged = Buffer.from(packed.subarray(0, packed.length - 100));
+    await expect(pushWhole(damaged)).rejects.toBeInstanceOf(ChecksumError);
+    await expect(pushWhole(packed, sha(Buffer.from('other')))).rejects.toBeInstanceOf(ChecksumError);
+    const other = segment('7301234567890123999');
+    await expect(pushWhole(zstdCompressBuffer(other, 1), sha(other))).rejects.toBeInstanceOf(ArchiveMismatchError);
+    expect(fs.existsSync(walDir()) ? fs.readdirSync(walDir()) : []).toEqual([]);
+    const r = await pushWhole(packed);
+    expect(r.duplicate).toBe(false);
+    expect(fs.readFileSync(path.join(dir, r.key)).equals(packed)).toBe(true);
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+    // The same again is a duplicate; different content under the name is refused, nothing overwritten.
+    expect((await pushWhole(packed)).duplicate).toBe(true);
+    await expect(pushWhole(zstdCompressBuffer(segment(), 1), sha(Buffer.from('x')))).rejects.toBeInstanceOf(ArchiveDuplicateError);
+    expect(fs.readdirSync(walDir())).toEqual([path.basename(r.key)]);
+  });
 });
