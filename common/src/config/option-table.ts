@@ -191,7 +191,7 @@ export const optionTable: readonly OptionDef[] = [
   { name: 'compress-level', type: 'integer', default: 3, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level' },
   { name: 'compress-level-network', type: 'integer', default: 1, min: 1, max: 19, commands: ['agent', 'archive-push', 'backup'], section: 'global', description: 'compression level on the wire when compress-type=none' },
   { name: 'checksum-type', type: 'enum', allowed: ['blake3', 'sha256'], default: 'blake3', commands: ['backup'], section: 'global', description: "checksum of every backup file's content, recorded in the manifest and checked by restore, delta restore and verify: blake3 (cryptographic, about 4x the speed of sha256 here) or sha256 (what sha256sum shows); WAL files always carry sha256" },
-  { name: 'process-max', type: 'integer', default: 1, min: 1, max: 999, commands: ['agent', 'backup', 'restore'], section: 'global', description: 'files transferred at once, and the agent worker threads (of one per core) that read, hash, compress and write them' },
+  { name: 'process-max', type: 'integer', default: 1, min: 1, max: 999, commands: ['agent', 'backup', 'restore'], section: 'global', description: 'files transferred at once, and the agent worker threads (of one per core) that read, hash, compress and write them (asynchronous WAL push: this many compressions, twice as many pushes on their way)' },
   { name: 'buffer-size', type: 'size', default: 1024 * 1024, min: 16384, commands: 'all', section: 'global', description: 'buffer size of file transfers' },
 
   // --- timeouts
