@@ -515,6 +515,30 @@ function zstdWhole(ctx, input, size) {
   if (inFrame || rest.length > 0) throw Object.assign(new Error('zstd data ends in the middle of a frame: it is truncated'), { zstdData: true });
   return out.subarray(0, produced);
 }
+/**
+ * Decompresses \`parts\` (zstd bytes, in order) through the decompress session \`s\` a MiB of input
+ * at a time, hashing the content and keeping nothing of it but its first \`headMax\` bytes, which
+ * it returns; ends the session. Throws on damaged, truncated or empty data.
+ */
+function unzstdCheck(s, parts, headMax) {
+  const head = [];
+  let headLength = 0;
+  const see = (part) => {
+    if (headLength < headMax) { head.push(Buffer.from(part.subarray(0, headMax - headLength))); headLength += Math.min(part.length, headMax - headLength); }
+  };
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  if (total === 0) step(s, EMPTY, true, see);
+  let fed = 0;
+  for (const p of parts) {
+    for (let off = 0; off < p.length; off += 1024 * 1024) {
+      const piece = p.subarray(off, off + 1024 * 1024);
+      fed += piece.length;
+      step(s, piece, fed === total, see);
+    }
+  }
+  sessionDone(s);
+  return Buffer.concat(head);
+}
 /** Inbox regions in the order they were filled, each given back once its message is done with it. */
 const inboxHeld = [];
 parentPort.on('message', (m) => {
@@ -581,20 +605,9 @@ function handle(m) {
     }
     if (m.op === 'unzstdDigest') {
       // Checks a whole zstd buffer: sha256 and size of its content and its first bytes; the content stays here.
-      const input = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
       s = sessionOpen('decompress');
-      const head = [];
-      let headLength = 0;
-      const see = (part) => {
-        if (headLength < m.head) { head.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
-      };
-      for (let off = 0; off < input.length || off === 0; off += 1024 * 1024) {
-        const last = off + 1024 * 1024 >= input.length;
-        step(s, input.subarray(off, off + 1024 * 1024), last, see);
-        if (last) break;
-      }
-      sessionDone(s);
-      reply(m, { result: result(s) }, Buffer.concat(head));
+      const head = unzstdCheck(s, [Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)], m.head);
+      reply(m, { result: result(s) }, head);
       return;
     }
     if (m.op === 'unzstdWrite') {
@@ -616,23 +629,7 @@ function handle(m) {
           s = sessionOpen('decompress');
           // The zstd bytes' own checksum is not asked for.
           s.inHash = { update() { return this; }, digest() { return ''; } };
-          const headParts = [];
-          let headLength = 0;
-          const see = (part) => {
-            if (headLength < m.head) { headParts.push(Buffer.from(part.subarray(0, m.head - headLength))); headLength += Math.min(part.length, m.head - headLength); }
-          };
-          const total = parts.reduce((n, p) => n + p.length, 0);
-          if (total === 0) step(s, EMPTY, true, see);
-          let fed = 0;
-          for (const p of parts) {
-            for (let off = 0; off < p.length; off += 1024 * 1024) {
-              const piece = p.subarray(off, off + 1024 * 1024);
-              fed += piece.length;
-              step(s, piece, fed === total, see);
-            }
-          }
-          sessionDone(s);
-          head = Buffer.concat(headParts);
+          head = unzstdCheck(s, parts, m.head);
         } catch (err) { failure = err; }
         // Replied only once the fdatasync is over, whatever the check found: the caller may close
         // the descriptor as soon as it hears.
@@ -1510,7 +1507,7 @@ export class FilterPool {
       return own;
     });
     const m = await this.call({ op: 'unzstdWrite', parts: moved, head, fd, at }, what, true, transfer);
-    return { sha256: m.result!.outSha256, size: m.result!.outSize, head: Buffer.from(m.out?.buffer ?? new ArrayBuffer(0), m.out?.byteOffset, m.out?.byteLength) };
+    return { sha256: m.result!.outSha256, size: m.result!.outSize, head: m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : Buffer.alloc(0) };
   }
 
   /** The least busy of this pool's first `size` workers, or a new one while there are fewer. */

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { PG_TOOLS } from '../harness/pg-versions';
 import { osUser, runCommand } from '../harness/processes';
 import { Stack } from '../stack';
+import { cpuOf, rssPeakMb } from './proc';
 import { benchmarksSectionWrite, targetLine } from './summary';
 
 const env = (k: string, d: string): string => process.env[k] ?? d;
@@ -25,19 +26,8 @@ interface Sample {
 
 const pg = osUser('postgres');
 
-/** utime + stime of a process (seconds). */
-function cpuOf(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Resets the peak RSS of a process (root: /proc/PID/clear_refs), so VmHWM covers one operation. */
 function rssReset(pid: number): void { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); }
-function rssPeakMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : 0;
-}
 
 function duBytes(p: string): number {
   if (!fs.existsSync(p)) return 0;

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { PgCluster } from '../harness/cluster';
 import { freePort, osUser, runCommand } from '../harness/processes';
 import { Stack, installedBin } from '../stack';
+import { rssPeakMb, statTicks } from './proc';
 import { benchmarksSectionWrite, targetLine } from './summary';
 
 const SCALE = Number(process.env.BENCH_WAL_SCALE ?? '30');
@@ -43,15 +44,13 @@ function processCpu(): Map<number, { name: string; ms: number; sysMs: number }> 
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let stat: string;
     try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
-    const close = stat.lastIndexOf(')');
-    // After the name: state, ppid, ... utime (14th field of the line), stime, cutime, cstime.
-    const f = stat.slice(close + 2).split(' ').map(Number);
-    let name = stat.slice(stat.indexOf('(') + 1, close);
+    const t = statTicks(stat);
+    let name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     // Node's daemons by their script (the agent's, the repo-server's, this bench's).
     if (name === 'node') {
       try { name = path.basename(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1).find((a) => !a.startsWith('-')) ?? name); } catch { /* exited */ }
     }
-    out.set(Number(pid), { name, ms: (f[11]! + f[12]! + f[13]! + f[14]!) * 10, sysMs: (f[12]! + f[14]!) * 10 });
+    out.set(Number(pid), { name, ms: (t.utime + t.stime + t.cutime + t.cstime) * 10, sysMs: (t.stime + t.cstime) * 10 });
   }
   return out;
 }
@@ -309,8 +308,8 @@ async function run(mode: Mode): Promise<Result> {
       if (perf) { perf.kill('SIGINT'); await new Promise((r) => perf.once('exit', r)); }
       // BENCH_WAL_CPU_BY=1: where the machine's CPU went while the backlog drained, by process name (ms per segment).
       if (procs) {
-        const peak = (pid: number | undefined): string => (pid ? /VmHWM:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?' : '-');
-        console.log(`${mode} ${table}: CPU ms per segment by process: ${cpuByName(procs, processCpu(), made)}; peak RSS (kB) agent ${peak(stack.agent?.pid)}, repo-server ${peak(stack.server?.pid)}`);
+        const peak = (pid: number | undefined): string => (pid ? String(rssPeakMb(pid)) : '-');
+        console.log(`${mode} ${table}: CPU ms per segment by process: ${cpuByName(procs, processCpu(), made)}; peak RSS (MB) agent ${peak(stack.agent?.pid)}, repo-server ${peak(stack.server?.pid)}`);
       }
       return { segments: made, s: (Date.now() - t) / 1000, cpuMs: Math.round((machineBusyMs() - cpu) / Math.max(1, made)) };
     };
