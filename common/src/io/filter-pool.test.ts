@@ -125,12 +125,36 @@ describe('FilterPool (worker threads)', () => {
       fs.writeFileSync(path.join(dir, 'empty'), '');
       const r = await pool.compressFile(path.join(dir, 'seg'), 3, 64 * 1024 * 1024);
       expect([r!.sha256, r!.size]).toEqual([sha(content), content.length]);
-      // A frame per MiB of content, each in memory of its own after the headroom a message header takes.
+      // A frame per MiB of content, each compressed straight into a slot of the frame slab shared
+      // with the workers, after the headroom a message header takes (free: the slot's start).
       expect(r!.frames.length).toBe(Math.ceil(content.length / (1024 * 1024)));
-      for (const f of r!.frames) expect([f.byteOffset, f.buffer.byteLength]).toEqual([CHUNK_HEADROOM, CHUNK_HEADROOM + f.length]);
+      const slab = r!.frames[0]!.buffer;
+      expect(slab).toBeInstanceOf(SharedArrayBuffer);
+      for (const f of r!.frames) expect([f.buffer, f.byteOffset % 4096]).toEqual([slab, CHUNK_HEADROOM]);
       const out = Buffer.concat(r!.frames);
       expect(zstdDecompressBuffer(out, content.length).equals(content)).toBe(true);
       expect(out.equals((await pool.compressWhole(Buffer.from(content), 3)).out)).toBe(true);
+      // Slots not given back are not lent again; given back (twice: once counts), the next
+      // file's frames go into the same slots. The bytes are the same each time.
+      const slots = (frames: Buffer[]): number[] => frames.map((f) => f.byteOffset).sort((x, y) => x - y);
+      const other = await pool.compressFile(path.join(dir, 'seg'), 3, 64 * 1024 * 1024);
+      expect(slots(other!.frames).some((at) => slots(r!.frames).includes(at))).toBe(false);
+      expect(Buffer.concat(other!.frames).equals(out)).toBe(true);
+      pool.framesRecycle(r!.frames);
+      pool.framesRecycle(r!.frames);
+      pool.framesRecycle(other!.frames);
+      const again = await pool.compressFile(path.join(dir, 'seg'), 3, 64 * 1024 * 1024);
+      expect(slots(again!.frames)).toEqual(slots(other!.frames));
+      expect(Buffer.concat(again!.frames).equals(out)).toBe(true);
+      pool.framesRecycle(again!.frames);
+      // A file of more frames than a file is lent slots (16): the rest in memory of their own.
+      const big = Buffer.concat([content, content, content]);
+      fs.writeFileSync(path.join(dir, 'big'), big);
+      const many = await pool.compressFile(path.join(dir, 'big'), 3, 64 * 1024 * 1024);
+      expect(many!.frames.map((f) => f.buffer instanceof SharedArrayBuffer)).toEqual(many!.frames.map((_, i) => i < 16));
+      for (const f of many!.frames.slice(16)) expect([f.byteOffset, f.buffer.byteLength]).toEqual([CHUNK_HEADROOM, CHUNK_HEADROOM + f.length]);
+      expect(zstdDecompressBuffer(Buffer.concat(many!.frames), big.length).equals(big)).toBe(true);
+      pool.framesRecycle(many!.frames);
       const empty = await pool.compressFile(path.join(dir, 'empty'), 3, 1024);
       expect(empty!.size).toBe(0);
       expect(zstdDecompressBuffer(Buffer.concat(empty!.frames), 0).length).toBe(0);

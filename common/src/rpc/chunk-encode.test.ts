@@ -25,6 +25,8 @@ function withHeadroom(data: Buffer): Buffer {
 }
 
 describe('PutFileMessage chunks encoded in place', () => {
+  const send = async (message: Buffer): Promise<Buffer> => (await new CompressionFilter({}, {}).sendMessage(Promise.resolve({ message }))).message;
+  const frameOf = (message: Buffer): Buffer => Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((b) => (message.length >>> b) & 0xff)]), message]);
   it.each([1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, 1024 * 1024, 2 * 1024 * 1024 + 5])(
     'gives the bytes protobufjs gives, in the chunk\'s own memory (%i bytes)', (n) => {
       const data = withHeadroom(randomBytes(n));
@@ -63,8 +65,6 @@ describe('PutFileMessage chunks encoded in place', () => {
   });
 
   it('is framed for the wire in the same memory by grpc-js (others are copied into their frames, as grpc-js does)', async () => {
-    const send = async (message: Buffer): Promise<Buffer> => (await new CompressionFilter({}, {}).sendMessage(Promise.resolve({ message }))).message;
-    const frameOf = (message: Buffer): Buffer => Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((b) => (message.length >>> b) & 0xff)]), message]);
     for (const n of [1, 300, 1024 * 1024]) {
       const data = withHeadroom(randomBytes(n));
       chunkHeadroomMark(data);
@@ -111,11 +111,19 @@ describe('PutFileMessage chunks encoded in place', () => {
       const whole = (await pool.compressFile(file, 3, 4 * 1024 * 1024))!;
       expect(whole.frames.length).toBe(3);
       for (const frame of whole.frames) {
-        const got = pushWrapped({ chunk: { data: frame } });
+        // In a slot of the shared frame slab: encoded, then framed by grpc-js, in place, whichever
+        // view of its bytes reaches the encoder (a stream may hand on another).
+        expect(frame.buffer).toBeInstanceOf(SharedArrayBuffer);
+        const got = pushWrapped({ chunk: { data: Buffer.from(frame.buffer, frame.byteOffset, frame.length) } });
         expect(got.buffer).toBe(frame.buffer);
         expect(got.equals(push.requestSerialize({ chunk: { data: frame } }))).toBe(true);
         expect((push.requestDeserialize(got) as { chunk: { data: Buffer } }).chunk.data.equals(frame)).toBe(true);
+        const expected = frameOf(Buffer.from(got));
+        const framed = await send(got);
+        expect(framed.equals(expected)).toBe(true);
+        expect([framed.buffer, framed.byteOffset + framed.length]).toEqual([frame.buffer, frame.byteOffset + frame.length]);
       }
+      pool.framesRecycle(whole.frames);
     } finally {
       await pool.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -89,26 +89,31 @@ export async function archivePushFile(client: AgentGatewayClient, opts: ArchiveP
     throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? missing() : err;
   }
   const t1 = Date.now();
-  const cipher = await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); });
   let t2 = 0;
-  const result = await archivePushSend(client, opts, { walName, size: digest.size, sha256: digest.sha256, staged: 0 }, async (sink) => {
-    if (whole) {
-      // Encrypted repository: sealed here, so only ciphertext leaves the database host.
-      // Plain, each frame is a message, encoded in place (see chunk-encode.ts).
-      await pipeline(Readable.from(cipher ? chunksOf(encryptBuffer(cipher, Buffer.concat(whole))) : whole), sink);
-    } else {
-      const filters = [
-        ...(opts.pool && opts.compressType === 'zst'
-          ? [opts.pool.transform('compress', opts.compressLevel)]
-          : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream)),
-        ...encryptFilters(cipher).map((f) => f.stream),
-      ];
-      await pipeline([fs.createReadStream(opts.walPath), ...filters, sink]);
-    }
-    t2 = Date.now();
-  });
-  log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
-  return result;
+  try {
+    const cipher = await archiveKeyGet(client, opts.stanza, opts.timeoutMs).catch((err: unknown) => { throw errorFromGrpc(err); });
+    const result = await archivePushSend(client, opts, { walName, size: digest.size, sha256: digest.sha256, staged: 0 }, async (sink) => {
+      if (whole) {
+        // Encrypted repository: sealed here, so only ciphertext leaves the database host.
+        // Plain, each frame is a message, encoded in place (see chunk-encode.ts).
+        await pipeline(Readable.from(cipher ? chunksOf(encryptBuffer(cipher, Buffer.concat(whole))) : whole), sink);
+      } else {
+        const filters = [
+          ...(opts.pool && opts.compressType === 'zst'
+            ? [opts.pool.transform('compress', opts.compressLevel)]
+            : compressFilters(opts.compressType, opts.compressLevel).map((f) => f.stream)),
+          ...encryptFilters(cipher).map((f) => f.stream),
+        ];
+        await pipeline([fs.createReadStream(opts.walPath), ...filters, sink]);
+      }
+      t2 = Date.now();
+    });
+    log.detail(`archive-push '${walName}': ${Date.now() - t0} ms (read+sha256(+compress) ${t1 - t0} ms, (compress+)send ${t2 - t1} ms, repo-server store ${Date.now() - t2} ms)`);
+    return result;
+  } finally {
+    // The frames' memory serves the next push's once this one has returned (see framesRecycle).
+    if (whole) opts.pool!.framesRecycle(whole);
+  }
 }
 
 function chunksOf(bytes: Buffer): Buffer[] {
