@@ -135,9 +135,9 @@ const SLOT = ${FRAME_SLOT};
 if (SLOT < HEADROOM + z.compressBound(FRAME)) throw new Error('FRAME_SLOT is below the zstd bound of a frame');
 /**
  * Compresses a block (at most FRAME bytes) into one frame, which goes to parts: for wholeFile
- * straight into the last slot of the frame slab it was lent (the one freed last: its pages are
- * the likeliest in memory; a { slot, n } goes to parts), else
- * through FRAME_OUT into fresh memory of the frame's size.
+ * straight into the last slot of the frame slab it was lent (the one freed last, whose pages are
+ * the likeliest in memory; a { slot, n } goes to parts), else through FRAME_OUT into fresh
+ * memory of the frame's size.
  */
 function frameEmit(s, block, parts) {
   if (s.slots && s.slots.length > 0) {
@@ -652,9 +652,9 @@ function handle(m) {
         }
       } finally { fs.closeSync(fd); }
       sessionDone(s);
-      // The frames as they are, each moved in its own memory with its headroom (no join into one
-      // buffer: the main thread sends each as a message, encoded in place).
-      // Frames in the slab go as their slot and length (the slab is shared), others moved.
+      // The frames as they are, not joined into one buffer (the main thread sends each as a
+      // message, encoded in place): those in the slab as their slot and length (it is shared),
+      // others moved in their own memory with its headroom.
       parentPort.postMessage({ id: m.id, seq: m.seq, result: { inSha256: s.inHash.digest(), inSize: s.inSize, outSha256: '', outSize: s.outSize }, frames: parts },
         parts.filter((p) => p.buffer).map((p) => p.buffer));
       return;
