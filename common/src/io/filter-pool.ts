@@ -1533,7 +1533,7 @@ export class FilterPool {
         }
         const b = Buffer.from(frameSlab!, f.slot * FRAME_SLOT + CHUNK_HEADROOM, f.n);
         // Its slot's first bytes, before it, are free.
-        chunkHeadroomMark(b, true);
+        chunkHeadroomMark(b);
         slotOf.set(b, f.slot);
         used.add(f.slot);
         return b;

@@ -17,33 +17,26 @@ export const CHUNK_HEADROOM = 32;
 /** gRPC's header before each message on the wire: a compressed flag and the length (big-endian). */
 const GRPC_FRAME_HEADER = 5;
 
-/** ArrayBuffers known to be owned by one output whose first CHUNK_HEADROOM bytes are free. */
-const headroomed = new WeakSet<ArrayBufferLike>();
 /**
- * Offsets into ArrayBuffers shared by several outputs (a slab of slots) at which an output
- * starts with CHUNK_HEADROOM free bytes before it. By offset, not by view: the chunk that reaches
- * the encoder may be another view of the same bytes.
+ * Where an output starts with CHUNK_HEADROOM free bytes before it: offsets into each ArrayBuffer
+ * (a worker's output in memory of its own, at CHUNK_HEADROOM; or the start of a slot of a slab
+ * shared by several, see filter-pool.ts). By offset, not by view: the chunk that reaches the
+ * encoder may be another view of the same bytes.
  */
 const headroomedAt = new WeakMap<ArrayBufferLike, Set<number>>();
 /** Messages chunkMessageInPlace made, with room for gRPC's frame header still free before them. */
 const framable = new WeakSet<Buffer>();
 
 /**
- * Marks `b` (a worker's output: its ArrayBuffer was made for it alone) as having free headroom.
- * Only buffers whose memory nothing else uses may be marked: Buffer's shared pool hands out
- * slices at any offset.
+ * Marks the CHUNK_HEADROOM bytes before `b` as free, for `b` and any later output that starts at
+ * the same offset of its ArrayBuffer. Only a worker's outputs placed so may be marked: Buffer's
+ * shared pool hands out slices at any offset, with other bytes before them.
  */
-export function chunkHeadroomMark(b: Uint8Array, view = false): void {
-  // `view`: the CHUNK_HEADROOM bytes before this offset of its ArrayBuffer are free whatever
-  // output starts there (the start of a slot of a slab, see filter-pool.ts), not only before this one.
-  if (view) {
-    if (b.byteOffset < CHUNK_HEADROOM) return;
-    let at = headroomedAt.get(b.buffer);
-    if (!at) headroomedAt.set(b.buffer, at = new Set());
-    at.add(b.byteOffset);
-  } else if (b.byteOffset === CHUNK_HEADROOM) {
-    headroomed.add(b.buffer);
-  }
+export function chunkHeadroomMark(b: Uint8Array): void {
+  if (b.byteOffset < CHUNK_HEADROOM) return;
+  let at = headroomedAt.get(b.buffer);
+  if (!at) headroomedAt.set(b.buffer, at = new Set());
+  at.add(b.byteOffset);
 }
 
 function varintLength(n: number): number {
@@ -67,7 +60,7 @@ function varintPut(b: Uint8Array, at: number, n: number): number {
  */
 export function chunkMessageInPlace(data: Uint8Array): Buffer | undefined {
   const n = data.length;
-  if (n === 0 || !((data.byteOffset === CHUNK_HEADROOM && headroomed.has(data.buffer)) || headroomedAt.get(data.buffer)?.has(data.byteOffset))) return undefined;
+  if (n === 0 || !headroomedAt.get(data.buffer)?.has(data.byteOffset)) return undefined;
   const inner = 1 + varintLength(n) + n;
   const head = 1 + varintLength(inner) + 1 + varintLength(n);
   const all = Buffer.from(data.buffer, data.byteOffset - head, head + n);
